@@ -1,0 +1,62 @@
+# routectl — every install step lives here, so a fresh machine needs only `make demo` / `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PKGS := routectl providers ipam
+# Test binaries (helm, kube-apiserver, etcd) are built from Go modules into a versioned cache outside
+# the repo and reused when present.
+CACHE_DIR ?= $(HOME)/.cache/routectl
+export ROUTECTL_BIN_CACHE := $(CACHE_DIR)
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: demo test lint bench venv unit providers chart e2e helm-bin e2e-bins image clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,demo,bench]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/routectl demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(PKGS) tests bench
+	$(VENV)/bin/ruff format --check $(PKGS) tests bench
+	$(VENV)/bin/mypy --strict $(PKGS)
+
+unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+providers: $(STAMP)
+	$(PYTEST) tests/providers
+
+helm-bin:
+	scripts/build-helm.sh "$(CACHE_DIR)"
+
+e2e-bins:
+	scripts/build-e2e-bins.sh "$(CACHE_DIR)"
+
+chart: $(STAMP)
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory helm-bin; fi
+	$(PYTEST) tests/chart
+
+e2e: $(STAMP)
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory e2e-bins helm-bin; fi
+	$(PYTEST) tests/e2e
+
+test: lint unit providers chart e2e
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+image:
+	@command -v docker >/dev/null || { echo "make image: no container engine (docker) on this machine"; exit 1; }
+	docker build -t routectl:$$($(PY) -c 'import routectl; print(routectl.__version__)') .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,131 @@
+"""Values and the RouteProvider protocol shared by every cloud adapter.
+
+The engine speaks only these types; an adapter translates them to and from its SDK at its own boundary,
+so nothing above `providers/` ever sees a cloud-specific value or exception.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a route sends traffic: one cloud instance (the node's VM)."""
+
+    instance: str
+    """The cloud's id for the instance: AWS `i-…`, GCP instance name, Alibaba `i-…`."""
+    zone: str = ""
+    project: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.project, self.zone, self.instance) if p)
+
+
+class RouteState(enum.Enum):
+    ACTIVE = "active"
+    PENDING = "pending"
+    """Accepted by the cloud but not yet in effect (Alibaba `Creating`, GCP operation running)."""
+    DELETING = "deleting"
+    BLACKHOLE = "blackhole"
+    """The target is gone (terminated instance); the route drops traffic."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route: as listed from the cloud, or as desired for a node.
+
+    `owned` is the adapter's verdict on the cloud-side marks (name, description, target kind); the planner
+    additionally requires the destination to lie inside a cluster CIDR before it touches a route.
+    """
+
+    destination: Network
+    target: Target | None
+    """None for a blackhole or a next hop that is not an instance (gateway, peering, NAT …)."""
+    owned: bool = False
+    state: RouteState = RouteState.ACTIVE
+    node: str = ""
+    """Node name: set on desired routes; on listed routes when the cloud-side marks name it."""
+    node_uid: str = ""
+    cloud_id: str = ""
+    """The cloud's handle for the route (GCP route name, Alibaba RouteEntryId); empty when none."""
+    next_hop: str = ""
+    """Human-readable next hop as the cloud reports it (for conflicts and `plan` output)."""
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    ALREADY_DONE = "already_done"
+    RETRY = "retry"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    CONFLICT = "conflict"
+    FATAL = "fatal"
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (Outcome.OK, Outcome.ALREADY_DONE)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    route: Route
+    outcome: Outcome
+    message: str = ""
+    retry_after: float | None = None
+    """Seconds the cloud asked us to wait (AWS/GCP never say; Alibaba's x-acs-retry-after does)."""
+    target_gone: bool = False
+    """The route's target instance no longer exists: a node problem, not worth retrying."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the cloud allows; the executor seeds its token buckets and batching from these."""
+
+    write_rate: float
+    write_burst: int
+    read_rate: float
+    read_burst: int
+    max_batch: int = 1
+    """Routes per write call (1 = no batch API)."""
+    routes_per_table: int | None = None
+    """Route quota per managed table, when known."""
+    writers_per_table: int | None = None
+    """Concurrent writers a table tolerates (Alibaba: 1 per VPC); None = no limit beyond the bucket."""
+
+
+@runtime_checkable
+class RouteProvider(Protocol):
+    """The port every cloud adapter implements (DESIGN.md §4.3)."""
+
+    name: str
+
+    @property
+    def limits(self) -> Limits: ...
+
+    def tables(self) -> Sequence[str]:
+        """The managed route tables; raises ConfigurationError when there are none."""
+        ...
+
+    def list_routes(self, table: str) -> list[Route]: ...
+
+    def create_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]: ...
+
+    def replace_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]: ...
+
+    def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]: ...
+
+    def target_for(self, provider_id: str) -> Target:
+        """Parse `node.spec.providerID`; raises InvalidProviderID naming the value."""
+        ...
+
+    def prepare_target(self, target: Target) -> None:
+        """Per-instance setup before routing to it; raises ProviderError with the cause."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,30 @@
+"""Event reasons and condition values of DESIGN.md §4.5: the one place their spellings live."""
+
+from __future__ import annotations
+
+import enum
+
+CONDITION_TYPE = "NetworkUnavailable"
+
+
+class Reason(enum.StrEnum):
+    CIDR_ASSIGNED = "CIDRAssigned"
+    CIDR_NOT_AVAILABLE = "CIDRNotAvailable"
+    CIDR_ASSIGNMENT_FAILED = "CIDRAssignmentFailed"
+    FAILED_TO_CREATE_ROUTE = "FailedToCreateRoute"
+    FAILED_TO_DELETE_ROUTE = "FailedToDeleteRoute"
+    ROUTE_CONFLICT = "RouteConflict"
+    ROUTE_QUOTA_EXCEEDED = "RouteQuotaExceeded"
+
+
+class EventKind(enum.StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class ConditionReason(enum.StrEnum):
+    ROUTE_CREATED = "RouteCreated"
+    NO_ROUTE_CREATED = "NoRouteCreated"
+
+
+ROUTE_CREATED_MESSAGE = "RouteController created a route"
