@@ -9,7 +9,7 @@ PKGS := routectl providers ipam
 # the repo and reused when present.
 CACHE_DIR ?= $(HOME)/.cache/routectl
 export ROUTECTL_BIN_CACHE := $(CACHE_DIR)
-PYTEST := $(PY) -m pytest -p no:cacheprovider
+TIER := scripts/run-tier.sh
 
 .PHONY: demo test lint bench venv unit providers chart e2e helm-bin e2e-bins image clean
 
@@ -30,10 +30,10 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict $(PKGS)
 
 unit: $(STAMP)
-	$(PYTEST) tests/unit
+	$(TIER) unit tests/unit
 
 providers: $(STAMP)
-	$(PYTEST) tests/providers
+	$(TIER) providers tests/providers
 
 helm-bin:
 	scripts/build-helm.sh "$(CACHE_DIR)"
@@ -43,11 +43,11 @@ e2e-bins:
 
 chart: $(STAMP)
 	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory helm-bin; fi
-	$(PYTEST) tests/chart
+	$(TIER) chart tests/chart
 
 e2e: $(STAMP)
 	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory e2e-bins helm-bin; fi
-	$(PYTEST) tests/e2e
+	$(TIER) e2e tests/e2e
 
 test: lint unit providers chart e2e
 

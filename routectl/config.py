@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -88,8 +88,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("kubeconfig", str, "", "kubeconfig path; empty: in-cluster, then ~/.kube/config"),
     _Setting("cluster-name", str, "", "name of this cluster; marks the routes it owns (required)"),
     _Setting("cluster-cidr", str, (), "cluster CIDRs, IPv4 and/or IPv6 (required)", many=True),
-    _Setting("node-cidr-mask-size-ipv4", int, 24, "prefix length of each node's IPv4 podCIDR"),
-    _Setting("node-cidr-mask-size-ipv6", int, 64, "prefix length of each node's IPv6 podCIDR"),
+    _Setting("node-cidr-mask-size-ipv4", int, None, "prefix length of each node's IPv4 podCIDR (24)"),
+    _Setting("node-cidr-mask-size-ipv6", int, None, "prefix length of each node's IPv6 podCIDR (64)"),
     _Setting("reserved-cidr", str, (), "ranges never handed out (service CIDR …)", many=True),
     _Setting("allocate-node-cidrs", parse_bool, True, "assign podCIDRs to nodes"),
     _Setting("configure-cloud-routes", parse_bool, True, "program one VPC route per node podCIDR"),
@@ -140,9 +140,13 @@ class Config:
     command: str
     cluster_name: str
     cluster_cidrs: tuple[Network, ...]
-    node_mask_v4: int
-    node_mask_v6: int
+    node_mask_v4: int | None
+    """None: the default (/24); only an explicit mask requires a cluster CIDR of its family."""
+    node_mask_v6: int | None
+    """None: the default (/64)."""
     reserved_cidrs: tuple[Network, ...]
+    warnings: tuple[str, ...]
+    """Valid but suspicious settings (a reserved range outside every cluster CIDR), logged at start."""
     allocate_node_cidrs: bool
     configure_cloud_routes: bool
     provider: str
@@ -161,16 +165,12 @@ class Config:
 
     def pool(self) -> ipam.CIDRPool:
         """A fresh pool for these cluster CIDRs; validated already, so it cannot raise."""
-        return _pool(self.cluster_cidrs, self.node_mask_v4, self.node_mask_v6, self.reserved_cidrs)
-
-
-def _pool(cidrs: Sequence[Network], mask_v4: int, mask_v6: int, reserved: Sequence[Network]) -> ipam.CIDRPool:
-    return ipam.CIDRPool(
-        [str(c) for c in cidrs],
-        node_mask_v4=mask_v4,
-        node_mask_v6=mask_v6,
-        reserved=[str(r) for r in reserved],
-    )
+        return ipam.CIDRPool(
+            self.cluster_cidrs,
+            node_mask_v4=self.node_mask_v4,
+            node_mask_v6=self.node_mask_v6,
+            reserved=self.reserved_cidrs,
+        )
 
 
 def settings(command: str) -> tuple[_Setting, ...]:
@@ -228,7 +228,7 @@ def load(argv: Sequence[str], env: Mapping[str, str], command: str = "run") -> C
     return from_namespace(args, env, command)
 
 
-def _raise_config_error(message: str) -> None:
+def _raise_config_error(message: str) -> NoReturn:
     raise ConfigError(message)
 
 
@@ -289,9 +289,14 @@ def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config
     cidrs = tuple(_network(c, "cluster-cidr") for c in v["cluster_cidr"])
     reserved = tuple(_network(c, "reserved-cidr") for c in v["reserved_cidr"])
     try:
-        _pool(cidrs, v["node_cidr_mask_size_ipv4"], v["node_cidr_mask_size_ipv6"], reserved)
+        pool = ipam.validate(
+            cidrs,
+            node_mask_v4=v["node_cidr_mask_size_ipv4"],
+            node_mask_v6=v["node_cidr_mask_size_ipv6"],
+            reserved=reserved,
+        )
     except ipam.IPAMError as err:
-        raise ConfigError(f"--cluster-cidr/--node-cidr-mask-size: {err}") from None
+        raise ConfigError(f"--cluster-cidr/--node-cidr-mask-size/--reserved-cidr: {err}") from None
     _positive(
         v,
         "route-table-quota",
@@ -317,6 +322,7 @@ def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config
         node_mask_v4=v["node_cidr_mask_size_ipv4"],
         node_mask_v6=v["node_cidr_mask_size_ipv6"],
         reserved_cidrs=reserved,
+        warnings=pool.warnings,
         allocate_node_cidrs=v["allocate_node_cidrs"],
         configure_cloud_routes=v["configure_cloud_routes"],
         provider=v["provider"],

@@ -1,0 +1,44 @@
+"""Parsing at the edge: turn user values into ``ipaddress`` networks once, with messages that name them.
+
+Everything past this module works on ``IPv4Network``/``IPv6Network`` values and plain block indices.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from ipaddress import IPv4Network, IPv6Network
+from typing import TypeAlias
+
+from ipam.errors import InvalidCIDR
+
+Network: TypeAlias = IPv4Network | IPv6Network
+CIDRLike: TypeAlias = str | IPv4Network | IPv6Network
+
+
+def family(version: int) -> str:
+    """``IPv4`` or ``IPv6``, for messages."""
+    return f"IPv{version}"
+
+
+def parse_cidr(value: CIDRLike, role: str = "CIDR") -> Network:
+    """Parse ``value`` as a network; ``role`` (e.g. "cluster CIDR") names it in the error message.
+
+    Host bits are an error, not silently cleared: ``10.0.0.1/16`` usually means a typo.
+    """
+    if isinstance(value, IPv4Network | IPv6Network):
+        return value
+    text = str(value).strip()
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as strict_error:
+        try:
+            lenient = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise InvalidCIDR(
+                f"{role} {value!r} is not a valid CIDR: {strict_error} "
+                "(expected an address/prefix such as 10.0.0.0/16 or fd00::/48)"
+            ) from None
+        raise InvalidCIDR(
+            f"{role} {value!r} has host bits set: a CIDR must be its network address "
+            f"(did you mean {lenient}?)"
+        ) from None

@@ -1,0 +1,391 @@
+"""AWS adapter: VPC route tables through boto3's EC2 client.
+
+AWS routes carry no tags, so ownership is structural (DESIGN.md §4.4): in a managed table, created by
+`CreateRoute`, pointing at an instance or ENI or a blackhole. The planner adds the cluster-CIDR rule.
+botocore's own retries are off: the executor owns pacing and retries, and two retry layers would
+multiply each other's attempts against the account's shared throttling bucket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from providers.config import ProviderConfig
+from providers.errors import (
+    ConfigurationError,
+    Fatal,
+    InvalidProviderID,
+    NotFound,
+    ProviderError,
+    Throttled,
+    Transient,
+)
+from providers.model import Limits, Network, Outcome, Route, RouteResult, RouteState, Target
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.client import EC2Client
+    from mypy_boto3_ec2.type_defs import RouteTypeDef
+
+# AWS EC2 API request throttling: mutating actions bucket 50 refill 5/s; non-mutating bucket 100 refill 20/s.
+DEFAULT_LIMITS = Limits(write_rate=5.0, write_burst=50, read_rate=20.0, read_burst=100)
+DEFAULT_ROUTES_PER_TABLE = 50
+ROUTES_PER_TABLE_QUOTA_CODE = "L-93826ACB"
+
+CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
+LEGACY_CLUSTER_TAG = "KubernetesCluster"
+
+_PROVIDER_ID = re.compile(r"aws:///(?:(?P<zone>[a-z0-9-]+)/)?(?P<instance>i-[0-9a-f]+)")
+_THROTTLE_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+_TRANSIENT_CODES = frozenset(
+    {"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "ServerInternal"}
+)
+_DESCRIBE_INSTANCES_CHUNK = 200
+_LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+# Every EC2 / Service Quotas action this adapter can call; docs/aws.md's policy is tested against it.
+ACTIONS = (
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceAttribute",
+    "ec2:CreateRoute",
+    "ec2:ReplaceRoute",
+    "ec2:DeleteRoute",
+    "ec2:ModifyInstanceAttribute",
+    "servicequotas:GetServiceQuota",
+)
+
+CallObserver = Callable[[str, str, float], None]
+
+
+def build(config: ProviderConfig) -> AwsProvider:
+    if not config.region:
+        raise ConfigurationError("aws: a region is required (--region)")
+    session = boto3.session.Session(region_name=config.region)
+    boto_config = BotoConfig(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=20,
+        max_pool_connections=50,
+    )
+    endpoint = config.endpoint or None
+    ec2 = session.client("ec2", endpoint_url=endpoint, config=boto_config)
+    quotas = session.client("service-quotas", endpoint_url=endpoint, config=boto_config)
+    return AwsProvider(config, ec2, quotas)
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _status(err: ClientError) -> int:
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _is_retryable(err: ClientError) -> bool:
+    return _code(err) in _THROTTLE_CODES or _code(err) in _TRANSIENT_CODES or _status(err) >= 500
+
+
+def _translate(err: Exception, what: str) -> ProviderError:
+    """Whole-call failures (reads, discovery, setup) as typed provider errors."""
+    if isinstance(err, BotoCoreError):
+        return Transient(f"{what}: {err}")
+    assert isinstance(err, ClientError)
+    code, message = _code(err), err.response.get("Error", {}).get("Message", "")
+    if code in _THROTTLE_CODES:
+        return Throttled(f"{what}: {code}")
+    if _is_retryable(err):
+        return Transient(f"{what}: {code or _status(err)} {message}")
+    if code.endswith(".NotFound"):
+        return NotFound(f"{what}: {code}: {message}")
+    return Fatal(f"{what}: {code}: {message}")
+
+
+def _destination(route: RouteTypeDef) -> str | None:
+    return route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock")
+
+
+class _Destination(TypedDict, total=False):
+    DestinationCidrBlock: str
+    DestinationIpv6CidrBlock: str
+
+
+def _dest_args(destination: Network) -> _Destination:
+    if destination.version == 4:
+        return {"DestinationCidrBlock": str(destination)}
+    return {"DestinationIpv6CidrBlock": str(destination)}
+
+
+class AwsProvider:
+    """One account/region; several route tables, every node route in every table."""
+
+    name = "aws"
+
+    def __init__(self, config: ProviderConfig, ec2: EC2Client, quotas: Any) -> None:
+        self._config = config
+        self._ec2 = ec2
+        self._quotas = quotas
+        self._tables: tuple[str, ...] | None = None
+        self._lock = threading.Lock()
+        self._limits = Limits(
+            write_rate=config.write_rate or DEFAULT_LIMITS.write_rate,
+            write_burst=config.write_burst or DEFAULT_LIMITS.write_burst,
+            read_rate=config.read_rate or DEFAULT_LIMITS.read_rate,
+            read_burst=config.read_burst or DEFAULT_LIMITS.read_burst,
+            routes_per_table=config.route_table_quota or self._quota_from_service_quotas(),
+        )
+
+    def observe(self, observer: CallObserver) -> None:
+        """Report every API call (name, HTTP status or error code, seconds) to `observer`."""
+        started: dict[int, float] = {}
+
+        def before(**kwargs: Any) -> None:
+            started[threading.get_ident()] = time.monotonic()
+
+        def after(http_response: Any = None, model: Any = None, parsed: Any = None, **_: Any) -> None:
+            begun = started.pop(threading.get_ident(), time.monotonic())
+            code = str(
+                (parsed or {}).get("Error", {}).get("Code") or getattr(http_response, "status_code", "")
+            )
+            observer(model.name if model is not None else "unknown", code, time.monotonic() - begun)
+
+        for client in (self._ec2, self._quotas):
+            client.meta.events.register("before-send", before)
+            client.meta.events.register("after-call", after)
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    # --- discovery -----------------------------------------------------------------------------
+
+    def tables(self) -> Sequence[str]:
+        with self._lock:
+            if self._tables is None:
+                self._tables = self._discover()
+            return self._tables
+
+    def _discover(self) -> tuple[str, ...]:
+        explicit = self._config.route_table_ids
+        if explicit:
+            found = {t["RouteTableId"] for t in self._describe_tables(RouteTableIds=list(explicit))}
+            missing = sorted(set(explicit) - found)
+            if missing:
+                raise ConfigurationError(f"aws: route table(s) {', '.join(missing)} not found")
+            return tuple(explicit)
+        vpc = [{"Name": "vpc-id", "Values": [self._config.vpc_id]}] if self._config.vpc_id else []
+        name = self._config.cluster_name
+        tagged = {
+            t["RouteTableId"]
+            for filters in (
+                [{"Name": f"tag:{CLUSTER_TAG_PREFIX}{name}", "Values": ["owned", "shared"]}],
+                [{"Name": f"tag:{LEGACY_CLUSTER_TAG}", "Values": [name]}],
+            )
+            for t in self._describe_tables(Filters=filters + vpc)
+        }
+        if not tagged:
+            where = f" in {self._config.vpc_id}" if self._config.vpc_id else ""
+            raise ConfigurationError(
+                f"aws: no route table{where} is tagged {CLUSTER_TAG_PREFIX}{name}=owned|shared "
+                f"or {LEGACY_CLUSTER_TAG}={name}; tag the tables or pass --route-table-id"
+            )
+        return tuple(sorted(tagged))
+
+    def _describe_tables(self, **kwargs: Any) -> list[Any]:
+        try:
+            pages = self._ec2.get_paginator("describe_route_tables").paginate(**kwargs)
+            return [table for page in pages for table in page["RouteTables"]]
+        except ClientError as err:
+            if _code(err) == "InvalidRouteTableID.NotFound":
+                raise ConfigurationError(f"aws: {err.response['Error'].get('Message', '')}") from None
+            raise _translate(err, "DescribeRouteTables") from None
+        except BotoCoreError as err:
+            raise _translate(err, "DescribeRouteTables") from None
+
+    def _quota_from_service_quotas(self) -> int:
+        try:
+            quota = self._quotas.get_service_quota(ServiceCode="vpc", QuotaCode=ROUTES_PER_TABLE_QUOTA_CODE)
+            return int(quota["Quota"]["Value"])
+        except (ClientError, BotoCoreError, KeyError, ValueError):
+            # The policy may not grant servicequotas:GetServiceQuota; AWS's default is the safe guess.
+            return DEFAULT_ROUTES_PER_TABLE
+
+    # --- listing -------------------------------------------------------------------------------
+
+    def list_routes(self, table: str) -> list[Route]:
+        tables = self._describe_tables(RouteTableIds=[table])
+        raw = [r for t in tables for r in t.get("Routes", []) if _destination(r)]
+        alive = self._live_instances({r["InstanceId"] for r in raw if r.get("InstanceId")})
+        return [self._route(r, alive) for r in raw]
+
+    def _live_instances(self, ids: Iterable[str]) -> set[str]:
+        """Instances that still exist: AWS marks routes to terminated instances blackhole, but not at
+        once and not in every emulator, so the adapter checks itself."""
+        wanted = sorted(ids)
+        alive: set[str] = set()
+        for start in range(0, len(wanted), _DESCRIBE_INSTANCES_CHUNK):
+            chunk = wanted[start : start + _DESCRIBE_INSTANCES_CHUNK]
+            try:
+                pages = self._ec2.get_paginator("describe_instances").paginate(
+                    Filters=[
+                        {"Name": "instance-id", "Values": chunk},
+                        {
+                            "Name": "instance-state-name",
+                            "Values": ["pending", "running", "stopping", "stopped"],
+                        },
+                    ]
+                )
+                alive |= {
+                    i["InstanceId"] for p in pages for res in p["Reservations"] for i in res["Instances"]
+                }
+            except (ClientError, BotoCoreError) as err:
+                raise _translate(err, "DescribeInstances") from None
+        return alive
+
+    def _route(self, raw: RouteTypeDef, alive: set[str]) -> Route:
+        destination = ipaddress.ip_network(_destination(raw) or "", strict=False)
+        instance = raw.get("InstanceId")
+        eni = raw.get("NetworkInterfaceId")
+        other_hop = next(
+            (
+                raw[k]
+                for k in (
+                    "GatewayId",
+                    "NatGatewayId",
+                    "TransitGatewayId",
+                    "VpcPeeringConnectionId",
+                    "EgressOnlyInternetGatewayId",
+                    "LocalGatewayId",
+                    "CarrierGatewayId",
+                    "CoreNetworkArn",
+                )
+                if raw.get(k)
+            ),
+            "",
+        )
+        blackhole = raw.get("State") == "blackhole" or (instance is not None and instance not in alive)
+        owned = raw.get("Origin") == "CreateRoute" and not other_hop and bool(instance or eni or blackhole)
+        return Route(
+            destination=destination,
+            target=Target(instance=instance) if instance and not blackhole else None,
+            owned=owned,
+            state=RouteState.BLACKHOLE if blackhole else RouteState.ACTIVE,
+            next_hop=str(instance or eni or other_hop or "blackhole"),
+        )
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def create_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        return [self._write("CreateRoute", table, r, self._create_one) for r in routes]
+
+    def replace_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        return [self._write("ReplaceRoute", table, r, self._replace_one) for r in routes]
+
+    def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        return [self._write("DeleteRoute", table, r, self._delete_one) for r in routes]
+
+    def _write(
+        self, api: str, table: str, route: Route, call: Callable[[str, Route], RouteResult]
+    ) -> RouteResult:
+        try:
+            return call(table, route)
+        except ClientError as err:
+            return self._failed(api, route, err)
+        except BotoCoreError as err:
+            # A timeout or broken connection: the write may have happened; every write here is
+            # idempotent through RouteAlreadyExists / InvalidRoute.NotFound, so a retry is safe.
+            return RouteResult(route, Outcome.RETRY, f"{api}: {err}")
+
+    def _failed(self, api: str, route: Route, err: ClientError) -> RouteResult:
+        code = _code(err)
+        message = f"{api}: {code}: {err.response.get('Error', {}).get('Message', '')}"
+        if _is_retryable(err):
+            return RouteResult(route, Outcome.RETRY, message)
+        if code == "RouteLimitExceeded":
+            return RouteResult(route, Outcome.QUOTA_EXCEEDED, message)
+        if code == "InvalidInstanceID.NotFound":
+            return RouteResult(route, Outcome.FATAL, message, target_gone=True)
+        return RouteResult(route, Outcome.FATAL, message)
+
+    def _create_one(self, table: str, route: Route) -> RouteResult:
+        assert route.target is not None, "desired routes always have a target"
+        try:
+            self._ec2.create_route(
+                RouteTableId=table, InstanceId=route.target.instance, **_dest_args(route.destination)
+            )
+            return RouteResult(route, Outcome.OK)
+        except ClientError as err:
+            if _code(err) != "RouteAlreadyExists":
+                raise
+        existing = self._find(table, route.destination)
+        if existing is None:
+            return RouteResult(route, Outcome.RETRY, "CreateRoute: RouteAlreadyExists, but not listed yet")
+        if existing.target == route.target:
+            return RouteResult(route, Outcome.ALREADY_DONE)
+        if not existing.owned:
+            return RouteResult(
+                route,
+                Outcome.CONFLICT,
+                f"CreateRoute: {route.destination} already routes to {existing.next_hop}",
+            )
+        return self._replace_one(table, route)
+
+    def _replace_one(self, table: str, route: Route) -> RouteResult:
+        assert route.target is not None, "desired routes always have a target"
+        try:
+            self._ec2.replace_route(
+                RouteTableId=table, InstanceId=route.target.instance, **_dest_args(route.destination)
+            )
+            return RouteResult(route, Outcome.OK)
+        except ClientError as err:
+            # The route vanished between list and replace: create it instead.
+            if _code(err) in ("InvalidRoute.NotFound", "InvalidParameterValue"):
+                return self._create_one(table, route)
+            raise
+
+    def _delete_one(self, table: str, route: Route) -> RouteResult:
+        try:
+            self._ec2.delete_route(RouteTableId=table, **_dest_args(route.destination))
+            return RouteResult(route, Outcome.OK)
+        except ClientError as err:
+            if _code(err) == "InvalidRoute.NotFound":
+                return RouteResult(route, Outcome.ALREADY_DONE)
+            raise
+
+    def _find(self, table: str, destination: Network) -> Route | None:
+        return next((r for r in self.list_routes(table) if r.destination == destination), None)
+
+    # --- targets -------------------------------------------------------------------------------
+
+    def target_for(self, provider_id: str) -> Target:
+        match = _PROVIDER_ID.fullmatch(provider_id)
+        if match is None:
+            raise InvalidProviderID(
+                f"providerID {provider_id!r} is not an AWS instance (aws:///<zone>/<instance-id>)"
+            )
+        return Target(instance=match["instance"], zone=match["zone"] or "")
+
+    def prepare_target(self, target: Target) -> None:
+        """Pod traffic is not addressed to the instance itself, so EC2 drops it unless the
+        source/destination check is off; checked first so a converged fleet costs reads only."""
+        try:
+            attr = self._ec2.describe_instance_attribute(
+                InstanceId=target.instance, Attribute="sourceDestCheck"
+            )
+            if attr.get("SourceDestCheck", {}).get("Value") is False:
+                return
+            self._ec2.modify_instance_attribute(InstanceId=target.instance, SourceDestCheck={"Value": False})
+        except (ClientError, BotoCoreError) as err:
+            raise _translate(err, f"disable source/destination check on {target.instance}") from None
+
+    def close(self) -> None:
+        self._ec2.close()
+        self._quotas.close()

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from routectl.config import Config, ConfigError, load, parse_duration
+
+BASE = ["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=aws", "--region=eu-west-1"]
+
+
+def a_config(*extra: str, env: dict[str, str] | None = None, command: str = "run") -> Config:
+    return load([*BASE, *extra], env or {}, command)
+
+
+def test_defaults_follow_kube_controller_manager() -> None:
+    cfg = load(BASE, {"POD_NAME": "routectl-0", "POD_NAMESPACE": "net"})
+    assert cfg.cluster_cidrs == (ipaddress.ip_network("10.0.0.0/16"),)
+    assert (cfg.node_mask_v4, cfg.node_mask_v6) == (None, None)
+    assert [u.node_mask for u in cfg.pool().usage()] == [24]
+    assert cfg.resync_period_s == 60.0
+    le = cfg.leader_election
+    assert (le.lease_duration_s, le.renew_deadline_s, le.retry_period_s) == (15.0, 10.0, 2.0)
+    assert le.namespace == "net"
+    assert le.identity.startswith("routectl-0_")
+    assert cfg.metrics_address == ("0.0.0.0", 10290)
+    assert cfg.health_address == ("0.0.0.0", 10291)
+    assert cfg.exclude_label == ("routectl.io/exclude", "true")
+
+
+def test_flags_win_over_env_which_wins_over_file(tmp_path: Path) -> None:
+    file = tmp_path / "routectl.yaml"
+    file.write_text(
+        "cluster-name: from-file\ncluster-cidr: [10.1.0.0/16, 'fd00::/48']\nroute-table-id: [rtb-a]\n"
+        "provider: aws\nregion: us-east-1\nnode-cidr-mask-size-ipv4: 26\n"
+    )
+    env = {"ROUTECTL_CLUSTER_NAME": "from-env", "ROUTECTL_NODE_CIDR_MASK_SIZE_IPV4": "25"}
+    cfg = load([f"--config={file}", "--cluster-name=from-flag"], env)
+    assert cfg.cluster_name == "from-flag"
+    assert cfg.node_mask_v4 == 25
+    assert [str(c) for c in cfg.cluster_cidrs] == ["10.1.0.0/16", "fd00::/48"]
+    assert cfg.provider_config.route_table_ids == ("rtb-a",)
+    assert cfg.provider_config.region == "us-east-1"
+
+
+def test_repeatable_flags_accept_repeats_and_commas() -> None:
+    cfg = a_config("--route-table-id=rtb-1", "--route-table-id=rtb-2,rtb-3", "--reserved-cidr=10.0.255.0/24")
+    assert cfg.provider_config.route_table_ids == ("rtb-1", "rtb-2", "rtb-3")
+    assert [str(r) for r in cfg.reserved_cidrs] == ["10.0.255.0/24"]
+
+
+def test_bare_boolean_flag_means_true() -> None:
+    assert a_config("--dry-run").dry_run is True
+    assert a_config("--dry-run=false").dry_run is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "names"),
+    [
+        (["--cluster-cidr=10.0.0.0/16", "--provider=aws", "--region=r"], {}, "--cluster-name"),
+        (["--cluster-name=Prod_1", *BASE[1:]], {}, "--cluster-name"),
+        (["--cluster-name=prod", "--provider=aws", "--region=r"], {}, "--cluster-cidr"),
+        ([*BASE[:1], "--cluster-cidr=10.0.0.1/16", *BASE[2:]], {}, "--cluster-cidr"),
+        ([*BASE[:1], "--cluster-cidr=banana", *BASE[2:]], {}, "--cluster-cidr"),
+        ([*BASE, "--node-cidr-mask-size-ipv4=8"], {}, "mask"),
+        ([*BASE, "--node-cidr-mask-size-ipv4=x"], {}, "--node-cidr-mask-size-ipv4"),
+        ([*BASE, "--provider=azure"], {}, "--provider"),
+        (["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16"], {}, "--provider"),
+        (["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=aws"], {}, "--region"),
+        (
+            ["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=gcp", "--project=p"],
+            {},
+            "--network",
+        ),
+        (
+            ["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=alibaba", "--region=cn"],
+            {},
+            "--vpc-id",
+        ),
+        ([*BASE, "--leader-elect-renew-deadline=20s"], {}, "--leader-elect-lease-duration"),
+        ([*BASE, "--leader-elect-retry-period=9s"], {}, "--leader-elect-renew-deadline"),
+        ([*BASE, "--route-reconciliation-period=soon"], {}, "--route-reconciliation-period"),
+        ([*BASE, "--concurrent-node-syncs=0"], {}, "--concurrent-node-syncs"),
+        ([*BASE, "--metrics-bind-address=localhost"], {}, "--metrics-bind-address"),
+        ([*BASE, "--exclude-label=novalue"], {}, "--exclude-label"),
+        ([*BASE, "--cloud-write-rate=-1"], {}, "--cloud-write-rate"),
+        ([*BASE, "--unknown-flag=1"], {}, "--unknown-flag"),
+        (BASE, {"ROUTECTL_DRY_RUN": "maybe"}, "ROUTECTL_DRY_RUN"),
+    ],
+)
+def test_invalid_setting_is_one_error_naming_it(argv: list[str], env: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(argv, env)
+    message = str(err.value)
+    assert names in message
+    assert "\n" not in message
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("cluster-nmae: typo\n")
+    with pytest.raises(ConfigError, match="cluster-nmae"):
+        load([*BASE, f"--config={file}"], {})
+
+
+def test_routes_off_needs_no_provider() -> None:
+    cfg = load(["--cluster-name=c", "--cluster-cidr=10.0.0.0/16", "--configure-cloud-routes=false"], {})
+    assert cfg.configure_cloud_routes is False
+    assert cfg.provider == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("60s", 60.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0), ("1.5s", 1.5)]
+)
+def test_go_style_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_plan_accepts_output_and_run_does_not() -> None:
+    assert a_config("--output=json", command="plan").output == "json"
+    with pytest.raises(ConfigError, match="--output"):
+        a_config("--output=json", command="run")
