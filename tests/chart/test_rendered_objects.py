@@ -1,0 +1,201 @@
+"""What the chart renders: least-privilege RBAC, a hardened host-network pod, HA switching, identity."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from chartlib import (
+    EXAMPLES,
+    NAMESPACE,
+    REPO,
+    Helm,
+    Manifest,
+    chart_values,
+    controller,
+    of_kind,
+    one,
+    pod_spec,
+)
+
+CLUSTER_RULES = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+TOLERATED_TAINTS = {
+    "node.kubernetes.io/network-unavailable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+    "node-role.kubernetes.io/control-plane",
+    "node.kubernetes.io/not-ready",
+}
+STANDARD_LABELS = {
+    "helm.sh/chart",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+}
+
+
+def _flag(container: Manifest, name: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in container["args"] if a.startswith(f"--{name}=")]
+    return str(value)
+
+
+def _lease_rules(lease: str) -> list[dict[str, Any]]:
+    return [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [lease],
+            "verbs": ["get", "update", "patch"],
+        },
+    ]
+
+
+def test_cluster_role_grants_exactly_nodes_node_status_and_events(rendered: list[Manifest]) -> None:
+    assert one(rendered, "ClusterRole")["rules"] == CLUSTER_RULES
+
+
+def test_role_grants_lease_create_and_only_the_named_lease(rendered: list[Manifest], example: str) -> None:
+    roles = of_kind(rendered, "Role")
+    if not chart_values(example)["leaderElection"]["enabled"]:
+        assert roles == []
+        return
+    (role,) = roles
+    container = controller(rendered)
+    lease = _flag(container, "leader-elect-resource-name")
+    assert lease == chart_values(example)["leaderElection"]["leaseName"]
+    assert role["metadata"]["namespace"] == _flag(container, "leader-elect-resource-namespace")
+    assert role["rules"] == _lease_rules(lease)
+
+
+def test_rbac_has_no_wildcards_and_no_secret_access(rendered: list[Manifest]) -> None:
+    rules = [r for o in rendered if o["kind"] in ("ClusterRole", "Role") for r in o["rules"]]
+    every_word = {w for r in rules for field in r.values() for w in field}
+    assert "*" not in every_word
+    assert "secrets" not in every_word
+
+
+def test_bindings_give_the_roles_to_the_pods_service_account(rendered: list[Manifest]) -> None:
+    account = pod_spec(rendered)["serviceAccountName"]
+    assert one(rendered, "ServiceAccount")["metadata"]["name"] == account
+    for binding in of_kind(rendered, "ClusterRoleBinding") + of_kind(rendered, "RoleBinding"):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+        role_kind = "ClusterRole" if binding["kind"] == "ClusterRoleBinding" else "Role"
+        assert binding["roleRef"]["kind"] == role_kind
+        assert binding["roleRef"]["name"] == one(rendered, role_kind)["metadata"]["name"]
+
+
+def test_rbac_template_holds_all_rbac_and_nothing_else(helm: Helm) -> None:
+    """The e2e tier applies `--show-only templates/rbac.yaml` to a real API server."""
+    kinds = sorted(o["kind"] for o in helm.template([EXAMPLES["aws"]], show_only="templates/rbac.yaml"))
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+
+
+def test_pod_is_hardened(rendered: list[Manifest], example: str) -> None:
+    uid = chart_values(example)["runAsUser"]
+    pod = pod_spec(rendered)["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["runAsUser"] == uid != 0
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = controller(rendered)["securityContext"]
+    assert container["runAsNonRoot"] is True
+    assert container["runAsUser"] == uid
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert container["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_pod_runs_on_host_network_before_pod_networking_works(rendered: list[Manifest]) -> None:
+    spec = pod_spec(rendered)
+    assert spec["hostNetwork"] is True
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert {t["key"] for t in spec["tolerations"]} >= TOLERATED_TAINTS
+    assert all(t["operator"] == "Exists" for t in spec["tolerations"])
+
+
+def test_probes_hit_healthz_and_readyz_on_the_health_port(rendered: list[Manifest]) -> None:
+    container = controller(rendered)
+    health_port = int(_flag(container, "health-probe-bind-address").removeprefix(":"))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["health"] == health_port
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["resources"]["requests"]
+
+
+def test_pod_identity_comes_from_the_downward_api(rendered: list[Manifest]) -> None:
+    env = {e["name"]: e for e in controller(rendered)["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+
+def test_replicas_with_leader_election_get_pdb_and_hostname_anti_affinity(helm: Helm) -> None:
+    objects = helm.template([EXAMPLES["aws"]], sets={"replicaCount": 3})
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    (term,) = pod_spec(objects)["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_single_replica_without_leader_election_recreates_and_has_no_pdb(helm: Helm) -> None:
+    objects = helm.template([EXAMPLES["aws"]], sets={"replicaCount": 1, "leaderElection.enabled": False})
+    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert of_kind(objects, "PodDisruptionBudget") == []
+    assert _flag(controller(objects), "leader-elect") == "false"
+
+
+def test_service_account_carries_the_cloud_identity_annotations(
+    rendered: list[Manifest], example: str
+) -> None:
+    wanted = chart_values(example)["serviceAccount"]["annotations"]
+    annotations = one(rendered, "ServiceAccount")["metadata"].get("annotations", {})
+    assert annotations == wanted
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        "eks.amazonaws.com/role-arn",
+        "iam.gke.io/gcp-service-account",
+        "pod-identity.alibabacloud.com/role-name",
+    ],
+)
+def test_each_workload_identity_annotation_reaches_the_service_account(helm: Helm, annotation: str) -> None:
+    objects = helm.template([EXAMPLES["aws"]], sets={"serviceAccount.annotations": {annotation: "x"}})
+    assert one(objects, "ServiceAccount")["metadata"]["annotations"][annotation] == "x"
+
+
+def test_existing_secret_becomes_env_and_no_secret_is_rendered(helm: Helm) -> None:
+    objects = helm.template([EXAMPLES["aws"]], sets={"existingSecret": "aws-keys"})
+    assert controller(objects)["envFrom"] == [{"secretRef": {"name": "aws-keys"}}]
+    assert of_kind(objects, "Secret") == []
+
+
+def test_without_existing_secret_the_pod_reads_no_secret(helm: Helm) -> None:
+    objects = helm.template([EXAMPLES["gcp"]])
+    assert "envFrom" not in controller(objects)
+    assert all("secret" not in v for v in pod_spec(objects)["volumes"])
+
+
+def test_every_object_carries_the_standard_labels(rendered: list[Manifest]) -> None:
+    for obj in rendered:
+        assert set(obj["metadata"]["labels"]) >= STANDARD_LABELS, obj["kind"]
+
+
+def test_dockerfile_user_is_the_charts_fixed_uid() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\d+)(?::\d+)?\s*$", dockerfile, re.MULTILINE)
+    assert users == [str(chart_values("aws")["runAsUser"])]
