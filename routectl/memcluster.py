@@ -64,6 +64,7 @@ class MemoryCluster:
         self._history_limit = history_limit
         self._compacted_rv = 0
         self._leases: dict[tuple[str, str], Lease] = {}
+        self._snapshots: dict[str, tuple[Node, ...]] = {}
         self._bookmark_interval_s = bookmark_interval_s
         self._faults = _Faults()
         self.events: list[RecordedEvent] = []
@@ -111,6 +112,7 @@ class MemoryCluster:
         """Drop the whole watch history, as etcd compaction does: older watches get 410."""
         with self._lock:
             self._history.clear()
+            self._snapshots.clear()
             self._compacted_rv = self._current_rv
             self._lock.notify_all()
 
@@ -133,19 +135,30 @@ class MemoryCluster:
         self._enter("list_nodes")
         with self._lock:
             if continue_token:
-                rv_text, _, after = continue_token.partition("/")
-                if int(rv_text) < self._compacted_rv:
+                rv_text, _, offset = continue_token.partition("/")
+                snapshot = self._snapshots.get(rv_text)
+                if snapshot is None or int(rv_text) < self._compacted_rv:
                     raise GoneError("continue token expired: the list's resourceVersion was compacted")
+                start = int(offset)
             else:
-                rv_text, after = str(self._current_rv), ""
-            names = sorted(n for n in self._nodes if n > after)
-            page = names[:limit] if limit > 0 else names
-            token = f"{rv_text}/{page[-1]}" if len(names) > len(page) else ""
-            return NodePage(tuple(self._nodes[n] for n in page), rv_text, token)
+                # Every page of one list comes from the snapshot of its first page, as the API
+                # server serves continued lists from etcd at the first page's revision.
+                rv_text, start = str(self._current_rv), 0
+                snapshot = tuple(self._nodes[n] for n in sorted(self._nodes))
+            end = start + limit if limit > 0 else len(snapshot)
+            token = ""
+            if end < len(snapshot):
+                self._snapshots[rv_text] = snapshot
+                token = f"{rv_text}/{end}"
+            else:
+                self._snapshots.pop(rv_text, None)
+            return NodePage(snapshot[start:end], rv_text, token)
 
     def watch_nodes(self, resource_version: str, timeout_s: float) -> Iterator[WatchEvent]:
         self._enter("watch_nodes")
-        since = int(resource_version or 0)
+        with self._lock:
+            # An empty resourceVersion means "from now", as on the API server.
+            since = int(resource_version) if resource_version else self._current_rv
         deadline = time.monotonic() + timeout_s
         next_bookmark = time.monotonic() + self._bookmark_interval_s
         while True:
@@ -154,7 +167,7 @@ class MemoryCluster:
                     raise GoneError(f"too old resource version: {since} ({self._compacted_rv})")
                 pending = [e for e in self._history if int(e.resource_version) > since]
                 now = time.monotonic()
-                if not pending and now < deadline:
+                if not pending and now < min(deadline, next_bookmark):
                     self._lock.wait(min(deadline, next_bookmark) - now)
                     continue
                 current = self._current_rv
