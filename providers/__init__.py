@@ -20,6 +20,7 @@ from providers.errors import (
     Transient,
 )
 from providers.model import (
+    CallObserver,
     Limits,
     Network,
     Outcome,
@@ -45,6 +46,7 @@ def get(name: str, config: ProviderConfig) -> RouteProvider:
 
 __all__ = [
     "NAMES",
+    "CallObserver",
     "ConfigurationError",
     "Conflict",
     "Fatal",

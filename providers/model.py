@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+CallObserver = Callable[[str, str, float], None]
+"""Told of every cloud API call: (API name as the cloud spells it, result code, seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,10 @@ class RouteProvider(Protocol):
 
     def prepare_target(self, target: Target) -> None:
         """Per-instance setup before routing to it; raises ProviderError with the cause."""
+        ...
+
+    def observe(self, observer: CallObserver) -> None:
+        """Report every API call to `observer` (metrics, the demo's call counts)."""
         ...
 
     def close(self) -> None: ...

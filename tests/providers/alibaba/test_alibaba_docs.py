@@ -1,0 +1,35 @@
+"""docs/alibaba.md's RAM policy grants exactly the VPC actions the adapter calls."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+from providers.alibaba import AlibabaProvider
+from providers.alibaba_emulator import AlibabaVpcEmulator
+
+from .conftest import a_route, instances_for
+
+DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "alibaba.md"
+
+
+def documented_actions() -> set[str]:
+    block = re.search(r"```json\n(.*?)```", DOC.read_text(), re.DOTALL)
+    assert block is not None, "docs/alibaba.md has no JSON policy block"
+    policy = json.loads(block.group(1))
+    return {action for statement in policy["Statement"] for action in statement["Action"]}
+
+
+def test_ram_policy_lists_exactly_the_actions_the_adapter_calls(
+    emulator: AlibabaVpcEmulator, provider: AlibabaProvider, table: str
+) -> None:
+    routes = [a_route(i) for i in range(3)]
+    instances_for(emulator, [*routes, a_route(1, instance="i-new")])
+    provider.tables()
+    provider.create_routes(table, routes)
+    provider.replace_routes(table, [a_route(1, instance="i-new")])
+    provider.delete_routes(table, provider.list_routes(table))
+    provider.prepare_target(provider.target_for("cn-hangzhou.i-000001"))
+
+    assert {f"vpc:{action}" for action in emulator.calls} == documented_actions()
