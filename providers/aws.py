@@ -29,7 +29,7 @@ from providers.errors import (
     Throttled,
     Transient,
 )
-from providers.model import Limits, Network, Outcome, Route, RouteResult, RouteState, Target
+from providers.model import CallObserver, Limits, Network, Outcome, Route, RouteResult, RouteState, Target
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
@@ -43,7 +43,7 @@ ROUTES_PER_TABLE_QUOTA_CODE = "L-93826ACB"
 CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
 LEGACY_CLUSTER_TAG = "KubernetesCluster"
 
-_PROVIDER_ID = re.compile(r"aws:///(?:(?P<zone>[a-z0-9-]+)/)?(?P<instance>i-[0-9a-f]+)")
+_PROVIDER_ID = re.compile(r"aws:///(?:[a-z0-9-]+/)?(?P<instance>i-[0-9a-f]+)")
 _THROTTLE_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
 _TRANSIENT_CODES = frozenset(
     {"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "ServerInternal"}
@@ -62,8 +62,6 @@ ACTIONS = (
     "ec2:ModifyInstanceAttribute",
     "servicequotas:GetServiceQuota",
 )
-
-CallObserver = Callable[[str, str, float], None]
 
 
 def build(config: ProviderConfig) -> AwsProvider:
@@ -157,9 +155,15 @@ class AwsProvider:
             )
             observer(model.name if model is not None else "unknown", code, time.monotonic() - begun)
 
+        def failed(event_name: str = "", exception: BaseException | None = None, **_: Any) -> None:
+            # No response at all (timeout, refused connection): botocore emits after-call-error instead.
+            begun = started.pop(threading.get_ident(), time.monotonic())
+            observer(event_name.rsplit(".", 1)[-1], type(exception).__name__, time.monotonic() - begun)
+
         for client in (self._ec2, self._quotas):
             client.meta.events.register("before-send", before)
             client.meta.events.register("after-call", after)
+            client.meta.events.register("after-call-error", failed)
 
     @property
     def limits(self) -> Limits:
@@ -237,10 +241,7 @@ class AwsProvider:
                 pages = self._ec2.get_paginator("describe_instances").paginate(
                     Filters=[
                         {"Name": "instance-id", "Values": chunk},
-                        {
-                            "Name": "instance-state-name",
-                            "Values": ["pending", "running", "stopping", "stopped"],
-                        },
+                        {"Name": "instance-state-name", "Values": _LIVE_STATES},
                     ]
                 )
                 alive |= {
@@ -303,6 +304,11 @@ class AwsProvider:
             # A timeout or broken connection: the write may have happened; every write here is
             # idempotent through RouteAlreadyExists / InvalidRoute.NotFound, so a retry is safe.
             return RouteResult(route, Outcome.RETRY, f"{api}: {err}")
+        except (Throttled, Transient) as err:
+            # The listing behind RouteAlreadyExists failed: per-route outcomes are never raised.
+            return RouteResult(route, Outcome.RETRY, f"{api}: {err}")
+        except ProviderError as err:
+            return RouteResult(route, Outcome.FATAL, f"{api}: {err}")
 
     def _failed(self, api: str, route: Route, err: ClientError) -> RouteResult:
         code = _code(err)
@@ -315,7 +321,7 @@ class AwsProvider:
             return RouteResult(route, Outcome.FATAL, message, target_gone=True)
         return RouteResult(route, Outcome.FATAL, message)
 
-    def _create_one(self, table: str, route: Route) -> RouteResult:
+    def _create_one(self, table: str, route: Route, *, may_replace: bool = True) -> RouteResult:
         assert route.target is not None, "desired routes always have a target"
         try:
             self._ec2.create_route(
@@ -328,7 +334,7 @@ class AwsProvider:
         existing = self._find(table, route.destination)
         if existing is None:
             return RouteResult(route, Outcome.RETRY, "CreateRoute: RouteAlreadyExists, but not listed yet")
-        if existing.target == route.target:
+        if existing.target is not None and existing.target.instance == route.target.instance:
             return RouteResult(route, Outcome.ALREADY_DONE)
         if not existing.owned:
             return RouteResult(
@@ -336,6 +342,8 @@ class AwsProvider:
                 Outcome.CONFLICT,
                 f"CreateRoute: {route.destination} already routes to {existing.next_hop}",
             )
+        if not may_replace:
+            return RouteResult(route, Outcome.RETRY, "ReplaceRoute: the route changed while replacing it")
         return self._replace_one(table, route)
 
     def _replace_one(self, table: str, route: Route) -> RouteResult:
@@ -348,7 +356,7 @@ class AwsProvider:
         except ClientError as err:
             # The route vanished between list and replace: create it instead.
             if _code(err) in ("InvalidRoute.NotFound", "InvalidParameterValue"):
-                return self._create_one(table, route)
+                return self._create_one(table, route, may_replace=False)
             raise
 
     def _delete_one(self, table: str, route: Route) -> RouteResult:
@@ -371,7 +379,9 @@ class AwsProvider:
             raise InvalidProviderID(
                 f"providerID {provider_id!r} is not an AWS instance (aws:///<zone>/<instance-id>)"
             )
-        return Target(instance=match["instance"], zone=match["zone"] or "")
+        # Instance ids are unique per region and listings report no zone: a Target carrying the zone
+        # would never equal the listed one, and the planner would replace every route on every sync.
+        return Target(instance=match["instance"])
 
     def prepare_target(self, target: Target) -> None:
         """Pod traffic is not addressed to the instance itself, so EC2 drops it unless the

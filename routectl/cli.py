@@ -1,0 +1,109 @@
+"""`routectl` command line: run, plan, demo, version.
+
+Exit codes: 0 success / converged, 1 not converged or leadership lost, 2 invalid configuration (one line
+naming the setting, printed before anything touches the cluster or the cloud).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+import providers
+import routectl
+from routectl import config as configuration
+from routectl import logs
+from routectl.cluster import Cluster
+
+log = logging.getLogger("routectl")
+
+EXIT_OK = 0
+EXIT_NOT_CONVERGED = 1
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="routectl", description=__doc__)
+    parser.add_argument("command", choices=("run", "plan", "demo", "version"))
+    if not args or args[0] in ("-h", "--help"):
+        parser.print_help()
+        return EXIT_OK if args else EXIT_CONFIG
+    command, rest = args[0], args[1:]
+    if command == "version":
+        print(f"routectl {routectl.__version__}")
+        return EXIT_OK
+    if command == "demo":
+        from routectl import demo
+
+        return demo.main(rest)
+    if command not in ("run", "plan"):
+        parser.error(f"unknown command {command!r}")
+    try:
+        cfg = configuration.load(rest, os.environ, command)
+    except configuration.ConfigError as err:
+        print(f"routectl: invalid configuration: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.setup(cfg.log_level)
+    try:
+        return _run(cfg) if command == "run" else _plan(cfg)
+    except configuration.ConfigError as err:
+        print(f"routectl: invalid configuration: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvider | None]:
+    """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too."""
+    from routectl.kube import KubeCluster
+
+    cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig)
+    if not cfg.configure_cloud_routes and cfg.command == "run":
+        return cluster, None
+    try:
+        provider = providers.get(cfg.provider, cfg.provider_config)
+        provider.tables()
+    except providers.Fatal as err:
+        raise configuration.ConfigError(f"--provider {cfg.provider}: {err}") from None
+    return cluster, provider
+
+
+def _run(cfg: configuration.Config) -> int:
+    from routectl.controller import Controller
+    from routectl.health import HttpEndpoint, health_endpoint, metrics_endpoint
+    from routectl.metrics import Metrics
+
+    cluster, provider = _connect(cfg)
+    metrics = Metrics()
+    controller = Controller(cfg, cluster, provider, metrics)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    endpoints: list[HttpEndpoint] = []
+    if cfg.health_address is not None:
+        endpoints.append(health_endpoint(cfg.health_address, controller.healthy, controller.ready).start())
+    if cfg.metrics_address is not None:
+        endpoints.append(metrics_endpoint(cfg.metrics_address, metrics.registry).start())
+    try:
+        if cfg.once:
+            return EXIT_OK if controller.run_once(stop) else EXIT_NOT_CONVERGED
+        return controller.run(stop)
+    finally:
+        for endpoint in endpoints:
+            endpoint.stop()
+
+
+def _plan(cfg: configuration.Config) -> int:
+    from routectl.planview import print_plan
+
+    cluster, provider = _connect(cfg)
+    assert provider is not None  # plan always builds the provider
+    return print_plan(cfg, cluster, provider, sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Wires the node cache, work queue, leader election, allocator and route reconciler into one controller.
+
+Invariants kept here: nothing is allocated or written before this process leads and its node cache has
+synced and the allocator has been rebuilt from it; a deleted node's routes are removed from every table
+before its CIDR is released; on shutdown the workers are stopped and joined before the lease is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from providers import RouteProvider
+from routectl.allocator import AllocationFailed, Allocator
+from routectl.cluster import Cluster, Node
+from routectl.config import Config
+from routectl.fence import Fence, LostLeadership, Unfenced
+from routectl.informer import NodeChange, NodeInformer
+from routectl.leader import LeaderElector
+from routectl.metrics import Metrics
+from routectl.reconciler import Reconciler
+from routectl.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+_QUEUE = "nodes"
+_JOIN_TIMEOUT_S = 30.0
+_CACHE_CATCH_UP_S = 5.0
+
+
+class _Workers:
+    """The leader's threads; `halt` ends them between items (never inside a write) and joins them,
+    including threads started by other worker threads while halting."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self, count: int, target: Callable[[threading.Event], None], name: str) -> None:
+        with self._lock:
+            if self.stop.is_set():
+                return
+            for i in range(count):
+                thread = threading.Thread(target=target, args=(self.stop,), name=f"{name}-{i}")
+                thread.start()
+                self._threads.append(thread)
+
+    def halt(self) -> None:
+        self.stop.set()
+        current = threading.current_thread()
+        while True:
+            with self._lock:
+                pending = [t for t in self._threads if t is not current and t.is_alive()]
+            if not pending:
+                return
+            for thread in pending:
+                thread.join(timeout=_JOIN_TIMEOUT_S)
+
+
+class Controller:
+    def __init__(
+        self,
+        config: Config,
+        cluster: Cluster,
+        provider: RouteProvider | None,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.cluster = cluster
+        self.metrics = metrics
+        self.queue = WorkQueue(_QUEUE, metrics)
+        self.informer = NodeInformer(cluster, self._on_change)
+        self.elector = (
+            LeaderElector(cluster, config.leader_election, metrics)
+            if config.leader_election.enabled
+            else None
+        )
+        fence: Fence = self.elector if self.elector is not None else Unfenced()
+        self.allocator = (
+            Allocator(cluster, config.pool(), fence, metrics, exclude_label=config.exclude_label, clock=clock)
+            if config.allocate_node_cidrs
+            else None
+        )
+        self.reconciler = (
+            Reconciler(
+                cluster,
+                provider,
+                fence,
+                metrics,
+                cluster_cidrs=config.cluster_cidrs,
+                nodes=self.informer.nodes,
+                exclude_label=config.exclude_label,
+                concurrency=config.concurrent_node_syncs,
+                dry_run=config.dry_run,
+                clock=clock,
+            )
+            if provider is not None and config.configure_cloud_routes
+            else None
+        )
+        self._tombstones: dict[str, Node] = {}
+        self._tomb_lock = threading.Lock()
+        self._workers = _Workers()
+        self._converged = threading.Event()
+
+    # --- probes --------------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return self.elector.healthy() if self.elector is not None else True
+
+    def ready(self) -> bool:
+        return self.informer.synced.is_set()
+
+    @property
+    def converged(self) -> threading.Event:
+        """Set after a full pass found nothing left to do (used by `--once`, the demo and tests)."""
+        return self._converged
+
+    # --- main loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> int:
+        """Run until `stop` (exit 0) or until leadership is lost (exit 1)."""
+        return self._serve(stop, self._start_workers)
+
+    def run_once(self, stop: threading.Event) -> bool:
+        """`run --once`: lead, do one full pass, hand the lease back; True when converged."""
+        result: list[bool] = []
+
+        def one_pass(workers_stop: threading.Event) -> None:
+            try:
+                result.append(self.resync())
+            finally:
+                stop.set()
+
+        code = self._serve(stop, one_pass)
+        return code == 0 and result == [True]
+
+    def _serve(self, stop: threading.Event, work: Callable[[threading.Event], None]) -> int:
+        # A daemon because a watch only notices `stop` at its next event; it never writes.
+        informer = threading.Thread(target=self.informer.run, args=(stop,), name="informer", daemon=True)
+        informer.start()
+
+        def started() -> None:
+            # The elector waits for this callback, so the slow part (cache sync, IPAM rebuild) runs
+            # on a thread of its own while renewals continue.
+            self._workers.start(1, lambda s: self._prepare_then(s, work), "leading")
+
+        try:
+            if self.elector is None:
+                started()
+                stop.wait()
+            else:
+                self.elector.run(stop, started, self._workers.halt)
+            return 0
+        except LostLeadership:
+            log.error("leadership lost: all work stopped", extra={"op": "leader", "outcome": "lost"})
+            return 1
+        finally:
+            self._workers.halt()
+            self.queue.shut_down()
+            stop.set()
+            informer.join(timeout=1.0)
+
+    def _prepare_then(self, stop: threading.Event, work: Callable[[threading.Event], None]) -> None:
+        """Nothing is allocated before the cache is synced and IPAM is rebuilt from it."""
+        while not self.informer.synced.wait(0.1):
+            if stop.is_set():
+                return
+        if self.allocator is not None:
+            self.allocator.rebuild(self.informer.nodes())
+        work(stop)
+
+    def _start_workers(self, stop: threading.Event) -> None:
+        # One full pass first: it lists each table once and applies the whole plan in batches, far
+        # cheaper than every node's own sync racing on an empty view of the tables.
+        converged = self._resync_guarded(stop)
+        self._workers.start(self.config.concurrent_node_syncs, self._work, "worker")
+        self._workers.start(1, lambda s: self._resync_loop(s, converged), "resync")
+        for node in self.informer.nodes():
+            self.queue.add(node.name)
+
+    def _on_change(self, change: NodeChange) -> None:
+        """Informer handler: only records tombstones and enqueues the key, never does work."""
+        if change.kind == "deleted" and change.old is not None:
+            with self._tomb_lock:
+                self._tombstones[change.old.name] = change.old
+            self.queue.add(change.old.name)
+        elif change.new is not None:
+            self.queue.add(change.new.name)
+
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            key = self.queue.get(timeout_s=0.5)
+            if key is None:
+                continue
+            try:
+                done = self.sync(key)
+            except LostLeadership:
+                self.queue.done(key)
+                stop.set()
+                return
+            except AllocationFailed:
+                done = False  # its Event is recorded; retry with backoff
+            except Exception:
+                log.exception("node sync failed", extra={"node": key, "op": "sync", "outcome": "error"})
+                self.metrics.reconcile_errors.labels(kind="node").inc()
+                done = False
+            if done:
+                self.queue.forget(key)
+            else:
+                self.queue.add_rate_limited(key)
+            self.queue.done(key)
+
+    def sync(self, name: str) -> bool:
+        """Reconcile one node by name; True when nothing is left to do for it."""
+        with self._tomb_lock:
+            tombstone = self._tombstones.get(name)
+        if tombstone is not None:
+            if not self._remove(tombstone):
+                return False
+            with self._tomb_lock:
+                if self._tombstones.get(name) is tombstone:
+                    del self._tombstones[name]
+        node = self.informer.get(name)
+        if node is None:
+            return True
+        if self.allocator is not None:
+            node = self.allocator.sync(node)
+        return self.reconciler.sync_node(node) if self.reconciler is not None else True
+
+    def _remove(self, node: Node) -> bool:
+        """A deleted node: its routes go first, then its CIDR, so a reused block never has a stale route."""
+        if self.reconciler is not None and not self.reconciler.remove_node(node):
+            return False
+        if self.allocator is not None:
+            self.allocator.release(node)
+        return True
+
+    def _resync_loop(self, stop: threading.Event, converged: bool) -> None:
+        while not stop.wait(self._next_resync_s(converged)):
+            converged = self._resync_guarded(stop)
+
+    def _next_resync_s(self, converged: bool) -> float:
+        # Jitter keeps the replicas of many clusters sharing one account from resyncing in lockstep;
+        # an unconverged pass comes back sooner so quota or throttling waits are not a full period.
+        period = self.config.resync_period_s
+        return (period if converged else min(period, 10.0)) * random.uniform(0.9, 1.1)
+
+    def _resync_guarded(self, stop: threading.Event) -> bool:
+        """A full pass whose failure is logged and counted, never fatal; only fencing stops work."""
+        started = time.monotonic()
+        try:
+            return self.resync()
+        except LostLeadership:
+            stop.set()
+            return False
+        except Exception:
+            log.exception("full resync failed", extra={"op": "resync", "outcome": "error"})
+            self.metrics.reconcile_errors.labels(kind="resync").inc()
+            return False
+        finally:
+            self.metrics.reconcile_duration.labels(kind="resync").observe(time.monotonic() - started)
+
+    def _allocate(self, node: Node) -> Node | None:
+        assert self.allocator is not None
+        try:
+            return self.allocator.sync(node)
+        except AllocationFailed:
+            return None  # its Event is recorded; the node's own queue entry retries with backoff
+
+    def _await_cache(self, nodes: list[Node]) -> None:
+        """Let the cache catch up with the podCIDRs just written, so the route pass that follows sees
+        them instead of reporting those nodes as having none. Bounded: a slow watch only delays."""
+        deadline = time.monotonic() + _CACHE_CATCH_UP_S
+        for node in nodes:
+            while time.monotonic() < deadline:
+                cached = self.informer.get(node.name)
+                if cached is None or cached.pod_cidrs == node.pod_cidrs:
+                    break
+                time.sleep(0.01)
+
+    def resync(self) -> bool:
+        """One full pass: every node's CIDR, then every table listed once and the whole plan applied."""
+        if self.allocator is not None:
+            self._await_cache([n for n in map(self._allocate, self.informer.nodes()) if n is not None])
+        converged = self.reconciler.resync() if self.reconciler is not None else True
+        if converged:
+            self._converged.set()
+        else:
+            self._converged.clear()
+        return converged

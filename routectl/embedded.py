@@ -1,0 +1,159 @@
+"""Run the whole controller in-process against a MemoryCluster and any provider, and check the result.
+
+Used by `routectl demo`, the adapters' full-controller tests and the benchmarks, so "converged" means one
+thing everywhere: every node that wants a route has a podCIDR, the NetworkUnavailable condition says
+RouteCreated, and listing every managed table shows exactly one owned route per node podCIDR, pointing at
+the node's instance. The check reads the cloud itself rather than trusting the controller's own claim.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from providers import RouteProvider
+from routectl import config as configuration
+from routectl.cluster import Node
+from routectl.controller import Controller
+from routectl.memcluster import MemoryCluster
+from routectl.metrics import Metrics
+from routectl.reasons import ConditionReason
+
+Progress = Callable[[int, int], None]
+"""Called with (nodes converged, nodes total) while waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    converged: bool
+    elapsed_s: float
+    violations: tuple[str, ...]
+    exit_code: int
+
+
+def embedded_config(
+    provider: str,
+    cluster_cidrs: Sequence[str],
+    *,
+    cluster_name: str = "demo",
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> configuration.Config:
+    """A `run` config for an in-process controller: no HTTP endpoints, the lease in `routectl-demo`."""
+    argv = [
+        f"--cluster-name={cluster_name}",
+        f"--cluster-cidr={','.join(cluster_cidrs)}",
+        f"--provider={provider}",
+        "--metrics-bind-address=0",
+        "--health-probe-bind-address=0",
+        "--leader-elect-resource-namespace=routectl-demo",
+        *extra,
+    ]
+    return configuration.load(argv, env or {"POD_NAME": "routectl-embedded"}, "run")
+
+
+def converged_nodes(cluster: MemoryCluster, exclude_label: tuple[str, str]) -> tuple[int, int]:
+    """(nodes whose condition says RouteCreated, nodes that want a route)."""
+    key, value = exclude_label
+    wanted = [n for n in cluster.nodes().values() if n.labels.get(key) != value and not n.deleting]
+    done = sum(
+        1
+        for n in wanted
+        if n.network_unavailable is not None
+        and n.network_unavailable.status == "False"
+        and n.network_unavailable.reason == ConditionReason.ROUTE_CREATED
+    )
+    return done, len(wanted)
+
+
+def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configuration.Config) -> tuple[str, ...]:
+    """Every broken invariant, read from the cluster and from the cloud's own listing."""
+    problems: list[str] = []
+    key, value = cfg.exclude_label
+    nodes = [n for n in cluster.nodes().values() if n.labels.get(key) != value]
+    seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
+    for node in nodes:
+        problems += _node_problems(node, cfg, seen)
+    wanted = {ipaddress.ip_network(c): provider.target_for(n.provider_id) for n in nodes for c in n.pod_cidrs}
+    for table in provider.tables():
+        # Owned routes outside the cluster CIDRs are not routectl's to judge (nor ever touched by it).
+        owned = [r for r in provider.list_routes(table) if r.owned and _inside(r.destination, cfg)]
+        by_dest: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, int] = {}
+        for route in owned:
+            by_dest[route.destination] = by_dest.get(route.destination, 0) + 1
+            target = wanted.get(route.destination)
+            if target is None:
+                problems.append(f"table {table}: owned route {route.destination} belongs to no node")
+            elif route.target is None or route.target.instance != target.instance:
+                problems.append(f"table {table}: route {route.destination} points at {route.next_hop}")
+        for destination in wanted:
+            if by_dest.get(destination, 0) != 1:
+                problems.append(
+                    f"table {table}: {by_dest.get(destination, 0)} owned routes for {destination}"
+                )
+    return tuple(problems)
+
+
+def _inside(cidr: ipaddress.IPv4Network | ipaddress.IPv6Network, cfg: configuration.Config) -> bool:
+    return any(cidr.version == c.version and cidr.subnet_of(c) for c in cfg.cluster_cidrs)  # type: ignore[arg-type]
+
+
+def _node_problems(
+    node: Node,
+    cfg: configuration.Config,
+    seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str],
+) -> list[str]:
+    problems: list[str] = []
+    if not node.pod_cidrs:
+        problems.append(f"node {node.name}: no podCIDR")
+    for text in node.pod_cidrs:
+        cidr = ipaddress.ip_network(text)
+        if not _inside(cidr, cfg):
+            problems.append(f"node {node.name}: podCIDR {cidr} outside the cluster CIDRs")
+        for other, owner in seen.items():
+            if other.version == cidr.version and other.overlaps(cidr):
+                problems.append(f"node {node.name}: podCIDR {cidr} overlaps {owner}'s {other}")
+        seen[cidr] = node.name
+    condition = node.network_unavailable
+    if condition is None or (condition.status, condition.reason) != ("False", ConditionReason.ROUTE_CREATED):
+        problems.append(f"node {node.name}: NetworkUnavailable is {condition}")
+    return problems
+
+
+def run_until_converged(
+    cluster: MemoryCluster,
+    provider: RouteProvider,
+    cfg: configuration.Config,
+    *,
+    timeout_s: float,
+    metrics: Metrics | None = None,
+    progress: Progress | None = None,
+    poll_s: float = 0.1,
+) -> Outcome:
+    """Start the controller, wait until every node reports RouteCreated (or the timeout), stop it
+    (SIGTERM semantics: workers joined, lease released), then verify against the cloud."""
+    controller = Controller(cfg, cluster, provider, metrics or Metrics())
+    stop = threading.Event()
+    exit_code: list[int] = []
+    thread = threading.Thread(target=lambda: exit_code.append(controller.run(stop)), name="controller")
+    started = time.monotonic()
+    thread.start()
+    try:
+        while time.monotonic() - started < timeout_s and thread.is_alive():
+            done, total = converged_nodes(cluster, cfg.exclude_label)
+            if progress is not None:
+                progress(done, total)
+            if total and done == total:
+                break
+            time.sleep(poll_s)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    found = violations(cluster, provider, cfg)
+    return Outcome(
+        converged=not found, elapsed_s=elapsed, violations=found, exit_code=exit_code[0] if exit_code else -1
+    )

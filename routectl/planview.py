@@ -1,0 +1,141 @@
+"""`routectl plan`: the plan against the real cluster and cloud, printed as a table or JSON.
+
+Read-only by construction: the reconciler runs in dry-run mode behind a fence that is never open for
+writes it would not make anyway, and only its `plan()` (list every table, compute) is called.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TextIO
+
+from providers import Route, RouteProvider
+from routectl.cluster import Cluster, Node
+from routectl.config import Config
+from routectl.fence import Unfenced
+from routectl.metrics import Metrics
+from routectl.planner import Change, Plan
+from routectl.reconciler import Reconciler
+
+_PAGE = 500
+
+
+def all_nodes(cluster: Cluster) -> list[Node]:
+    nodes: list[Node] = []
+    token = ""
+    while True:
+        page = cluster.list_nodes(_PAGE, token)
+        nodes.extend(page.items)
+        token = page.continue_token
+        if not token:
+            return nodes
+
+
+def compute(cfg: Config, cluster: Cluster, provider: RouteProvider) -> Plan:
+    nodes = all_nodes(cluster)
+    reconciler = Reconciler(
+        cluster,
+        provider,
+        Unfenced(),
+        Metrics(),
+        cluster_cidrs=cfg.cluster_cidrs,
+        nodes=lambda: nodes,
+        exclude_label=cfg.exclude_label,
+        concurrency=1,
+        dry_run=True,
+    )
+    try:
+        return reconciler.plan()
+    finally:
+        reconciler.close()
+
+
+def _hop(route: Route | None) -> str:
+    if route is None:
+        return ""
+    return route.target.instance if route.target is not None else route.next_hop or "blackhole"
+
+
+def as_json(the_plan: Plan) -> dict[str, object]:
+    def change(c: Change) -> dict[str, str]:
+        row = {"table": c.table, "destination": str(c.destination), "node": c.node, "target": _hop(c.route)}
+        if c.current is not None:
+            row["current"] = _hop(c.current)
+        return row
+
+    return {
+        "converged": the_plan.converged,
+        "create": [change(c) for c in the_plan.create],
+        "replace": [change(c) for c in the_plan.replace],
+        "delete": [change(c) for c in the_plan.delete],
+        "conflicts": [
+            {
+                "table": c.table,
+                "destination": str(c.destination),
+                "node": c.node,
+                "existing": str(c.existing.destination),
+                "existing_next_hop": _hop(c.existing),
+            }
+            for c in the_plan.conflicts
+        ],
+        "blocked": [
+            {
+                "node": b.node,
+                "reason": b.reason.value,
+                "detail": b.detail,
+                "table": b.table,
+                "destination": "" if b.destination is None else str(b.destination),
+            }
+            for b in the_plan.blocked
+        ],
+        "in_place": len(the_plan.in_place),
+    }
+
+
+def _rows(the_plan: Plan) -> Iterator[tuple[str, str, str, str, str]]:
+    for action, changes in (
+        ("create", the_plan.create),
+        ("replace", the_plan.replace),
+        ("delete", the_plan.delete),
+    ):
+        for c in changes:
+            via = _hop(c.route) if action != "replace" else f"{_hop(c.current)} -> {_hop(c.route)}"
+            yield action, c.table, str(c.destination), c.node, via
+    for conflict in the_plan.conflicts:
+        yield (
+            "CONFLICT",
+            conflict.table,
+            str(conflict.destination),
+            conflict.node,
+            (f"foreign {conflict.existing.destination} via {_hop(conflict.existing)}: left untouched"),
+        )
+    for b in the_plan.blocked:
+        where = str(b.destination) if b.destination is not None else ""
+        yield "BLOCKED", b.table, where, b.node, f"{b.reason.value}: {b.detail}"
+
+
+def render_table(the_plan: Plan, out: TextIO) -> None:
+    header = ("ACTION", "TABLE", "DESTINATION", "NODE", "DETAIL")
+    rows = [header, *_rows(the_plan)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    if len(rows) > 1:
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        print(file=out)
+    print(
+        f"Plan: {len(the_plan.create)} to create, {len(the_plan.replace)} to replace, "
+        f"{len(the_plan.delete)} to delete; {len(the_plan.conflicts)} conflicts, "
+        f"{len(the_plan.blocked)} blocked; {len(the_plan.in_place)} routes already in place.",
+        file=out,
+    )
+
+
+def print_plan(cfg: Config, cluster: Cluster, provider: RouteProvider, out: TextIO) -> int:
+    the_plan = compute(cfg, cluster, provider)
+    if cfg.output == "json":
+        json.dump(as_json(the_plan), out, indent=2)
+        print(file=out)
+    else:
+        render_table(the_plan, out)
+    return 0

@@ -1,0 +1,169 @@
+"""Builders for a small EC2 world (in moto) and botocore hooks that inject faults or record calls.
+
+Every hook is registered on one client's event system, so it sees exactly that client's calls: the
+adapter's (`provider._ec2`) or the test's own (`World.ec2`), never both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+
+import providers
+from providers import ProviderConfig, Route, Target
+from providers.aws import AwsProvider
+
+REGION = "us-east-1"
+CLUSTER = "kube-a"
+CLUSTER_CIDR = ipaddress.IPv4Network("10.244.0.0/16")
+OWNED_TAG = {f"kubernetes.io/cluster/{CLUSTER}": "owned"}
+IAM_PREFIX = {"ec2": "ec2", "service-quotas": "servicequotas"}
+"""botocore's hyphenated service id -> the IAM action prefix."""
+
+
+def use_dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials through the default chain's first link (env), never a real profile."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@dataclass(slots=True)
+class World:
+    """One VPC (IPv4 + an Amazon-provided IPv6 /56), one subnet, and whatever a test adds."""
+
+    ec2: Any
+    vpc_id: str
+    ipv6_block: ipaddress.IPv6Network
+    subnet_id: str
+
+    def table(self, tags: dict[str, str] | None = None, vpc_id: str = "") -> str:
+        pairs = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+        spec = [{"ResourceType": "route-table", "Tags": pairs}] if pairs else []
+        table = self.ec2.create_route_table(VpcId=vpc_id or self.vpc_id, TagSpecifications=spec)
+        return str(table["RouteTable"]["RouteTableId"])
+
+    def instances(self, count: int) -> list[str]:
+        # Any image id will do for moto; listing its catalogue of real AMIs costs a second per test.
+        started = self.ec2.run_instances(
+            ImageId="ami-12345678", MinCount=count, MaxCount=count, SubnetId=self.subnet_id
+        )
+        return [i["InstanceId"] for i in started["Instances"]]
+
+    def terminate(self, instance: str) -> None:
+        self.ec2.terminate_instances(InstanceIds=[instance])
+
+    def pod_cidr_v6(self, index: int) -> ipaddress.IPv6Network:
+        """The index-th /64 of the upper half of the VPC's /56 (the lower half is left to subnets)."""
+        upper = list(self.ipv6_block.subnets(new_prefix=57))[1].network_address
+        return ipaddress.IPv6Network((int(upper) + index * 2**64, 64))
+
+    def raw_routes(self, table: str) -> dict[str, dict[str, Any]]:
+        """The table as EC2 reports it, keyed by destination."""
+        routes = self.ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+        return {r.get("DestinationCidrBlock") or r.get("DestinationIpv6CidrBlock"): r for r in routes}
+
+    def add_route(self, table: str, destination: str, **target: str) -> None:
+        key = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
+        self.ec2.create_route(RouteTableId=table, **{key: destination}, **target)
+
+
+def a_world() -> World:
+    """Call inside `mock_aws` (or with an endpoint-bound client)."""
+    return world_on(boto3.client("ec2", region_name=REGION))
+
+
+def world_on(ec2: Any) -> World:
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
+    block = ipaddress.IPv6Network(vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"])
+    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.0.0.0/20")["Subnet"]
+    return World(ec2=ec2, vpc_id=vpc["VpcId"], ipv6_block=block, subnet_id=subnet["SubnetId"])
+
+
+def a_provider(**settings: Any) -> AwsProvider:
+    """The adapter as the controller gets it: through `providers.get`."""
+    config = ProviderConfig(**{"cluster_name": CLUSTER, "region": REGION, **settings})
+    provider = providers.get("aws", config)
+    assert isinstance(provider, AwsProvider)
+    return provider
+
+
+def a_route(destination: str | ipaddress.IPv4Network | ipaddress.IPv6Network, instance: str) -> Route:
+    """A desired route, as the planner builds it for a node."""
+    return Route(ipaddress.ip_network(destination), Target(instance), owned=True, node="node-1")
+
+
+def error_response(code: str, status: int = 400, message: str = "injected") -> tuple[AWSResponse, Any]:
+    """What a `before-call` handler returns to make botocore raise ClientError(code)."""
+    parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return AWSResponse("https://ec2.amazonaws.com/", status, HTTPHeaders(), None), parsed
+
+
+def fail(
+    client: Any, operation: str, code: str, status: int = 400, *, when: Callable[[Any], bool] | None = None
+) -> Counter[str]:
+    """Make `operation` answer `code` (for requests matching `when`); returns a count of injections."""
+    injected: Counter[str] = Counter()
+
+    def handler(params: Any, **_: Any) -> tuple[AWSResponse, Any] | None:
+        if when is not None and not when(params["body"]):
+            return None
+        injected[code] += 1
+        return error_response(code, status)
+
+    client.meta.events.register_first(f"before-call.ec2.{operation}", handler)
+    return injected
+
+
+@dataclass(slots=True)
+class Calls:
+    """Every API call a client made, as IAM action names (`ec2:CreateRoute`)."""
+
+    actions: Counter[str] = field(default_factory=Counter)
+
+    def record(self, event_name: str, **_: Any) -> None:
+        service, operation = event_name.split(".")[1:]
+        self.actions[f"{IAM_PREFIX.get(service, service)}:{operation}"] += 1
+
+    def watch(self, client: Any) -> None:
+        client.meta.events.register("before-call", self.record)
+
+
+@contextmanager
+def hooking_new_clients(monkeypatch: pytest.MonkeyPatch, hook: Callable[[Any], None]) -> Iterator[None]:
+    """Apply `hook` to every client created inside the block: the adapter calls Service Quotas while
+    it is built, before a test could reach its clients."""
+    original = boto3.session.Session.client
+
+    def client(self: boto3.session.Session, *args: Any, **kwargs: Any) -> Any:
+        made = original(self, *args, **kwargs)
+        hook(made)
+        return made
+
+    with monkeypatch.context() as patch:
+        patch.setattr(boto3.session.Session, "client", client)
+        yield
+
+
+@contextmanager
+def recording_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
+    """Record every call of the clients created inside the block."""
+    calls = Calls()
+    with hooking_new_clients(monkeypatch, calls.watch):
+        yield calls
