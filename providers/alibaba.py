@@ -174,7 +174,12 @@ class CloudError:
             case _:
                 outcome = Outcome.FATAL
         return RouteResult(
-            route, outcome, str(self), retry_after=self.retry_after, target_gone=kind is Kind.TARGET_GONE
+            route,
+            outcome,
+            str(self),
+            retry_after=self.retry_after,
+            target_gone=kind is Kind.TARGET_GONE,
+            throttled=kind is Kind.THROTTLED,
         )
 
 

@@ -314,7 +314,7 @@ class AwsProvider:
         code = _code(err)
         message = f"{api}: {code}: {err.response.get('Error', {}).get('Message', '')}"
         if _is_retryable(err):
-            return RouteResult(route, Outcome.RETRY, message)
+            return RouteResult(route, Outcome.RETRY, message, throttled=code in _THROTTLE_CODES)
         if code == "RouteLimitExceeded":
             return RouteResult(route, Outcome.QUOTA_EXCEEDED, message)
         if code == "InvalidInstanceID.NotFound":

@@ -602,7 +602,8 @@ def _result(route: Route, failure: _Failure | None) -> RouteResult:
     if failure is None:
         return RouteResult(route, Outcome.OK)
     gone = failure.kind is _Kind.NOT_FOUND and "/instances/" in failure.message
-    return RouteResult(route, _OUTCOMES[failure.kind], failure.message, target_gone=gone)
+    throttled = failure.kind is _Kind.THROTTLED
+    return RouteResult(route, _OUTCOMES[failure.kind], failure.message, target_gone=gone, throttled=throttled)
 
 
 def build(config: ProviderConfig) -> GcpProvider:

@@ -84,6 +84,9 @@ class RouteResult:
     """Seconds the cloud asked us to wait (AWS/GCP never say; Alibaba's x-acs-retry-after does)."""
     target_gone: bool = False
     """The route's target instance no longer exists: a node problem, not worth retrying."""
+    throttled: bool = False
+    """The cloud refused the call for its rate limit (AWS RequestLimitExceeded, GCP rateLimitExceeded,
+    Alibaba Throttling*): the executor's adaptive limiter backs off on these, not on other retries."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,8 @@ class Controller:
         finally:
             self._workers.halt()
             self.queue.shut_down()
+            if self.reconciler is not None:
+                self.reconciler.close()
             stop.set()
             informer.join(timeout=1.0)
 

@@ -91,6 +91,7 @@ def test_throttled_write_carries_the_clouds_retry_after(
     [result] = provider.create_routes(table, [route])
 
     assert result.outcome is Outcome.RETRY
+    assert result.throttled
     assert result.retry_after == 1.5
     assert emulator.routes(table, type_="Custom") == []
 

@@ -60,6 +60,7 @@ def test_write_errors_become_outcomes_naming_the_api_and_code(
     assert operation in result.message
     assert code in result.message
     assert not result.target_gone
+    assert result.throttled is (code == "RequestLimitExceeded")
 
 
 def test_one_failed_route_does_not_stop_the_others(world: World, table: str, instance: str) -> None:

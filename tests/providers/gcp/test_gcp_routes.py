@@ -268,6 +268,7 @@ def test_rate_limited_inserts_are_retry_and_the_rest_succeed(
 
     assert sorted(r.outcome.value for r in results) == ["ok", "ok", "retry", "retry"]
     assert all("Rate Limit" in r.message for r in results if r.outcome is Outcome.RETRY)
+    assert [r.throttled for r in results].count(True) == 2
 
 
 @pytest.mark.parametrize("reason", ["rateLimitExceeded", "userRateLimitExceeded"])

@@ -1,0 +1,304 @@
+"""The executor: applies a Plan to the cloud, as fast as the cloud's limits allow and no faster.
+
+Invariants: every write passes `fence.check()` immediately before it is sent (after any wait for a
+token), so no write leaves a process that has lost leadership — `LostLeadership` stops the whole apply;
+every call first takes a token from the provider's adaptive bucket (writes and reads apart); no more
+than `limits.writers_per_table` writes are in flight per table; a route is attempted at most
+`max_attempts` times per apply — what still answers RETRY is reported and left to the next sync, never
+retried in a tight loop; `quota_exceeded`, `conflict` and `fatal` are never retried here.
+
+Deletes run before replaces and creates, so quota freed by a delete is there for a create.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from providers import (
+    NotFound,
+    Outcome,
+    ProviderError,
+    Route,
+    RouteProvider,
+    RouteResult,
+    Target,
+    Throttled,
+    Transient,
+)
+from routectl.fence import Fence
+from routectl.metrics import Metrics
+from routectl.planner import Change, Plan
+from routectl.ratelimit import AdaptiveTokenBucket
+
+log = logging.getLogger("routectl.executor")
+_T = TypeVar("_T")
+
+
+class Op(enum.StrEnum):
+    DELETE = "delete"
+    REPLACE = "replace"
+    CREATE = "create"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The final word on one change in this apply."""
+
+    op: Op
+    change: Change
+    result: RouteResult
+    attempts: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The routes of one chunk still answering RETRY, and what they said last."""
+
+    changes: list[Change]
+    last: dict[int, RouteResult] = field(default_factory=dict)
+    retry_after: float = 0.0
+    attempts: int = 0
+
+
+class Executor:
+    def __init__(
+        self,
+        provider: RouteProvider,
+        fence: Fence,
+        metrics: Metrics,
+        *,
+        concurrency: int = 10,
+        max_attempts: int = 4,
+        base_delay_s: float = 0.5,
+        max_delay_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.provider = provider
+        self._fence = fence
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        limits = provider.limits
+        self.writes = AdaptiveTokenBucket.seeded(limits, writes=True, clock=clock, sleep=sleep)
+        self.reads = AdaptiveTokenBucket.seeded(limits, writes=False, clock=clock, sleep=sleep)
+        self._max_batch = max(1, limits.max_batch)
+        self._writers = limits.writers_per_table
+        self._table_slots: dict[str, threading.BoundedSemaphore] = {}
+        self._slots_lock = threading.Lock()
+        self._max_attempts = max_attempts
+        self._backoff = wait_random_exponential(multiplier=base_delay_s, max=max_delay_s)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="route-write")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def list_routes(self, table: str) -> list[Route]:
+        """List one table through the read bucket; Throttled/Transient retried with backoff, then raised."""
+        return self._read(lambda: self.provider.list_routes(table))
+
+    def prepare(self, target: Target) -> None:
+        """`provider.prepare_target` through the read bucket (adapters whose prepare mutates check first)."""
+        self._read(lambda: self.provider.prepare_target(target))
+
+    def _read(self, call: Callable[[], _T]) -> _T:
+        def once() -> _T:
+            self.reads.acquire()
+            issued = self._clock()
+            try:
+                return call()
+            except Throttled:
+                self.reads.throttled(issued)
+                raise
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._read_wait,
+            retry=retry_if_exception_type((Throttled, Transient)),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(once)
+
+    def _read_wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        after = error.retry_after if isinstance(error, Throttled) and error.retry_after else 0.0
+        return max(after, self._backoff(state))
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan, prepare: Callable[[Target], None] | None = None) -> list[Applied]:
+        """Apply deletes, then replaces, then creates; returns one Applied per change.
+
+        `prepare(target)` runs before each create/replace to that target (the caller remembers which
+        targets are ready); when it raises ProviderError the change is not sent and the error is its
+        outcome (Throttled/Transient → retry, anything else → fatal).
+        """
+        applied: list[Applied] = []
+        for op, changes in ((Op.DELETE, plan.delete), (Op.REPLACE, plan.replace), (Op.CREATE, plan.create)):
+            if changes:
+                applied.extend(self._phase(op, changes, None if op is Op.DELETE else prepare))
+        return applied
+
+    def _phase(
+        self,
+        op: Op,
+        changes: Sequence[Change],
+        prepare: Callable[[Target], None] | None,
+    ) -> list[Applied]:
+        by_table: dict[str, list[Change]] = defaultdict(list)
+        for change in changes:
+            by_table[change.table].append(change)
+        chunks = [
+            (table, group[i : i + self._max_batch])
+            for table, group in sorted(by_table.items())
+            for i in range(0, len(group), self._max_batch)
+        ]
+        if len(chunks) == 1:
+            return self._chunk(op, *chunks[0], prepare)
+        futures = [self._pool.submit(self._chunk, op, table, chunk, prepare) for table, chunk in chunks]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        errors = [error for error in (f.exception() for f in done) if error is not None]
+        if errors:  # LostLeadership above all: stop what has not started, let the rest hit the fence
+            for future in pending:
+                future.cancel()
+            wait(pending)
+            raise errors[0]
+        return [a for f in futures for a in f.result()]
+
+    def _chunk(
+        self,
+        op: Op,
+        table: str,
+        chunk: Sequence[Change],
+        prepare: Callable[[Target], None] | None,
+    ) -> list[Applied]:
+        applied: list[Applied] = []
+        ready: list[Change] = []
+        for change in chunk:
+            try:
+                if prepare and change.route.target:
+                    prepare(change.route.target)
+            except ProviderError as err:
+                applied.append(self._final(op, change, _as_result(change.route, err), 0))
+            else:
+                ready.append(change)
+        if not ready:
+            return applied
+        pending = _Pending(ready)
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=lambda state: max(pending.retry_after, self._backoff(state)),
+            retry=retry_if_result(bool),
+            sleep=self._sleep,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
+        )
+        retrying(self._attempt, op, table, pending, applied)
+        for change in pending.changes:
+            applied.append(self._final(op, change, pending.last[id(change)], pending.attempts))
+        return applied
+
+    def _attempt(self, op: Op, table: str, pending: _Pending, applied: list[Applied]) -> list[Change]:
+        """One write call for what is still pending; settles every non-RETRY result."""
+        pending.attempts += 1
+        self.writes.acquire()
+        issued = self._clock()
+        routes = [c.route for c in pending.changes]
+        with self._table_slot(table):
+            self._fence.check()
+            results = self._send(op, table, routes)
+        if any(r.throttled for r in results):
+            self.writes.throttled(issued)
+        still: list[Change] = []
+        pending.retry_after = 0.0
+        for change, result in zip(pending.changes, results, strict=True):
+            self._metrics.route_operations.labels(self.provider.name, op.value, result.outcome.value).inc()
+            if result.outcome is Outcome.RETRY:
+                still.append(change)
+                pending.last[id(change)] = result
+                pending.retry_after = max(pending.retry_after, result.retry_after or 0.0)
+                _log(logging.DEBUG, op, change, result, pending.attempts)
+            else:
+                applied.append(self._final(op, change, result, pending.attempts))
+        pending.changes = still
+        return still
+
+    def _send(self, op: Op, table: str, routes: list[Route]) -> list[RouteResult]:
+        """One provider call; a whole-call ProviderError becomes the outcome of every route in it."""
+        send = {
+            Op.CREATE: self.provider.create_routes,
+            Op.REPLACE: self.provider.replace_routes,
+            Op.DELETE: self.provider.delete_routes,
+        }[op]
+        try:
+            return send(table, routes)
+        except ProviderError as err:
+            return [_as_result(route, err) for route in routes]
+
+    def _final(self, op: Op, change: Change, result: RouteResult, attempts: int) -> Applied:
+        level = logging.INFO if result.outcome.succeeded else logging.WARNING
+        _log(level, op, change, result, attempts)
+        return Applied(op, change, result, attempts)
+
+    @contextmanager
+    def _table_slot(self, table: str) -> Iterator[None]:
+        if self._writers is None:
+            yield
+            return
+        with self._slots_lock:
+            slot = self._table_slots.setdefault(table, threading.BoundedSemaphore(self._writers))
+        with slot:
+            yield
+
+
+def _as_result(route: Route, err: ProviderError) -> RouteResult:
+    if isinstance(err, Throttled):
+        return RouteResult(route, Outcome.RETRY, f"Throttled: {err}", retry_after=err.retry_after)
+    outcome = Outcome.RETRY if isinstance(err, Transient) else Outcome.FATAL
+    return RouteResult(route, outcome, str(err), target_gone=isinstance(err, NotFound))
+
+
+def _log(level: int, op: Op, change: Change, result: RouteResult, attempt: int) -> None:
+    route = change.route
+    log.log(
+        level,
+        "%s %s in %s: %s%s",
+        op.value,
+        change.destination,
+        change.table,
+        result.outcome.value,
+        f" ({result.message})" if result.message else "",
+        extra={
+            "node": change.node,
+            "table": change.table,
+            "destination": str(change.destination),
+            "target": str(route.target) if route.target else "",
+            "op": op.value,
+            "outcome": result.outcome.value,
+            "attempt": attempt,
+            "error": "" if result.outcome.succeeded else result.message,
+        },
+    )
+
+
+__all__ = ["Applied", "Executor", "Op"]

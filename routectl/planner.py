@@ -1,0 +1,304 @@
+"""The route planner: desired node routes vs the listed routes of every managed table → a `Plan`.
+
+Pure: values in, a value out; no I/O, no clock; every tuple in the Plan is sorted, so the same inputs
+always give the same Plan.
+
+Ownership invariant (DESIGN.md §4.4): a route is in `replace` or `delete` only if the adapter marked it
+owned **and** its destination lies inside a cluster CIDR; `create` only targets destinations inside a
+cluster CIDR. A foreign route is never in any write list — when it collides with a desired route it is a
+`conflict`. Creates that would exceed a table's remaining quota are `blocked`, never attempted.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from providers import Network, Route, RouteState, Target
+
+
+class BlockReason(enum.StrEnum):
+    NO_POD_CIDR = "no podCIDR"
+    NO_TARGET = "no target"
+    OUTSIDE_CLUSTER_CIDR = "podCIDR outside the cluster CIDRs"
+    CONFLICT = "conflict"
+    QUOTA = "quota"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredNode:
+    """What one Node asks for, parsed at the edge (the reconciler builds these from `cluster.Node`)."""
+
+    name: str
+    uid: str = ""
+    pod_cidrs: tuple[Network, ...] = ()
+    target: Target | None = None
+    no_target_reason: str = ""
+    """Why `target` is None: no providerID, an unparsable one, a target that could not be prepared."""
+    excluded: bool = False
+    """Excluded (label) or gone: it wants no route, so its owned routes are deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One write: `route` is what is sent (desired for create/replace, listed for delete)."""
+
+    table: str
+    destination: Network
+    node: str
+    route: Route
+    current: Route | None = None
+    """The listed route being replaced (replace only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A foreign route on (or inside) a desired destination: reported, never touched."""
+
+    table: str
+    destination: Network
+    node: str
+    existing: Route
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    node: str
+    reason: BlockReason
+    detail: str
+    table: str = ""
+    destination: Network | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    create: tuple[Change, ...] = ()
+    replace: tuple[Change, ...] = ()
+    delete: tuple[Change, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    blocked: tuple[Blocked, ...] = ()
+    in_place: tuple[Change, ...] = ()
+    """Desired routes already listed active with the right target: nothing to do."""
+
+    @property
+    def writes(self) -> int:
+        return len(self.create) + len(self.replace) + len(self.delete)
+
+    @property
+    def converged(self) -> bool:
+        """Nothing to write and nothing blocked (pending routes still count as converging)."""
+        return self.writes == 0 and not self.blocked
+
+
+def plan(
+    nodes: Iterable[DesiredNode],
+    listed_tables: Mapping[str, Sequence[Route]],
+    cluster_cidrs: Sequence[Network],
+    *,
+    quotas: Mapping[str, int | None] | None = None,
+) -> Plan:
+    """The whole plan for every node and every managed table (`listed_tables` keys are the tables)."""
+    return _Planner(tuple(cluster_cidrs), quotas or {}).run(
+        sorted(nodes, key=lambda n: n.name), listed_tables
+    )
+
+
+def plan_node(
+    node: DesiredNode,
+    listed_tables: Mapping[str, Sequence[Route]],
+    cluster_cidrs: Sequence[Network],
+    *,
+    quotas: Mapping[str, int | None] | None = None,
+) -> Plan:
+    """One node's slice of `plan`: same rules, restricted to the routes that concern this node.
+
+    A route concerns the node if it overlaps one of its podCIDRs, or it is owned and names the node.
+    Quota is what the rest of each table leaves. Owned routes of other nodes are
+    outside the slice, so they are never deleted by a per-node sync.
+    """
+    sliced: dict[str, list[Route]] = {}
+    remaining: dict[str, int | None] = {}
+    for table, routes in listed_tables.items():
+        sliced[table] = [r for r in routes if _concerns(node, r)]
+        quota = (quotas or {}).get(table)
+        remaining[table] = None if quota is None else quota - (len(routes) - len(sliced[table]))
+    return plan([node], sliced, cluster_cidrs, quotas=remaining)
+
+
+def _concerns(node: DesiredNode, route: Route) -> bool:
+    """Overlaps one of its podCIDRs, or is owned and names it (GCP/Alibaba marks carry the node).
+
+    Routes that merely point at the node's instance are left to the full resync: matching on the
+    instance could take another node's route when an instance re-registers under a new name."""
+    if any(_overlaps(route.destination, cidr) for cidr in node.pod_cidrs):
+        return True
+    return route.owned and bool(route.node) and route.node == node.name
+
+
+def _overlaps(a: Network, b: Network) -> bool:
+    return a.version == b.version and a.overlaps(b)
+
+
+def inside(net: Network, cidrs: Sequence[Network]) -> bool:
+    """`net` lies within one of `cidrs` (same family); the first half of the ownership test."""
+    return any(net.version == c.version and net.subnet_of(c) for c in cidrs)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class _Acc:
+    create: list[Change] = field(default_factory=list)
+    replace: list[Change] = field(default_factory=list)
+    delete: list[Change] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
+    in_place: list[Change] = field(default_factory=list)
+
+    def freeze(self) -> Plan:
+        return Plan(
+            create=tuple(sorted(self.create, key=_key)),
+            replace=tuple(sorted(self.replace, key=_key)),
+            delete=tuple(sorted(self.delete, key=_key)),
+            conflicts=tuple(
+                sorted(self.conflicts, key=lambda c: (*_key(c), _net_key(c.existing.destination)))
+            ),
+            blocked=tuple(sorted(set(self.blocked), key=_blocked_key)),
+            in_place=tuple(sorted(self.in_place, key=_key)),
+        )
+
+
+def _net_key(net: Network | None) -> tuple[int, int, int]:
+    if net is None:
+        return (0, 0, 0)
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+def _key(item: Change | Conflict) -> tuple[str, tuple[int, int, int], str]:
+    return (item.table, _net_key(item.destination), item.node)
+
+
+def _blocked_key(item: Blocked) -> tuple[str, str, str, tuple[int, int, int], str]:
+    return (item.node, item.reason.value, item.table, _net_key(item.destination), item.detail)
+
+
+class _Planner:
+    def __init__(self, cluster_cidrs: tuple[Network, ...], quotas: Mapping[str, int | None]) -> None:
+        self.cidrs = cluster_cidrs
+        self.quotas = quotas
+
+    def run(self, nodes: list[DesiredNode], listed: Mapping[str, Sequence[Route]]) -> Plan:
+        acc = _Acc()
+        wanted = self._wanted(nodes, acc)
+        protected = {c for n in nodes if not n.excluded and n.target is None for c in n.pod_cidrs}
+        for table in sorted(listed):
+            self._table(table, listed[table], wanted, protected, acc)
+        return acc.freeze()
+
+    def _wanted(self, nodes: list[DesiredNode], acc: _Acc) -> dict[Network, DesiredNode]:
+        """Destination → node for every route that should exist; block nodes that cannot have one."""
+        wanted: dict[Network, DesiredNode] = {}
+        for node in nodes:
+            if node.excluded:
+                continue
+            if not node.pod_cidrs:
+                acc.blocked.append(Blocked(node.name, BlockReason.NO_POD_CIDR, "node has no podCIDR"))
+                continue
+            if node.target is None:
+                detail = node.no_target_reason or "no target instance"
+                acc.blocked.append(Blocked(node.name, BlockReason.NO_TARGET, detail))
+                continue
+            for cidr in node.pod_cidrs:
+                if inside(cidr, self.cidrs):
+                    wanted[cidr] = node
+                else:
+                    detail = f"podCIDR {cidr} is outside the cluster CIDRs"
+                    acc.blocked.append(Blocked(node.name, BlockReason.OUTSIDE_CLUSTER_CIDR, detail, "", cidr))
+        return wanted
+
+    def _table(
+        self,
+        table: str,
+        routes: Sequence[Route],
+        wanted: Mapping[Network, DesiredNode],
+        protected: set[Network],
+        acc: _Acc,
+    ) -> None:
+        by_dest = {r.destination: r for r in routes}
+        conflicted = self._conflicts(table, routes, wanted, acc)
+        deletes = 0
+        creates: list[Change] = []
+        for route in routes:
+            if not (route.owned and inside(route.destination, self.cidrs)):
+                continue
+            if route.destination in wanted or route.destination in protected:
+                continue
+            acc.delete.append(Change(table, route.destination, route.node, route))
+            deletes += 1
+        for dest, node in sorted(wanted.items(), key=lambda item: (item[1].name, str(item[0]))):
+            if dest in conflicted:
+                continue
+            desired = Route(dest, node.target, owned=True, node=node.name, node_uid=node.uid)
+            current = by_dest.get(dest)
+            if current is None or current.state is RouteState.DELETING:
+                creates.append(Change(table, dest, node.name, desired))
+            elif current.target != node.target or current.state is RouteState.BLACKHOLE:
+                acc.replace.append(Change(table, dest, node.name, desired, current))
+            elif current.state is RouteState.ACTIVE:
+                acc.in_place.append(Change(table, dest, node.name, desired, current))
+        self._within_quota(table, len(routes) - deletes, creates, acc)
+
+    def _conflicts(
+        self,
+        table: str,
+        routes: Sequence[Route],
+        wanted: Mapping[Network, DesiredNode],
+        acc: _Acc,
+    ) -> set[Network]:
+        """Foreign routes equal to or inside a desired destination, or overlapping it within the cluster
+        CIDRs. A broader foreign route that contains the cluster CIDR (default route, VPC-local route)
+        is not a conflict: the node's more specific route wins by longest-prefix match."""
+        hit: set[Network] = set()
+        if not wanted:
+            return hit
+        for route in routes:
+            if route.owned and inside(route.destination, self.cidrs):
+                continue
+            for dest, node in self._overlapping(route.destination, wanted):
+                inside_dest = route.destination.subnet_of(dest)  # type: ignore[arg-type]
+                if inside_dest or inside(route.destination, self.cidrs):
+                    acc.conflicts.append(Conflict(table, dest, node.name, route))
+                    via = route.next_hop or "?"
+                    detail = f"route conflict in {table}: {route.destination} via {via} is not ours"
+                    acc.blocked.append(Blocked(node.name, BlockReason.CONFLICT, detail, table, dest))
+                    hit.add(dest)
+        return hit
+
+    @staticmethod
+    def _overlapping(
+        net: Network, wanted: Mapping[Network, DesiredNode]
+    ) -> list[tuple[Network, DesiredNode]]:
+        if net in wanted:
+            return [(net, wanted[net])]
+        return [(d, n) for d, n in wanted.items() if _overlaps(net, d)]
+
+    def _within_quota(self, table: str, kept: int, creates: list[Change], acc: _Acc) -> None:
+        """Creates in node-name order until the table's quota is used up; the rest are blocked."""
+        quota = self.quotas.get(table)
+        room = len(creates) if quota is None else max(0, quota - kept)
+        acc.create.extend(creates[:room])
+        for change in creates[room:]:
+            detail = f"route quota of {table} ({quota}) reached"
+            acc.blocked.append(Blocked(change.node, BlockReason.QUOTA, detail, table, change.destination))
+
+
+__all__ = [
+    "BlockReason",
+    "Blocked",
+    "Change",
+    "Conflict",
+    "DesiredNode",
+    "Plan",
+    "inside",
+    "plan",
+    "plan_node",
+]

@@ -1,0 +1,114 @@
+"""The executor: batching, retries with backoff and retry-after, no retry of final outcomes, fencing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pytest
+
+from providers import Outcome, Route, RouteResult
+from providers.simcloud import Bucket, SimCloud
+from routectl.executor import Executor, Op
+from routectl.fence import Unfenced
+from routectl.metrics import Metrics
+from routectl.planner import Change, Plan
+
+from .builders import TABLE, FakeClock, a_route, net
+
+
+class Scripted(SimCloud):
+    """A sim whose first create calls answer with scripted results instead of acting."""
+
+    def __init__(self, script: list[Outcome], retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__("c1", **kwargs)  # type: ignore[arg-type]
+        self.script = script
+        self.retry_after = retry_after
+
+    def create_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        if self.script:
+            self.calls["create_routes"] += 1
+            outcome = self.script.pop(0)
+            return [RouteResult(r, outcome, "scripted", retry_after=self.retry_after) for r in routes]
+        return super().create_routes(table, routes)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def creates(*cidrs: str) -> Plan:
+    return Plan(
+        create=tuple(
+            Change(TABLE, net(c), f"n{i}", a_route(c, f"i-{i}", node=f"n{i}")) for i, c in enumerate(cidrs)
+        )
+    )
+
+
+@contextmanager
+def an_executor(provider: SimCloud, clock: FakeClock, **kwargs: int) -> Iterator[Executor]:
+    executor = Executor(
+        provider, Unfenced(), Metrics(), clock=clock, sleep=clock.sleep, base_delay_s=0.1, **kwargs
+    )
+    yield executor
+    executor.close()
+
+
+def with_instances(sim: SimCloud, count: int) -> SimCloud:
+    for i in range(count):
+        sim.add_instance(f"i-{i}", zone="")
+    return sim
+
+
+def test_batches_up_to_max_batch_routes_per_call(clock: FakeClock) -> None:
+    sim = with_instances(SimCloud("c1", max_batch=3, clock=clock, sleep=clock.sleep), 7)
+    with an_executor(sim, clock) as executor:
+        applied = executor.apply(creates(*(f"10.244.{i}.0/24" for i in range(7))))
+    assert [a.result.outcome for a in applied] == [Outcome.OK] * 7
+    assert sim.calls["create_routes"] == 3
+
+
+def test_retry_honours_the_clouds_retry_after(clock: FakeClock) -> None:
+    sim = with_instances(Scripted([Outcome.RETRY], retry_after=7.0, clock=clock, sleep=clock.sleep), 1)
+    start = clock()
+    with an_executor(sim, clock) as executor:
+        [applied] = executor.apply(creates("10.244.0.0/24"))
+    assert (applied.result.outcome, applied.attempts) == (Outcome.OK, 2)
+    assert clock() - start >= 7.0
+
+
+@pytest.mark.parametrize("outcome", [Outcome.QUOTA_EXCEEDED, Outcome.CONFLICT, Outcome.FATAL])
+def test_final_outcomes_are_never_retried_in_the_pass(clock: FakeClock, outcome: Outcome) -> None:
+    sim = with_instances(Scripted([outcome], clock=clock, sleep=clock.sleep), 1)
+    with an_executor(sim, clock) as executor:
+        [applied] = executor.apply(creates("10.244.0.0/24"))
+    assert (applied.result.outcome, sim.calls["create_routes"]) == (outcome, 1)
+
+
+def test_retries_stop_at_the_attempt_cap_with_backoff_between(clock: FakeClock) -> None:
+    sim = with_instances(Scripted([Outcome.RETRY] * 9, clock=clock, sleep=clock.sleep), 1)
+    start = clock()
+    with an_executor(sim, clock, max_attempts=3) as executor:
+        [applied] = executor.apply(creates("10.244.0.0/24"))
+    assert (applied.result.outcome, applied.attempts, sim.calls["create_routes"]) == (Outcome.RETRY, 3, 3)
+    assert clock() > start
+
+
+def test_throttled_write_shrinks_the_write_bucket(clock: FakeClock) -> None:
+    sim = with_instances(SimCloud("c1", write=Bucket(1, 0.5), clock=clock, sleep=clock.sleep), 3)
+    with an_executor(sim, clock) as executor:
+        executor.writes = type(executor.writes)(100.0, 100, clock=clock, sleep=clock.sleep)
+        executor.apply(creates("10.244.0.0/24", "10.244.1.0/24"))
+        assert executor.writes.throttle_count >= 1
+        assert executor.writes.rate < 100.0
+
+
+def test_deletes_run_before_creates(clock: FakeClock) -> None:
+    sim = with_instances(SimCloud("c1", quota=1, clock=clock, sleep=clock.sleep), 2)
+    sim.add_route(TABLE, "10.244.9.0/24", "i-1", owner="c1")
+    old = a_route("10.244.9.0/24", "i-1")
+    the_plan = Plan(create=creates("10.244.0.0/24").create, delete=(Change(TABLE, old.destination, "", old),))
+    with an_executor(sim, clock) as executor:
+        applied = executor.apply(the_plan)
+    assert [(a.op, a.result.outcome) for a in applied] == [(Op.DELETE, Outcome.OK), (Op.CREATE, Outcome.OK)]

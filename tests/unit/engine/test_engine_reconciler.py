@@ -1,0 +1,395 @@
+"""The reconciler (planner + executor + status) on the simulated cloud."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from providers import Limits, Outcome
+from providers.simcloud import Bucket, Fault, SimCloud
+from routectl.cluster import Condition
+from routectl.fence import LostLeadership
+from routectl.reasons import Reason
+
+from .builders import TABLE, FakeClock, World
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    w = World()
+    yield w
+    w.close()
+
+
+def sample(world: World, name: str, labels: dict[str, str] | None = None) -> float:
+    value = world.metrics.registry.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value
+
+
+# --- convergence ----------------------------------------------------------------------------------
+
+
+def test_resync_creates_one_route_per_node_and_marks_them_ready(world: World) -> None:
+    world.add_nodes(5)
+    assert world.reconciler().resync() is True
+    assert world.owned_routes() == world.desired_routes()
+    assert {world.condition(n) for n in world.cluster.nodes()} == {"False/RouteCreated"}
+    assert world.sim.calls["list_routes"] == 1
+    assert sample(world, "routectl_routes_programmed", {"table": TABLE}) == 5
+    assert sample(world, "routectl_routes_desired") == 5
+    assert sample(world, "routectl_node_route_latency_seconds_count") == 5
+    calls = {"provider": "sim", "api": "create_routes", "code": "200"}
+    assert sample(world, "routectl_cloud_api_requests_total", calls) == 5
+
+
+def test_sync_node_lists_once_then_works_from_the_view(world: World) -> None:
+    nodes = world.add_nodes(3)
+    rec = world.reconciler()
+    assert all(rec.sync_node(n) for n in nodes)
+    assert world.sim.calls["list_routes"] == 1
+    assert world.owned_routes() == world.desired_routes()
+    assert world.condition("n002") == "False/RouteCreated"
+
+
+def test_second_resync_of_a_converged_cluster_writes_nothing(world: World) -> None:
+    world.add_nodes(4)
+    rec = world.reconciler()
+    rec.resync()
+    writes = world.sim.calls["create_routes"]
+    conditions_written = world.cluster.calls["set_network_unavailable"]
+    assert rec.resync() is True
+    assert world.sim.calls["create_routes"] == writes
+    assert world.cluster.calls["set_network_unavailable"] == conditions_written
+
+
+def test_node_route_latency_is_observed_from_podcidr_seen_to_verified(world: World) -> None:
+    node = world.add_node(1)
+    world.sim.inject("create_routes", *[Fault.SERVER_ERROR] * 4)
+    rec = world.reconciler()
+    assert rec.sync_node(node) is False
+    world.clock.sleep(10)
+    assert rec.sync_node(world.node("n001")) is True
+    assert sample(world, "routectl_node_route_latency_seconds_count") == 1
+    assert sample(world, "routectl_node_route_latency_seconds_sum") >= 10
+
+
+# --- causes, conditions and events -----------------------------------------------------------------
+
+
+def test_node_without_podcidr_or_providerid_is_not_ready_with_the_cause(world: World) -> None:
+    world.add_node(1, pod_cidrs=[])
+    world.add_node(2, provider_id="")
+    world.add_node(3, provider_id="aws:///zone/i-3")
+    assert world.reconciler().resync() is False
+    causes = {n: world.node(n).network_unavailable for n in ("n001", "n002", "n003")}
+    assert {n: c.message if c else "" for n, c in causes.items()} == {
+        "n001": "node has no podCIDR",
+        "n002": "node has no providerID",
+        "n003": "providerID 'aws:///zone/i-3': want sim://<zone>/<instance>",
+    }
+    assert world.owned_routes() == {}
+
+
+def test_foreign_route_on_a_node_cidr_is_reported_once_and_never_touched(world: World) -> None:
+    world.add_nodes(2)
+    world.sim.add_route(TABLE, "10.244.1.0/24", "i-other")
+    before = world.sim.routes(TABLE)
+    rec = world.reconciler()
+    assert rec.resync() is False
+    assert rec.resync() is False
+    assert world.sim.foreign_writes == []
+    assert world.sim.routes(TABLE)[next(iter(before))] == next(iter(before.values()))
+    assert world.condition("n001") == "True/NoRouteCreated"
+    conflicts = [e for e in world.cluster.events if e.reason == Reason.ROUTE_CONFLICT]
+    assert [(e.node, e.count) for e in conflicts] == [("n001", 1)]
+    assert world.condition("n000") == "False/RouteCreated"
+
+
+def test_quota_exhaustion_blocks_the_last_nodes_without_attempting_them() -> None:
+    w = World(quota=5)
+    try:
+        w.add_nodes(8)
+        assert w.reconciler().resync() is False
+        assert w.sim.calls["create_routes"] == 5
+        ready = sorted(n for n in w.cluster.nodes() if w.condition(n) == "False/RouteCreated")
+        assert ready == ["n000", "n001", "n002", "n003", "n004"]
+        quota_events = {e.node for e in w.cluster.events if e.reason == Reason.ROUTE_QUOTA_EXCEEDED}
+        assert quota_events == {"n005", "n006", "n007"}
+        assert "quota" in (w.node("n007").network_unavailable or Condition("", "", "")).message
+        assert sample(w, "routectl_route_table_quota", {"table": TABLE}) == 5
+    finally:
+        w.close()
+
+
+def test_quota_the_cloud_did_not_advertise_is_reported_from_the_write_outcome() -> None:
+    clock = FakeClock()
+    limits = Limits(write_rate=1000, write_burst=1000, read_rate=1000, read_burst=1000)
+    sim = SimCloud("c1", quota=2, limits=limits, clock=clock, sleep=clock.sleep)
+    w = World(sim=sim, clock=clock)
+    try:
+        w.add_nodes(3)
+        assert w.reconciler().resync() is False
+        assert w.sim.calls["create_routes"] == 3
+        assert [e.reason for e in w.cluster.events] == [Reason.ROUTE_QUOTA_EXCEEDED]
+    finally:
+        w.close()
+
+
+def test_terminated_instance_blackhole_is_replaced_when_the_node_moves(world: World) -> None:
+    world.add_nodes(2)
+    rec = world.reconciler()
+    rec.resync()
+    world.sim.terminate("i-001")
+    new_id = world.sim.add_instance("i-101")
+    world.cluster.update_node("n001", provider_id=new_id)
+    assert rec.resync() is True
+    assert world.owned_routes()["10.244.1.0/24"] == "i-101"
+    assert world.sim.calls["replace_routes"] == 1
+
+
+def test_terminated_instance_of_a_remaining_node_makes_it_not_ready(world: World) -> None:
+    world.add_nodes(2)
+    rec = world.reconciler()
+    rec.resync()
+    world.sim.terminate("i-001")
+    assert rec.resync() is False
+    cond = world.node("n001").network_unavailable
+    assert cond is not None
+    assert (cond.status, "terminated" in cond.message) == ("True", True)
+    assert [e.reason for e in world.cluster.events] == [Reason.FAILED_TO_CREATE_ROUTE]
+
+
+def test_excluded_node_gets_no_route_and_loses_an_owned_one(world: World) -> None:
+    world.add_nodes(2)
+    rec = world.reconciler()
+    rec.resync()
+    world.cluster.update_node("n001", labels={"routectl.io/exclude": "true"})
+    assert rec.sync_node(world.node("n001")) is True
+    assert "10.244.1.0/24" not in world.owned_routes()
+
+
+def test_remove_node_deletes_its_routes_and_reports_when_gone(world: World) -> None:
+    nodes = world.add_nodes(2)
+    rec = world.reconciler()
+    rec.resync()
+    world.sim.inject("delete_routes", *[Fault.SERVER_ERROR] * 4)
+    assert rec.remove_node(nodes[1]) is False
+    assert [e.reason for e in world.cluster.events] == [Reason.FAILED_TO_DELETE_ROUTE]
+    assert rec.remove_node(nodes[1]) is True
+    assert world.owned_routes() == {"10.244.0.0/24": "i-000"}
+
+
+def test_dry_run_plans_and_logs_but_changes_nothing(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.add_nodes(3)
+    caplog.set_level(logging.INFO, "routectl")
+    rec = world.reconciler(dry_run=True)
+    assert rec.resync() is False
+    assert world.sim.routes(TABLE) == {}
+    assert world.cluster.calls.get("set_network_unavailable", 0) == 0
+    assert sum("would create" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_plan_is_read_only(world: World) -> None:
+    world.add_nodes(3)
+    assert len(world.reconciler().plan().create) == 3
+    assert world.sim.routes(TABLE) == {}
+
+
+def test_write_logs_carry_the_structured_keys(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.add_nodes(1)
+    caplog.set_level(logging.INFO, "routectl.executor")
+    world.reconciler().resync()
+    [record] = [r for r in caplog.records if getattr(r, "op", "") == "create"]
+    assert (record.node, record.table, record.destination, record.target, record.outcome, record.attempt) == (  # type: ignore[attr-defined]
+        "n000",
+        TABLE,
+        "10.244.0.0/24",
+        "zone-a/i-000",
+        "ok",
+        1,
+    )
+    assert (
+        sample(world, "routectl_route_operations_total", {"provider": "sim", "op": "create", "outcome": "ok"})
+        == 1
+    )
+
+
+# --- fencing --------------------------------------------------------------------------------------
+
+
+class FenceAfter:
+    """Grants `writes` checks, then reports lost leadership forever."""
+
+    def __init__(self, writes: int) -> None:
+        self.left = writes
+
+    def check(self) -> None:
+        if self.left <= 0:
+            raise LostLeadership("lease lost")
+        self.left -= 1
+
+
+def test_lost_leadership_stops_every_write(world: World) -> None:
+    world.add_nodes(20)
+    rec = world.reconciler(fence=FenceAfter(3))
+    with pytest.raises(LostLeadership):
+        rec.resync()
+    assert len(world.owned_routes()) == 3
+    assert world.sim.calls["create_routes"] == 3
+
+
+# --- cloud trouble --------------------------------------------------------------------------------
+
+
+def test_5xx_burst_is_retried_within_the_pass(world: World) -> None:
+    world.add_nodes(3)
+    world.sim.inject("create_routes", Fault.SERVER_ERROR, Fault.SERVER_ERROR)
+    assert world.reconciler().resync() is True
+    assert world.owned_routes() == world.desired_routes()
+
+
+def test_persistent_5xx_gives_up_after_the_attempt_cap_and_says_why(world: World) -> None:
+    node = world.add_node(1)
+    world.sim.inject("create_routes", *[Fault.SERVER_ERROR] * 10)
+    assert world.reconciler(max_attempts=3).sync_node(node) is False
+    assert world.sim.calls["create_routes"] == 3
+    cond = world.node("n001").network_unavailable
+    assert cond is not None
+    assert "server_error" in cond.message
+
+
+def test_timeout_after_write_converges_without_duplicates(world: World) -> None:
+    world.add_nodes(4)
+    world.sim.inject("create_routes", *[Fault.TIMEOUT_AFTER_WRITE] * 3)
+    assert world.reconciler().resync() is True
+    assert world.owned_routes() == world.desired_routes()
+    ops = {"provider": "sim", "op": "create"}
+    assert sample(world, "routectl_route_operations_total", {**ops, "outcome": "retry"}) == 3
+    assert sample(world, "routectl_route_operations_total", {**ops, "outcome": "already_done"}) >= 1
+    assert world.sim.calls["create_routes"] == 4 + 3
+
+
+def test_busy_table_is_retried_and_writers_per_table_is_honoured() -> None:
+    w = World(writers_per_table=1, latency_s=0.01)
+    try:
+        w.add_nodes(12)
+        w.sim.inject("create_routes", Fault.BUSY, Fault.BUSY)
+        assert w.reconciler(concurrency=6).resync() is True
+        assert w.sim.busy["create_routes"] == 0
+        assert w.owned_routes() == w.desired_routes()
+    finally:
+        w.close()
+
+
+def test_eventual_consistency_never_unreadies_a_confirmed_node() -> None:
+    w = World(visibility_delay_s=30.0)
+    try:
+        w.add_nodes(3)
+        rec = w.reconciler()
+        assert rec.resync() is True
+        assert rec.resync() is True
+        assert w.sim.calls["create_routes"] == 6
+        assert (
+            sample(
+                w,
+                "routectl_route_operations_total",
+                {"provider": "sim", "op": "create", "outcome": "already_done"},
+            )
+            == 3
+        )
+        assert w.cluster.calls["set_network_unavailable"] == 3
+    finally:
+        w.close()
+
+
+def test_throttling_storm_settles_with_few_refusals() -> None:
+    """The client believes 10x the cloud's real write rate; the adaptive bucket finds the real one."""
+    clock = FakeClock()
+    told = Limits(write_rate=50.0, write_burst=50, read_rate=100.0, read_burst=100)
+    sim = SimCloud("c1", write=Bucket(10, 5.0), limits=told, clock=clock, sleep=clock.sleep)
+    w = World(sim=sim, clock=clock)
+    try:
+        w.add_nodes(250)
+        w.converge(w.reconciler(concurrency=4), passes=5)
+        calls = w.sim.calls["create_routes"]
+        assert w.owned_routes() == w.desired_routes()
+        assert w.sim.throttled["create_routes"] / calls < 0.05
+    finally:
+        w.close()
+
+
+def test_throttled_list_is_retried_through_the_read_bucket() -> None:
+    w = World(read=Bucket(1, 0.5))
+    try:
+        w.add_nodes(2)
+        rec = w.reconciler()
+        w.sim.list_routes(TABLE)
+        assert rec.resync() is True
+        assert w.sim.throttled["list_routes"] <= 1
+    finally:
+        w.close()
+
+
+def test_no_condition_false_without_the_route_in_the_cloud() -> None:
+    """Spy on every condition write under chaos: False only when the cloud holds the node's route."""
+    w = World()
+    w.sim.chaos(0.3, seed=11)
+    violations: list[str] = []
+    real = w.cluster.set_network_unavailable
+
+    def spy(name: str, condition: Condition) -> None:
+        if condition.status == "False":
+            node = w.cluster.get_node(name)
+            want = w.sim.target_for(node.provider_id).instance
+            owned = w.owned_routes()
+            violations.extend(c for c in node.pod_cidrs if owned.get(c) != want)
+        real(name, condition)
+
+    w.cluster.set_network_unavailable = spy  # type: ignore[method-assign]
+    try:
+        w.add_nodes(40)
+        w.sim.add_route(TABLE, "10.244.200.0/24", "i-foreign")
+        rec = w.reconciler()
+        w.converge(rec)
+        assert violations == []
+        assert w.sim.foreign_writes == []
+        assert w.owned_routes() == w.desired_routes()
+    finally:
+        w.close()
+
+
+def test_failed_prepare_is_not_remembered_and_a_retry_prepares_again(world: World) -> None:
+    node = world.add_node(1)
+    world.sim.inject("prepare_target", *[Fault.SERVER_ERROR] * 4)
+    rec = world.reconciler()
+    assert rec.sync_node(node) is False
+    assert world.sim.calls["create_routes"] == 0
+    assert rec.sync_node(node) is True
+    assert world.sim.prepared == {"i-001"}
+
+
+def test_outcome_enum_covers_success_equivalents() -> None:
+    assert Outcome.ALREADY_DONE.succeeded
+    assert not Outcome.RETRY.succeeded
+
+
+def test_recreated_node_with_the_same_name_gets_its_condition_written(world: World) -> None:
+    world.add_nodes(1)
+    rec = world.reconciler()
+    rec.resync()
+    world.cluster.delete_node("n000")
+    node = world.add_node(0)
+    assert rec.sync_node(node) is True
+    assert world.condition("n000") == "False/RouteCreated"
+
+
+def test_unlistable_table_makes_the_node_not_ready_with_a_cloud_error(world: World) -> None:
+    node = world.add_node(1)
+    world.sim.inject("list_routes", *[Fault.SERVER_ERROR] * 4)
+    assert world.reconciler().sync_node(node) is False
+    cond = world.node("n001").network_unavailable
+    assert cond is not None
+    assert cond.message.startswith("cloud error: list_routes")
+    assert sample(world, "routectl_reconcile_errors_total", {"kind": "node"}) == 1
