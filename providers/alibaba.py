@@ -313,6 +313,7 @@ class AlibabaProvider:
             read_rate=config.read_rate or 20.0,
             read_burst=config.read_burst or 40,
             max_batch=MAX_BATCH,
+            batch_api=True,
             routes_per_table=config.route_table_quota or DEFAULT_QUOTA,
             writers_per_table=1,
         )

@@ -98,7 +98,11 @@ class Limits:
     read_rate: float
     read_burst: int
     max_batch: int = 1
-    """Routes per write call (1 = no batch API)."""
+    """Routes handed to one create/replace/delete call of the adapter."""
+    batch_api: bool = False
+    """True when such a call is one cloud API request whatever its size (Alibaba CreateRouteEntries);
+    False when the adapter sends one request per route (GCP pipelines its inserts): the executor then
+    spends one write token per route, not per call."""
     routes_per_table: int | None = None
     """Route quota per managed table, when known."""
     writers_per_table: int | None = None

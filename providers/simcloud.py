@@ -156,6 +156,7 @@ class SimCloud:
             read_rate=read.rate if read else 1000.0,
             read_burst=read.burst if read else 1000,
             max_batch=self._max_batch,
+            batch_api=self._max_batch > 1,
             routes_per_table=quota,
             writers_per_table=writers_per_table,
         )

@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from providers import (
+    Network,
     NotFound,
     Outcome,
     ProviderError,
@@ -101,6 +102,11 @@ class Executor:
         self.writes = AdaptiveTokenBucket.seeded(limits, writes=True, clock=clock, sleep=sleep)
         self.reads = AdaptiveTokenBucket.seeded(limits, writes=False, clock=clock, sleep=sleep)
         self._max_batch = max(1, limits.max_batch)
+        self._batch_api = limits.batch_api
+        self._in_flight: set[tuple[str, Network]] = set()
+        """(table, destination) of every change being written: a concurrent apply (a node's own sync
+        racing the full resync) leaves those alone instead of writing the same route twice."""
+        self._in_flight_lock = threading.Lock()
         self._writers = limits.writers_per_table
         self._table_slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
@@ -156,9 +162,27 @@ class Executor:
         """
         applied: list[Applied] = []
         for op, changes in ((Op.DELETE, plan.delete), (Op.REPLACE, plan.replace), (Op.CREATE, plan.create)):
-            if changes:
-                applied.extend(self._phase(op, changes, None if op is Op.DELETE else prepare))
+            if not changes:
+                continue
+            claimed, busy = self._claim(changes)
+            applied.extend(self._final(op, c, _in_flight_result(c.route), 0) for c in busy)
+            try:
+                if claimed:
+                    applied.extend(self._phase(op, claimed, None if op is Op.DELETE else prepare))
+            finally:
+                with self._in_flight_lock:
+                    self._in_flight.difference_update((c.table, c.destination) for c in claimed)
         return applied
+
+    def _claim(self, changes: Sequence[Change]) -> tuple[list[Change], list[Change]]:
+        claimed: list[Change] = []
+        busy: list[Change] = []
+        with self._in_flight_lock:
+            for change in changes:
+                key = (change.table, change.destination)
+                (busy if key in self._in_flight else claimed).append(change)
+                self._in_flight.add(key)
+        return claimed, busy
 
     def _phase(
         self,
@@ -221,7 +245,7 @@ class Executor:
     def _attempt(self, op: Op, table: str, pending: _Pending, applied: list[Applied]) -> list[Change]:
         """One write call for what is still pending; settles every non-RETRY result."""
         pending.attempts += 1
-        self.writes.acquire()
+        self.writes.acquire(1 if self._batch_api else len(pending.changes))
         issued = self._clock()
         routes = [c.route for c in pending.changes]
         with self._table_slot(table):
@@ -271,9 +295,15 @@ class Executor:
             yield
 
 
+def _in_flight_result(route: Route) -> RouteResult:
+    return RouteResult(route, Outcome.RETRY, "another write of this route is in progress")
+
+
 def _as_result(route: Route, err: ProviderError) -> RouteResult:
     if isinstance(err, Throttled):
-        return RouteResult(route, Outcome.RETRY, f"Throttled: {err}", retry_after=err.retry_after)
+        return RouteResult(
+            route, Outcome.RETRY, f"Throttled: {err}", retry_after=err.retry_after, throttled=True
+        )
     outcome = Outcome.RETRY if isinstance(err, Transient) else Outcome.FATAL
     return RouteResult(route, outcome, str(err), target_gone=isinstance(err, NotFound))
 

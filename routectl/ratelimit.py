@@ -70,6 +70,13 @@ class AdaptiveTokenBucket:
         return cls(rate, max(1, burst - 1), clock=clock, sleep=sleep)
 
     @property
+    def tokens(self) -> float:
+        """Tokens available now (negative while callers wait for their share)."""
+        with self._lock:
+            self._refill(self._clock())
+            return self._tokens
+
+    @property
     def rate(self) -> float:
         with self._lock:
             self._refill(self._clock())

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from providers import Outcome, Route, RouteResult
+from providers import Limits, Outcome, Route, RouteResult
 from providers.simcloud import Bucket, SimCloud
-from routectl.executor import Executor, Op
+from routectl.executor import Applied, Executor, Op
 from routectl.fence import Unfenced
 from routectl.metrics import Metrics
 from routectl.planner import Change, Plan
@@ -112,3 +112,38 @@ def test_deletes_run_before_creates(clock: FakeClock) -> None:
     with an_executor(sim, clock) as executor:
         applied = executor.apply(the_plan)
     assert [(a.op, a.result.outcome) for a in applied] == [(Op.DELETE, Outcome.OK), (Op.CREATE, Outcome.OK)]
+
+
+def test_a_route_already_being_written_is_not_written_again_by_a_concurrent_apply(clock: FakeClock) -> None:
+    sim = with_instances(SimCloud("c1", clock=clock, sleep=clock.sleep), 1)
+    with an_executor(sim, clock) as executor:
+        inner: list[Applied] = []
+        original = sim.create_routes
+
+        def create_while_a_resync_plans_the_same_route(
+            table: str, routes: Sequence[Route]
+        ) -> list[RouteResult]:
+            if not inner:  # the node's own sync is mid-write when the full pass plans the same create
+                inner.extend(executor.apply(creates("10.244.0.0/24")))
+            return original(table, routes)
+
+        sim.create_routes = create_while_a_resync_plans_the_same_route  # type: ignore[method-assign]
+        [outer] = executor.apply(creates("10.244.0.0/24"))
+    assert outer.result.outcome is Outcome.OK
+    assert [(a.result.outcome, a.attempts) for a in inner] == [(Outcome.RETRY, 0)]
+    assert "in progress" in inner[0].result.message
+    assert sim.calls["create_routes"] == 1
+
+
+@pytest.mark.parametrize(("batch_api", "tokens_per_call"), [(True, 1), (False, 4)])
+def test_write_tokens_are_per_request_the_cloud_sees(
+    clock: FakeClock, batch_api: bool, tokens_per_call: int
+) -> None:
+    limits = Limits(
+        write_rate=1.0, write_burst=100, read_rate=1.0, read_burst=100, max_batch=4, batch_api=batch_api
+    )
+    sim = with_instances(SimCloud("c1", limits=limits, max_batch=4, clock=clock, sleep=clock.sleep), 4)
+    with an_executor(sim, clock) as executor:
+        before = executor.writes.tokens
+        executor.apply(creates(*(f"10.244.{i}.0/24" for i in range(4))))
+        assert before - executor.writes.tokens == pytest.approx(tokens_per_call, abs=0.01)
