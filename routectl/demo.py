@@ -56,8 +56,11 @@ def aws_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
             ImageId="ami-12c6146b", MinCount=nodes, MaxCount=nodes, SubnetId=subnet["SubnetId"]
         )
         ids = [i["InstanceId"] for i in reservation["Instances"]]
+        # AWS's default is 50 routes per table; an administrator raises it (up to 1,000) for a cluster
+        # this size, and routectl reads it from Service Quotas — which moto does not let us raise.
+        quota = str(max(50, nodes + 10))
         yield EmbeddedCloud(
-            flags=("--region", region, "--vpc-id", vpc),
+            flags=("--region", region, "--vpc-id", vpc, "--route-table-quota", quota),
             provider_ids=tuple(f"aws:///{zone}/{i}" for i in ids),
         )
 
@@ -139,8 +142,12 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
 
 
 def _progress(err: TextIO) -> Callable[[int, int], None]:
+    shown: list[tuple[int, int]] = []
+
     def show(done: int, total: int) -> None:
-        print(f"\rconverging: {done}/{total} nodes have verified routes", end="", file=err, flush=True)
+        if shown[-1:] != [(done, total)]:
+            shown.append((done, total))
+            print(f"\rconverging: {done}/{total} nodes have verified routes", end="", file=err, flush=True)
 
     return show
 
