@@ -353,15 +353,8 @@ class GcpProvider:
 
     def replace_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         """Delete each route's current cloud route (its `cloud_id`, or its own name), then insert it."""
-        self._link(table)
-        results: list[RouteResult | None] = [None] * len(routes)
-        deletes: dict[int, _Write] = {}
-        for i, route in enumerate(routes):
-            try:
-                deletes[i] = self._delete_of(route.cloud_id or self._name_of(route))
-            except ValueError as exc:
-                results[i] = RouteResult(route, Outcome.FATAL, str(exc))
-        for i, failure in self._run(deletes).items():
+        results, failures = self._delete_all(table, routes)
+        for i, failure in failures.items():
             if failure is not None and failure.kind is not _Kind.NOT_FOUND:
                 results[i] = _result(routes[i], failure)
         pending = [i for i, r in enumerate(results) if r is None]
@@ -370,7 +363,11 @@ class GcpProvider:
             results[i] = result
         return [r for r in results if r is not None]
 
-    def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+    def _delete_all(
+        self, table: str, routes: Sequence[Route]
+    ) -> tuple[list[RouteResult | None], dict[int, _Failure | None]]:
+        """Delete each route's cloud route (its `cloud_id`, or its own name) and await them all; a route
+        that cannot be named is FATAL at once. Returns the settled results and the deletes' failures."""
         self._link(table)
         results: list[RouteResult | None] = [None] * len(routes)
         deletes: dict[int, _Write] = {}
@@ -379,7 +376,11 @@ class GcpProvider:
                 deletes[i] = self._delete_of(route.cloud_id or self._name_of(route))
             except ValueError as exc:
                 results[i] = RouteResult(route, Outcome.FATAL, str(exc))
-        for i, failure in self._run(deletes).items():
+        return results, self._run(deletes)
+
+    def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        results, failures = self._delete_all(table, routes)
+        for i, failure in failures.items():
             gone = failure is not None and failure.kind is _Kind.NOT_FOUND
             results[i] = RouteResult(routes[i], Outcome.ALREADY_DONE) if gone else _result(routes[i], failure)
         return [r for r in results if r is not None]
