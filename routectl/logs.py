@@ -28,6 +28,12 @@ FIELDS = (
     "count",
     "elapsed_s",
     "converged",
+    "cidrs",
+    "in_doubt_s",
+    "nodes",
+    "changes",
+    "transitions",
+    "was_leading",
 )
 
 

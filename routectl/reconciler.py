@@ -375,6 +375,13 @@ class Reconciler:
             if self._events.get(node.name) == (reason.value, message):
                 return
             self._events[node.name] = (reason.value, message)
+        log.warning(
+            "%s on %s: %s",
+            reason.value,
+            node.name,
+            message,
+            extra={"node": node.name, "reason": reason.value},
+        )
         self._fence.check()
         try:
             self._cluster.record_event(node, EventKind.WARNING.value, reason.value, message)

@@ -52,14 +52,14 @@ class ControlPlaneOptions:
     extra_apiserver_args: tuple[str, ...] = ()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _dying_with_parent(argv: Sequence[str]) -> list[str]:
+def dying_with_parent(argv: Sequence[str]) -> list[str]:
     """Prefix `argv` so the kernel SIGKILLs the child if the test process dies without cleaning up.
 
     util-linux's setpriv sets the parent-death signal and execs; no preexec_fn, which is unsafe with threads.
@@ -76,7 +76,7 @@ class _Process:
         self.log_path = log_path
         with log_path.open("wb") as log:
             self._popen = subprocess.Popen(
-                _dying_with_parent(argv),
+                dying_with_parent(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -167,8 +167,8 @@ class ControlPlane:
         return process
 
     def _start_etcd(self, workdir: Path) -> _Process:
-        client_url = f"http://127.0.0.1:{_free_port()}"
-        peer_url = f"http://127.0.0.1:{_free_port()}"
+        client_url = f"http://127.0.0.1:{free_port()}"
+        peer_url = f"http://127.0.0.1:{free_port()}"
         self.etcd_client_url = client_url
         argv = [
             str(self.binaries.etcd),
@@ -186,7 +186,7 @@ class ControlPlane:
         return self._spawn("etcd", argv, workdir)
 
     def _start_apiserver(self, workdir: Path, pki: Pki) -> _Process:
-        port = _free_port()
+        port = free_port()
         self.url = f"https://127.0.0.1:{port}"
         argv = [
             str(self.binaries.kube_apiserver),

@@ -6,6 +6,7 @@ CI=true, where it fails: CI must never pass an e2e tier that did not run.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -13,6 +14,10 @@ import pytest
 from apiserver import ControlPlane, ControlPlaneOptions
 from binaries import Binaries, BinariesMissing, cache_dir_from_env, locate_binaries
 from kubernetes import client
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.server import ThreadedMotoServer
+
+from tests.chart.chartlib import EXAMPLES, Helm, HelmMissing, Manifest, locate
 
 
 def _missing_binaries() -> BinariesMissing | None:
@@ -51,6 +56,45 @@ def control_plane_without_watch_cache(e2e_binaries: Binaries) -> Iterator[Contro
 def admin_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
     with control_plane.admin_api_client() as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def chart_rbac() -> list[Manifest]:
+    """The chart's ServiceAccount and RBAC objects, rendered by the pinned helm for the AWS example."""
+    try:
+        helm = Helm(locate())
+    except HelmMissing as missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the e2e tier cannot render the chart: {missing}", pytrace=False)
+        pytest.skip(f"E2E TIER SKIPPED: {missing}")
+    return [
+        obj
+        for template in ("templates/serviceaccount.yaml", "templates/rbac.yaml")
+        for obj in helm.template([EXAMPLES["aws"]], show_only=template)
+    ]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's EC2 (and Service Quotas) server on 127.0.0.1, shared by the session; scenarios each build
+    their own VPC, so they never see each other's tables."""
+    with pytest.MonkeyPatch.context() as patch:
+        # Instances are launched from a made-up image id; moto's real-AMI catalogue only costs time.
+        patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        # Without TCP_NODELAY every keep-alive response waits ~40 ms for the client's delayed ACK.
+        patch.setattr(MotoRequestHandler, "disable_nagle_algorithm", True, raising=False)
+        # Its per-request access log would drown every failure report.
+        access_log = logging.getLogger("werkzeug")
+        level = access_log.level
+        access_log.setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+            access_log.setLevel(level)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

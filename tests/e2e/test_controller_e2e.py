@@ -1,0 +1,638 @@
+"""routectl end to end: the real controller process, as the chart's ServiceAccount, against a real
+kube-apiserver + etcd and moto's EC2 server.
+
+The chart's ServiceAccount and RBAC (rendered by helm) are applied, a bound token is minted for the
+ServiceAccount, and `routectl` runs as a subprocess with a kubeconfig holding only that token. Each
+scenario builds its own VPC with two route tables tagged for its own cluster name, creates Nodes as
+admin, and asserts on what the API server and EC2 show; every controller log is checked for RBAC
+denials when the scenario ends.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+import yaml
+from apiserver import ControlPlane
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from routectl_proc import (
+    LeaseTimings,
+    Routectl,
+    RoutectlRunner,
+    Setup,
+    denials,
+    eventually,
+)
+from tcpproxy import CuttableProxy
+
+from routectl.leader import JITTER_FACTOR
+from routectl.reasons import CONDITION_TYPE, ConditionReason, Reason
+from tests.chart.chartlib import Manifest
+from tests.providers.aws.awsworld import REGION, World, world_on
+
+EVENT_NAMESPACE = "default"
+CONVERGE_TIMEOUT_S = 90.0
+SLACK_S = 1.0
+"""Scheduling slack on a shared 2-core machine, added to bounds derived from the lease timings."""
+SHORT_LEASE = LeaseTimings(lease_s=4, renew_s=3, retry_s=0.5)
+
+
+# --- the chart's identity on a control plane ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    """The chart's RBAC applied to one control plane, and a kubeconfig for its ServiceAccount."""
+
+    kubeconfig: Path
+    namespace: str
+    lease_name: str
+
+
+def install_chart_rbac(
+    plane: ControlPlane, objects: Sequence[Manifest], workdir: Path, server: str = ""
+) -> Installed:
+    """Apply the rendered objects, mint a token for the ServiceAccount and write its kubeconfig
+    (pointing at `server` instead of the API server when given, e.g. a proxy)."""
+    (account,) = (o for o in objects if o["kind"] == "ServiceAccount")
+    namespace, name = account["metadata"]["namespace"], account["metadata"]["name"]
+    (lease_name,) = (
+        resource_name
+        for o in objects
+        if o["kind"] == "Role"
+        for rule in o["rules"]
+        if "leases" in rule["resources"]
+        for resource_name in rule.get("resourceNames", ())
+    )
+    namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    plane.apply_manifests([namespace_object, *objects])
+    path = plane.kubeconfig_for_token(plane.service_account_token(namespace, name), workdir / "kubeconfig")
+    if server:
+        kubeconfig = yaml.safe_load(path.read_text())
+        kubeconfig["clusters"][0]["cluster"]["server"] = server
+        path.write_text(yaml.safe_dump(kubeconfig))
+    return Installed(path, namespace, lease_name)
+
+
+# --- the Kubernetes side, as admin ----------------------------------------------------------------
+
+
+class Kube:
+    """Admin access to one control plane: Nodes, Events and the Lease of the scenario."""
+
+    def __init__(self, api: client.ApiClient, installed: Installed) -> None:
+        self.core = client.CoreV1Api(api)
+        self.leases = client.CoordinationV1Api(api)
+        self.installed = installed
+
+    def clean(self) -> None:
+        """No Node and no Lease: each scenario starts from an empty cluster."""
+        self.core.delete_collection_node()
+        eventually(lambda: not self.core.list_node().items, 30, "every node deleted")
+        try:
+            self.leases.delete_namespaced_lease(self.installed.lease_name, self.installed.namespace)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def create_node(self, name: str, instance: str, pod_cidr: str = "") -> None:
+        spec = client.V1NodeSpec(provider_id=f"aws:///{REGION}a/{instance}")
+        if pod_cidr:
+            spec.pod_cidr, spec.pod_cidrs = pod_cidr, [pod_cidr]
+        self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
+
+    def delete_node(self, name: str) -> None:
+        self.core.delete_node(name)
+
+    def nodes(self) -> dict[str, NodeView]:
+        return {view.name: view for view in map(NodeView.of, self.core.list_node().items)}
+
+    def node(self, name: str) -> NodeView:
+        return NodeView.of(self.core.read_node(name))
+
+    def pod_cidr(self, name: str) -> str:
+        return self.node(name).pod_cidr
+
+    def set_pod_cidr(self, name: str, cidr: str) -> None:
+        self.core.patch_node(name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+
+    def events(self, name: str) -> list[client.CoreV1Event]:
+        """Events about this Node object (by uid: an earlier Node of the same name is another)."""
+        selector = f"involvedObject.kind=Node,involvedObject.uid={self.node(name).uid}"
+        items: list[client.CoreV1Event] = self.core.list_namespaced_event(
+            EVENT_NAMESPACE, field_selector=selector
+        ).items
+        return items
+
+    def reasons(self, name: str) -> set[str]:
+        return {str(event.reason) for event in self.events(name)}
+
+    def lease(self) -> LeaseView | None:
+        try:
+            lease = self.leases.read_namespaced_lease(self.installed.lease_name, self.installed.namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return LeaseView.of(lease)
+
+    def holder(self) -> str:
+        lease = self.lease()
+        return lease.holder if lease is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What the scenarios check of a Node."""
+
+    name: str
+    uid: str
+    resource_version: str
+    pod_cidr: str
+    network: tuple[str, str] | None
+    """NetworkUnavailable (status, reason), if set."""
+
+    @classmethod
+    def of(cls, node: client.V1Node) -> NodeView:
+        meta, spec, status = node.metadata, node.spec, node.status
+        assert meta is not None
+        assert spec is not None
+        found = [c for c in (status.conditions if status else None) or () if c.type == CONDITION_TYPE]
+        return cls(
+            name=str(meta.name),
+            uid=str(meta.uid),
+            resource_version=str(meta.resource_version),
+            pod_cidr=str(spec.pod_cidr or ""),
+            network=(found[0].status, str(found[0].reason)) if found else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    holder: str
+    acquired: float
+    renewed: float
+    """acquireTime and renewTime as epoch seconds (every process here shares one clock)."""
+
+    @classmethod
+    def of(cls, lease: client.V1Lease) -> LeaseView:
+        spec = lease.spec
+        assert spec is not None
+        assert spec.acquire_time is not None
+        assert spec.renew_time is not None
+        return cls(
+            str(spec.holder_identity or ""), spec.acquire_time.timestamp(), spec.renew_time.timestamp()
+        )
+
+
+ROUTE_CREATED = ("False", ConditionReason.ROUTE_CREATED.value)
+
+
+# --- the cloud side -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Cloud:
+    """One scenario's VPC in moto: two route tables tagged as owned by the scenario's cluster, and
+    an instance per node name."""
+
+    world: World
+    cluster_name: str
+    tables: tuple[str, str]
+    instances: dict[str, str]
+
+    def launch(self, *names: str) -> None:
+        for name, instance in zip(names, self.world.instances(len(names)), strict=True):
+            self.instances[name] = instance
+
+    def routes(self, table: str, within: str) -> dict[str, str]:
+        """destination → target (instance, or the id of whatever else) of the table's routes in `within`."""
+        network = ipaddress.IPv4Network(within)
+        routes: dict[str, str] = {}
+        for destination, raw in self.world.raw_routes(table).items():
+            if _subnet_of(destination, network):
+                routes[destination] = str(
+                    raw.get("InstanceId") or raw.get("VpcPeeringConnectionId") or raw.get("GatewayId")
+                )
+        return routes
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        tables = self.world.ec2.describe_route_tables(RouteTableIds=list(self.tables))["RouteTables"]
+        return sorted((t for t in tables), key=lambda t: str(t["RouteTableId"]))
+
+
+def _subnet_of(destination: str | None, network: ipaddress.IPv4Network) -> bool:
+    if not destination or ":" in destination:
+        return False
+    return ipaddress.IPv4Network(destination).subnet_of(network)
+
+
+@pytest.fixture
+def cloud(moto_endpoint: str) -> Cloud:
+    ec2 = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    world = world_on(ec2)
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    owned = {f"kubernetes.io/cluster/{name}": "owned"}
+    return Cloud(world, name, (world.table(owned), world.table(owned)), {})
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(
+    control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
+) -> Installed:
+    return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
+
+
+@pytest.fixture
+def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
+    kube = Kube(admin_api, installed)
+    kube.clean()
+    yield kube
+    kube.clean()
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
+    """Starts routectl processes; afterwards reaps them all and fails on any RBAC denial they logged."""
+    runner = RoutectlRunner(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+    denied = [f"{path.name}: {record}" for path, record in runner.all_records() if denials([record])]
+    if denied:
+        pytest.fail("routectl was denied by RBAC:\n" + "\n".join(denied))
+
+
+def setup_for(
+    installed: Installed,
+    cloud: Cloud,
+    endpoint: str,
+    cluster_cidr: str,
+    node_mask: int,
+    timings: LeaseTimings = SHORT_LEASE,
+) -> Setup:
+    return Setup(
+        kubeconfig=installed.kubeconfig,
+        lease_namespace=installed.namespace,
+        lease_name=installed.lease_name,
+        cloud_endpoint=endpoint,
+        vpc_id=cloud.world.vpc_id,
+        cluster_name=cloud.cluster_name,
+        cluster_cidr=cluster_cidr,
+        node_mask=node_mask,
+        timings=timings,
+    )
+
+
+# --- convergence ----------------------------------------------------------------------------------
+
+
+def routed(kube: Kube, cloud: Cloud, names: Sequence[str], cluster_cidr: str) -> bool:
+    """Every named node has a podCIDR, its route to its instance in both tables, and RouteCreated."""
+    nodes = kube.nodes()
+    tables = [cloud.routes(table, cluster_cidr) for table in cloud.tables]
+    for name in names:
+        node = nodes.get(name)
+        if node is None or not node.pod_cidr or node.network != ROUTE_CREATED:
+            return False
+        if any(routes.get(node.pod_cidr) != cloud.instances[name] for routes in tables):
+            return False
+    return True
+
+
+def wait_routed(kube: Kube, cloud: Cloud, names: Sequence[str], cluster_cidr: str) -> float:
+    return eventually(
+        lambda: routed(kube, cloud, names, cluster_cidr),
+        CONVERGE_TIMEOUT_S,
+        f"{len(names)} node(s) with podCIDR, routes in both tables and RouteCreated",
+    )
+
+
+def leading(kube: Kube, process: Routectl) -> bool:
+    return kube.holder().startswith(process.pod_name + "_")
+
+
+def start_leader(kube: Kube, runner: RoutectlRunner, setup: Setup) -> Routectl:
+    process = runner.start("routectl", setup)
+    eventually(lambda: leading(kube, process) and process.ready(), 60, "routectl leads and is ready")
+    return process
+
+
+def add_nodes(kube: Kube, cloud: Cloud, *names: str) -> None:
+    cloud.launch(*names)
+    for name in names:
+        kube.create_node(name, cloud.instances[name])
+
+
+def figure(text: str) -> None:
+    """A measured figure, printed for docs/testing.md (run with -s); never asserted."""
+    print(f"\ne2e figure: {text}")
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+
+def test_fifty_nodes_get_distinct_pod_cidrs_and_one_route_each_in_both_tables(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.244.0.0/16"
+    setup = setup_for(installed, cloud, moto_endpoint, cidr, 24)
+    controller = start_leader(kube, runner, setup)
+    names = [f"node-{i:02d}" for i in range(50)]
+
+    started = time.monotonic()
+    add_nodes(kube, cloud, *names)
+    wait_routed(kube, cloud, names, cidr)
+    figure(f"50 nodes created -> all routed in 2 tables: {time.monotonic() - started:.1f}s")
+
+    pod_cidrs = {name: node.pod_cidr for name, node in kube.nodes().items()}
+    assert len(set(pod_cidrs.values())) == 50
+    assert all(_subnet_of(c, ipaddress.IPv4Network(cidr)) for c in pod_cidrs.values())
+    expected = {pod_cidrs[name]: cloud.instances[name] for name in names}
+    for table in cloud.tables:
+        assert cloud.routes(table, cidr) == expected
+    for table in cloud.tables:
+        eventually(
+            lambda t=table: controller.metric("routectl_routes_programmed", table=t) == 50,  # type: ignore[misc]
+            30,
+            f"routectl_routes_programmed{{table={table}}} == 50",
+        )
+    assert controller.metric("leader_election_master_status", name=installed.lease_name) == 1
+    errors = {k: v for k, v in controller.metrics().items() if k[0] == "routectl_reconcile_errors_total"}
+    assert sum(errors.values()) == 0, errors
+    assert denials(controller.log()) == []
+
+
+def test_deleted_node_loses_its_routes_and_its_block_goes_to_a_new_node(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.250.0.0/26"  # four /28 blocks: round-robin hands a block out again only after a wrap
+    start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
+    names = ["node-a", "node-b", "node-c", "node-d"]
+    add_nodes(kube, cloud, *names)
+    wait_routed(kube, cloud, names, cidr)
+    freed = kube.pod_cidr("node-b")
+
+    kube.delete_node("node-b")
+    eventually(
+        lambda: all(freed not in cloud.routes(t, cidr) for t in cloud.tables),
+        CONVERGE_TIMEOUT_S,
+        f"the route to {freed} deleted from both tables",
+    )
+    add_nodes(kube, cloud, "node-e")
+    wait_routed(kube, cloud, ["node-a", "node-c", "node-d", "node-e"], cidr)
+
+    assert kube.pod_cidr("node-e") == freed
+    for table in cloud.tables:
+        assert cloud.routes(table, cidr)[freed] == cloud.instances["node-e"]
+        assert len(cloud.routes(table, cidr)) == 4
+
+
+def test_existing_pod_cidrs_are_kept_and_the_server_refuses_to_change_them(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.251.0.0/24"
+    preset = {"preset-early": "10.251.0.16/28", "preset-late": "10.251.0.224/28"}
+    cloud.launch(*preset, "fresh-1", "fresh-2")
+    kube.create_node("preset-early", cloud.instances["preset-early"], preset["preset-early"])
+    start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
+    kube.create_node("preset-late", cloud.instances["preset-late"], preset["preset-late"])
+    for name in ("fresh-1", "fresh-2"):
+        kube.create_node(name, cloud.instances[name])
+    names = [*preset, "fresh-1", "fresh-2"]
+    wait_routed(kube, cloud, names, cidr)
+
+    for name, block in preset.items():
+        assert kube.pod_cidr(name) == block
+        assert not kube.reasons(name) & {Reason.CIDR_ASSIGNED.value, Reason.CIDR_ASSIGNMENT_FAILED.value}
+    fresh = {kube.pod_cidr("fresh-1"), kube.pod_cidr("fresh-2")}
+    assert len(fresh) == 2
+    assert not fresh & set(preset.values())
+    for name in ("preset-early", "fresh-1"):
+        before = kube.pod_cidr(name)
+        with pytest.raises(ApiException) as refused:
+            kube.set_pod_cidr(name, "10.251.0.240/28")
+        assert refused.value.status == 422
+        assert kube.pod_cidr(name) == before
+    assert routed(kube, cloud, names, cidr)
+
+
+def elect(kube: Kube, runner: RoutectlRunner, setup: Setup) -> tuple[Routectl, Routectl]:
+    """Start two controllers at once; return (leader, standby) once exactly one of them leads."""
+    first, second = runner.start("first", setup), runner.start("second", setup)
+    eventually(lambda: kube.holder() != "" and first.ready() and second.ready(), 60, "a leader, both ready")
+    leader, standby = (first, second) if leading(kube, first) else (second, first)
+    assert leading(kube, leader)
+    time.sleep(4 * setup.timings.retry_s)  # the standby keeps trying, and keeps failing
+    assert leading(kube, leader)
+    gauge = "leader_election_master_status"
+    assert leader.metric(gauge, name=setup.lease_name) == 1
+    assert standby.metric(gauge, name=setup.lease_name) == 0
+    assert standby.logged("acquired lease") == []
+    return leader, standby
+
+
+def current_lease(kube: Kube) -> LeaseView:
+    lease = kube.lease()
+    assert lease is not None
+    return lease
+
+
+def test_sigkill_of_the_leader_lets_the_standby_take_over_after_the_lease_expires_and_resume(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.252.0.0/24"
+    timings = SHORT_LEASE
+    leader, standby = elect(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28, timings))
+    add_nodes(kube, cloud, "before")
+    wait_routed(kube, cloud, ["before"], cidr)
+
+    last_renewal = current_lease(kube).renewed
+    killed_at = time.time()
+    leader.send(signal.SIGKILL)
+    leader.wait(10)
+    add_nodes(kube, cloud, "after")
+    eventually(lambda: leading(kube, standby), 30, "the standby holds the lease")
+    acquired = current_lease(kube).acquired
+    wait_routed(kube, cloud, ["before", "after"], cidr)
+    resumed_s = time.time() - killed_at
+    figure(
+        f"SIGKILL -> standby acquires lease: {acquired - killed_at:.2f}s; "
+        f"-> new node routed: {resumed_s:.2f}s (lease duration {timings.lease_s:.0f}s)"
+    )
+
+    # No second leader while the lease, as last renewed, is live: the standby counts a full lease
+    # duration from the moment it first saw the dead leader's last renewal, which is no earlier than
+    # the renewal read just before the kill.
+    assert acquired >= last_renewal + timings.lease_s
+    assert len(standby.logged("acquired lease")) == 1
+    assert leader.logged("released lease") == []
+
+
+def test_sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_within_a_retry_period(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.253.0.0/24"
+    timings = LeaseTimings(lease_s=8, renew_s=6, retry_s=0.5)
+    leader, standby = elect(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28, timings))
+    add_nodes(kube, cloud, "before")
+    wait_routed(kube, cloud, ["before"], cidr)
+
+    terminated_at = time.time()
+    leader.send(signal.SIGTERM)
+    assert leader.wait(30) == 0
+    (released,) = leader.logged("released lease")
+    add_nodes(kube, cloud, "after")
+    eventually(lambda: leading(kube, standby), 30, "the standby holds the lease")
+    released_at = datetime.datetime.strptime(released["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    acquired = current_lease(kube).acquired
+    release_gap_s = acquired - released_at.replace(tzinfo=datetime.UTC).timestamp()
+    takeover_s = acquired - terminated_at
+    wait_routed(kube, cloud, ["before", "after"], cidr)
+    figure(
+        f"SIGTERM -> standby acquires lease: {takeover_s:.2f}s "
+        f"(release -> acquire {release_gap_s:.2f}s; lease duration {timings.lease_s:.0f}s)"
+    )
+
+    # One jittered retry period, not a lease duration: the standby took over because of the release.
+    assert release_gap_s <= timings.retry_s * (1 + JITTER_FACTOR) + SLACK_S < timings.lease_s
+
+
+@pytest.fixture
+def uncached(
+    control_plane_without_watch_cache: ControlPlane, chart_rbac: list[Manifest], tmp_path: Path
+) -> Iterator[tuple[ControlPlane, CuttableProxy, Kube]]:
+    """The control plane without watch cache (a compaction turns an old watch into 410), reached by
+    the controller through a proxy the test can cut; the test's own calls go direct."""
+    plane = control_plane_without_watch_cache
+    apiserver = urlsplit(plane.url)
+    with CuttableProxy((str(apiserver.hostname), int(apiserver.port or 443))) as proxy:
+        installed = install_chart_rbac(plane, chart_rbac, tmp_path, server=proxy.url)
+        with plane.admin_api_client() as api:
+            kube = Kube(api, installed)
+            kube.clean()
+            yield plane, proxy, kube
+            kube.clean()
+
+
+def test_watch_broken_past_a_compaction_gets_410_relists_and_misses_no_node(
+    uncached: tuple[ControlPlane, CuttableProxy, Kube],
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    moto_endpoint: str,
+) -> None:
+    plane, proxy, kube = uncached
+    cidr = "10.254.0.0/24"
+    controller = start_leader(kube, runner, setup_for(kube.installed, cloud, moto_endpoint, cidr, 28))
+    add_nodes(kube, cloud, "kept", "gone")
+    wait_routed(kube, cloud, ["kept", "gone"], cidr)
+    gone_cidr = kube.pod_cidr("gone")
+
+    proxy.cut()  # the watch breaks; until `resume` the controller cannot reach the API server
+    cloud.launch("late-1", "late-2")
+    kube.create_node("late-1", cloud.instances["late-1"])
+    kube.create_node("late-2", cloud.instances["late-2"])
+    kube.delete_node("gone")
+    compacted = plane.compact_etcd()
+    proxy.resume()
+
+    wait_routed(kube, cloud, ["kept", "late-1", "late-2"], cidr)
+    eventually(
+        lambda: all(gone_cidr not in cloud.routes(t, cidr) for t in cloud.tables),
+        CONVERGE_TIMEOUT_S,
+        "the route of the node deleted during the cut removed from both tables",
+    )
+    relists = controller.logged("node watch expired, relisting")
+    assert relists, f"no relist after compaction at revision {compacted}:\n{controller.log_tail()}"
+    assert all("410" in str(record.get("error")) for record in relists)
+
+
+def test_foreign_route_on_a_node_cidr_is_left_alone_and_reported_as_route_conflict(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.248.0.0/24"
+    taken = "10.248.0.32/28"
+    world = cloud.world
+    peer_vpc = world.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    peering = world.ec2.create_vpc_peering_connection(VpcId=world.vpc_id, PeerVpcId=peer_vpc)
+    peering_id = peering["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    world.add_route(cloud.tables[0], taken, VpcPeeringConnectionId=peering_id)
+    foreign = world.raw_routes(cloud.tables[0])[taken]
+    cloud.launch("victim", "bystander")
+    kube.create_node("victim", cloud.instances["victim"], taken)
+    kube.create_node("bystander", cloud.instances["bystander"])
+
+    start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
+    wait_routed(kube, cloud, ["bystander"], cidr)
+    eventually(
+        lambda: Reason.ROUTE_CONFLICT.value in kube.reasons("victim"),
+        CONVERGE_TIMEOUT_S,
+        "a RouteConflict Event on the victim",
+    )
+    eventually(
+        lambda: cloud.routes(cloud.tables[1], cidr).get(taken) == cloud.instances["victim"],
+        CONVERGE_TIMEOUT_S,
+        "the victim's route in the table without a conflict",
+    )
+
+    assert world.raw_routes(cloud.tables[0])[taken] == foreign
+    (conflict,) = [e for e in kube.events("victim") if e.reason == Reason.ROUTE_CONFLICT.value]
+    assert conflict.type == "Warning"
+    assert kube.node("victim").network == ("True", ConditionReason.NO_ROUTE_CREATED.value)
+
+
+def test_plan_changes_nothing_and_run_once_converges_then_exits_0(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.247.0.0/24"
+    setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
+    cloud.launch("set-1", "set-2", "unset")
+    kube.create_node("set-1", cloud.instances["set-1"], "10.247.0.0/28")
+    kube.create_node("set-2", cloud.instances["set-2"], "10.247.0.16/28")
+    kube.create_node("unset", cloud.instances["unset"])
+    tables_before = cloud.snapshot()
+    nodes_before = {n: node.resource_version for n, node in kube.nodes().items()}
+
+    plan = runner.command("plan", setup, "plan", "--output=json")
+
+    assert plan.code == 0, plan.log
+    printed = json.loads(plan.stdout)
+    assert printed["converged"] is False
+    assert sorted((c["node"], c["table"], c["target"]) for c in printed["create"]) == sorted(
+        (n, t, cloud.instances[n]) for n in ("set-1", "set-2") for t in cloud.tables
+    )
+    assert cloud.snapshot() == tables_before
+    assert {n: node.resource_version for n, node in kube.nodes().items()} == nodes_before
+    assert all(kube.events(name) == [] for name in nodes_before)
+
+    once = runner.command("once", setup, "run", "--once")
+
+    assert once.code == 0, once.log
+    assert routed(kube, cloud, ["set-1", "set-2", "unset"], cidr)
+    again = json.loads(runner.command("plan-again", setup, "plan", "--output=json").stdout)
+    assert again["converged"] is True
+    assert again["create"] == again["replace"] == again["delete"] == []
+    assert again["in_place"] == 6
