@@ -84,7 +84,7 @@ class Controller:
         fence: Fence = self.elector if self.elector is not None else Unfenced()
         self.allocator = (
             Allocator(cluster, config.pool(), fence, metrics, exclude_label=config.exclude_label, clock=clock)
-            if config.allocate_node_cidrs
+            if config.allocate_node_cidrs and not config.dry_run
             else None
         )
         self.reconciler = (

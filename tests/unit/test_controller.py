@@ -143,3 +143,18 @@ def test_run_once_is_true_only_when_everything_converged() -> None:
     a_node(cluster, sim, 2)  # the table holds 2 routes: this node is blocked by quota
     assert Controller(a_config(), cluster, sim, Metrics()).run_once(threading.Event()) is False
     assert any(e.reason == "RouteQuotaExceeded" and e.node == "node-2" for e in cluster.events)
+
+
+def test_dry_run_changes_nothing_in_the_cluster_or_the_cloud() -> None:
+    cluster, sim = MemoryCluster(), SimCloud("sim")
+    a_node(cluster, sim, 0)
+    cluster.add_node("node-1", provider_id=sim.add_instance("i-1"), pod_cidrs=["10.244.7.0/24"])
+
+    converged = Controller(a_config("--dry-run"), cluster, sim, Metrics()).run_once(threading.Event())
+
+    assert converged is False
+    assert cluster.get_node("node-0").pod_cidrs == ()
+    assert all(n.network_unavailable is None for n in cluster.nodes().values())
+    assert sim.routes("rtb-main") == {}
+    assert sum(sim.calls[api] for api in ("create_routes", "replace_routes", "delete_routes")) == 0
+    assert cluster.events == []
