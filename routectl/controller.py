@@ -106,7 +106,6 @@ class Controller:
         self._tombstones: dict[str, Node] = {}
         self._tomb_lock = threading.Lock()
         self._workers = _Workers()
-        self._converged = threading.Event()
 
     # --- probes --------------------------------------------------------------------------------
 
@@ -115,11 +114,6 @@ class Controller:
 
     def ready(self) -> bool:
         return self.informer.synced.is_set()
-
-    @property
-    def converged(self) -> threading.Event:
-        """Set after a full pass found nothing left to do (used by `--once`, the demo and tests)."""
-        return self._converged
 
     # --- main loop -----------------------------------------------------------------------------
 
@@ -133,7 +127,7 @@ class Controller:
 
         def one_pass(workers_stop: threading.Event) -> None:
             try:
-                result.append(self.resync())
+                result.append(self._resync_guarded(workers_stop))
             finally:
                 stop.set()
 
@@ -290,9 +284,4 @@ class Controller:
         """One full pass: every node's CIDR, then every table listed once and the whole plan applied."""
         if self.allocator is not None:
             self._await_cache([n for n in map(self._allocate, self.informer.nodes()) if n is not None])
-        converged = self.reconciler.resync() if self.reconciler is not None else True
-        if converged:
-            self._converged.set()
-        else:
-            self._converged.clear()
-        return converged
+        return self.reconciler.resync() if self.reconciler is not None else True
