@@ -73,7 +73,6 @@ class Controller:
     ) -> None:
         self.config = config
         self.cluster = cluster
-        self.metrics = metrics
         self.queue = WorkQueue(_QUEUE, metrics)
         self.informer = NodeInformer(cluster, self._on_change)
         self.elector = (
@@ -204,7 +203,6 @@ class Controller:
                 done = False  # its Event is recorded; retry with backoff
             except Exception:
                 log.exception("node sync failed", extra={"node": key, "op": "sync", "outcome": "error"})
-                self.metrics.reconcile_errors.labels(kind="node").inc()
                 done = False
             if done:
                 self.queue.forget(key)
@@ -248,8 +246,8 @@ class Controller:
         return (period if converged else min(period, 10.0)) * random.uniform(0.9, 1.1)
 
     def _resync_guarded(self, stop: threading.Event) -> bool:
-        """A full pass whose failure is logged and counted, never fatal; only fencing stops work."""
-        started = time.monotonic()
+        """A full pass whose failure is logged, never fatal; only fencing stops work. (The reconciler
+        records the pass's duration and error count itself.)"""
         try:
             return self.resync()
         except LostLeadership:
@@ -257,10 +255,7 @@ class Controller:
             return False
         except Exception:
             log.exception("full resync failed", extra={"op": "resync", "outcome": "error"})
-            self.metrics.reconcile_errors.labels(kind="resync").inc()
             return False
-        finally:
-            self.metrics.reconcile_duration.labels(kind="resync").observe(time.monotonic() - started)
 
     def _allocate(self, node: Node) -> Node | None:
         assert self.allocator is not None

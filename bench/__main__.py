@@ -1,0 +1,71 @@
+"""`python -m bench [NAME ...] [--quick]`: run the benchmarks (all by default), print their figures, write
+`bench/results/<name>.json`, the plots and `bench/results/SUMMARY.md`.
+
+Every benchmark runs the real code on emulated clouds in this process (scale also in a child process);
+a full run takes about a quarter of an hour, mostly the convergence benchmark at AWS-like rate limits.
+`--quick` shrinks every size and period for a smoke run of a minute or two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench import (
+    alibaba_batching,
+    convergence,
+    failover,
+    ipam_bench,
+    join_latency,
+    report,
+    scale,
+    steady_state,
+)
+from routectl import logs
+
+BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "convergence": convergence.run,
+    "alibaba_batching": alibaba_batching.run,
+    "steady_state": steady_state.run,
+    "join_latency": join_latency.run,
+    "scale": scale.run,
+    "failover": failover.run,
+}
+
+
+def _show(name: str, result: dict[str, Any]) -> None:
+    figures = {k: v for k, v in result.items() if k not in ("notes", "curves")}
+    print(f"{name}: {json.dumps(figures)}", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    every = [*BENCHMARKS, "ipam"]
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {', '.join(every)}")
+    parser.add_argument("--quick", action="store_true", help="small sizes and short periods (smoke run)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in every]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(every)}")
+    logs.setup("error", sys.stderr)
+    names = args.names or every
+    for name in names:
+        started = time.monotonic()
+        print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
+        if name == "ipam":
+            ipam_bench.main()  # fast at full size; it has no quick mode
+        else:
+            result = BENCHMARKS[name](args.quick)
+            report.write(name, result)
+            _show(name, result)
+        print(f"== {name} took {time.monotonic() - started:.0f} s", flush=True)
+    print(f"summary written to {report.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
