@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from providers.config import ProviderConfig
 from providers.errors import (
@@ -94,6 +94,8 @@ def _is_retryable(err: ClientError) -> bool:
 
 def _translate(err: Exception, what: str) -> ProviderError:
     """Whole-call failures (reads, discovery, setup) as typed provider errors."""
+    if isinstance(err, NoCredentialsError | PartialCredentialsError):
+        return Fatal(f"{what}: no usable AWS credentials ({err}); see docs/aws.md for IRSA or a Secret")
     if isinstance(err, BotoCoreError):
         return Transient(f"{what}: {err}")
     assert isinstance(err, ClientError)

@@ -18,7 +18,7 @@ import providers
 import routectl
 from routectl import config as configuration
 from routectl import logs
-from routectl.cluster import Cluster
+from routectl.cluster import Cluster, ClusterConfigError, ClusterError
 
 log = logging.getLogger("routectl")
 
@@ -55,13 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except configuration.ConfigError as err:
         print(f"routectl: invalid configuration: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    except (providers.ProviderError, ClusterError) as err:
+        # Unreachable cloud or API server at start-up: one line; the Deployment restarts us.
+        print(f"routectl: {command}: {err}", file=sys.stderr)
+        return EXIT_NOT_CONVERGED
 
 
 def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvider | None]:
     """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too."""
     from routectl.kube import KubeCluster
 
-    cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig)
+    try:
+        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig)
+    except ClusterConfigError as err:
+        raise configuration.ConfigError(str(err)) from None
     if not cfg.configure_cloud_routes and cfg.command == "run":
         return cluster, None
     try:

@@ -74,6 +74,10 @@ class ClusterError(Exception):
     """A Kubernetes API call failed; the message names the object and the cause."""
 
 
+class ClusterConfigError(ClusterError):
+    """The credentials or address of the API server cannot be loaded (a configuration problem)."""
+
+
 class ConflictError(ClusterError):
     """409: the object changed since it was read (stale resourceVersion or failed precondition)."""
 

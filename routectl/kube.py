@@ -34,6 +34,7 @@ from kubernetes import client, config
 
 from routectl.cluster import (
     AmbiguousError,
+    ClusterConfigError,
     ClusterError,
     Condition,
     ConflictError,
@@ -101,17 +102,23 @@ class KubeCluster:
         """From `kubeconfig`; "" = in-cluster service account, then ~/.kube/config. A fresh
         Configuration: the client's process-wide default is never read or written."""
         configuration = client.Configuration()
-        if kubeconfig:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, client_configuration=configuration, persist_config=False
-            )
-        else:
-            try:
-                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            except config.ConfigException:
+        source = kubeconfig or "in-cluster service account, then ~/.kube/config"
+        try:
+            if kubeconfig:
                 config.load_kube_config(  # type: ignore[no-untyped-call]
-                    client_configuration=configuration, persist_config=False
+                    config_file=kubeconfig, client_configuration=configuration, persist_config=False
                 )
+            else:
+                try:
+                    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                except config.ConfigException:
+                    config.load_kube_config(  # type: ignore[no-untyped-call]
+                        client_configuration=configuration, persist_config=False
+                    )
+        except (config.ConfigException, OSError, ValueError) as err:
+            raise ClusterConfigError(
+                f"--kubeconfig {source}: cannot load Kubernetes credentials: {err}"
+            ) from None
         configuration.retries = False
         api = client.ApiClient(configuration)
         api.user_agent = COMPONENT

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import routectl
@@ -38,3 +40,53 @@ def test_invalid_configuration_exits_2_with_one_line_before_any_connection(
 def test_no_command_prints_usage_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == EXIT_CONFIG
     assert "run" in capsys.readouterr().out
+
+
+BASE = ["--cluster-name=c", "--cluster-cidr=10.0.0.0/16", "--provider=aws", "--region=us-east-1"]
+
+
+def a_kubeconfig(tmp_path: Path) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\n'
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    return str(path)
+
+
+def test_unloadable_kubeconfig_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", *BASE, f"--kubeconfig={tmp_path / 'missing'}"]) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip()
+    assert "--kubeconfig" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_missing_cloud_credentials_are_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    assert main(["plan", *BASE, f"--kubeconfig={a_kubeconfig(tmp_path)}"]) == EXIT_CONFIG
+
+    assert "credentials" in capsys.readouterr().err
+
+
+def test_unreachable_cloud_at_start_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    argv = ["plan", *BASE, "--cloud-endpoint=http://127.0.0.1:1", f"--kubeconfig={a_kubeconfig(tmp_path)}"]
+
+    assert main(argv) == 1
+
+    err = capsys.readouterr().err.strip()
+    assert "DescribeRouteTables" in err
+    assert len(err.splitlines()) == 1
