@@ -609,4 +609,10 @@ def _result(route: Route, failure: _Failure | None) -> RouteResult:
 
 def build(config: ProviderConfig) -> GcpProvider:
     """The adapter `providers.get("gcp", config)` returns: ADC, or the emulator at `config.endpoint`."""
-    return GcpProvider(config, _Clients.connect(config.endpoint))
+    try:
+        clients = _Clients.connect(config.endpoint)
+    except auth_exceptions.DefaultCredentialsError as err:
+        raise ConfigurationError(
+            f"gcp: no Application Default Credentials ({err}); see docs/gcp.md for Workload Identity"
+        ) from None
+    return GcpProvider(config, clients)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
+import google.auth
 import pytest
 from gcp_helpers import CLUSTER, NETWORK, PROJECT, ZONE, a_config, a_provider
+from google.auth import exceptions as auth_exceptions
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -117,3 +119,16 @@ def test_every_cluster_name_yields_valid_route_names_for_both_families(cluster: 
         name = route_name(prefix, UID, ipaddress.ip_network(network))
         assert len(name) <= 63
         assert RFC1035.fullmatch(name), name
+
+
+def test_missing_application_default_credentials_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_credentials(*args: object, **kwargs: object) -> None:
+        raise auth_exceptions.DefaultCredentialsError("Your default credentials were not found.")
+
+    monkeypatch.setattr(google.auth, "default", no_credentials)
+    config = providers.ProviderConfig(cluster_name="c", project="p", network="n")
+
+    with pytest.raises(ConfigurationError, match="Application Default Credentials"):
+        providers.get("gcp", config)
