@@ -59,6 +59,18 @@ def free_port() -> int:
         return port
 
 
+def stop_process(popen: subprocess.Popen[bytes], grace_s: float) -> int:
+    """SIGTERM, then SIGKILL after `grace_s`; always reaps the child. Returns its exit code."""
+    if popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(grace_s)
+    return popen.returncode
+
+
 def dying_with_parent(argv: Sequence[str]) -> list[str]:
     """Prefix `argv` so the kernel SIGKILLs the child if the test process dies without cleaning up.
 
@@ -94,14 +106,7 @@ class _Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a grace period; always reaps the child."""
-        if self._popen.poll() is None:
-            self._popen.terminate()
-            try:
-                self._popen.wait(_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._popen.kill()
-                self._popen.wait(_STOP_TIMEOUT_S)
+        stop_process(self._popen, _STOP_TIMEOUT_S)
 
 
 class ControlPlane:

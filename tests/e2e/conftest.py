@@ -6,7 +6,6 @@ CI=true, where it fails: CI must never pass an e2e tier that did not run.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 
@@ -14,10 +13,9 @@ import pytest
 from apiserver import ControlPlane, ControlPlaneOptions
 from binaries import Binaries, BinariesMissing, cache_dir_from_env, locate_binaries
 from kubernetes import client
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from moto.server import ThreadedMotoServer
 
 from tests.chart.chartlib import EXAMPLES, Helm, HelmMissing, Manifest, locate
+from tests.providers.aws.awsworld import moto_server
 
 
 def _missing_binaries() -> BinariesMissing | None:
@@ -78,23 +76,8 @@ def chart_rbac() -> list[Manifest]:
 def moto_endpoint() -> Iterator[str]:
     """moto's EC2 (and Service Quotas) server on 127.0.0.1, shared by the session; scenarios each build
     their own VPC, so they never see each other's tables."""
-    with pytest.MonkeyPatch.context() as patch:
-        # Instances are launched from a made-up image id; moto's real-AMI catalogue only costs time.
-        patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        # Without TCP_NODELAY every keep-alive response waits ~40 ms for the client's delayed ACK.
-        patch.setattr(MotoRequestHandler, "disable_nagle_algorithm", True, raising=False)
-        # Its per-request access log would drown every failure report.
-        access_log = logging.getLogger("werkzeug")
-        level = access_log.level
-        access_log.setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-            access_log.setLevel(level)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

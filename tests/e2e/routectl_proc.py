@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apiserver import dying_with_parent, free_port
+from apiserver import dying_with_parent, free_port, stop_process
 from prometheus_client.parser import text_string_to_metric_families
 
 ROUTECTL = Path(sys.executable).with_name("routectl")
@@ -209,14 +209,7 @@ class Routectl:
 
     def stop(self) -> int:
         """SIGTERM, SIGKILL after a grace period; always reaps. Returns the exit code."""
-        if self._popen.poll() is None:
-            self._popen.terminate()
-            try:
-                self._popen.wait(_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._popen.kill()
-                self._popen.wait(_STOP_TIMEOUT_S)
-        return self._popen.returncode
+        return stop_process(self._popen, _STOP_TIMEOUT_S)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ adapter's (`provider._ec2`) or the test's own (`World.ec2`), never both.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.server import ThreadedMotoServer
 
 import providers
 from providers import ProviderConfig, Route, Target
@@ -82,6 +85,28 @@ class World:
     def add_route(self, table: str, destination: str, **target: str) -> None:
         key = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
         self.ec2.create_route(RouteTableId=table, **{key: destination}, **target)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's EC2 and Service Quotas over real HTTP on 127.0.0.1 (a run-time port): its endpoint URL."""
+    with pytest.MonkeyPatch.context() as patch:
+        # Instances are launched from a made-up image id; moto's real-AMI catalogue only costs time.
+        patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        # Without TCP_NODELAY every keep-alive response waits ~40 ms for the client's delayed ACK.
+        patch.setattr(MotoRequestHandler, "disable_nagle_algorithm", True, raising=False)
+        # Its per-request access log would drown every failure report.
+        access_log = logging.getLogger("werkzeug")
+        level = access_log.level
+        access_log.setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+            access_log.setLevel(level)
 
 
 def a_world() -> World:

@@ -10,9 +10,7 @@ from ipaddress import IPv4Network
 
 import boto3
 import pytest
-from awsworld import CLUSTER, CLUSTER_CIDR, OWNED_TAG, REGION, World, world_on
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from moto.server import ThreadedMotoServer
+from awsworld import CLUSTER, CLUSTER_CIDR, OWNED_TAG, REGION, World, moto_server, world_on
 
 import providers
 from routectl.embedded import converged_nodes, embedded_config, run_until_converged
@@ -23,16 +21,9 @@ OUTSIDE_CLUSTER_CIDR = "192.168.50.0/24"
 
 
 @pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    # Without TCP_NODELAY every keep-alive response waits ~40 ms for the client's delayed ACK.
-    monkeypatch.setattr(MotoRequestHandler, "disable_nagle_algorithm", True, raising=False)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
 
 
 @pytest.mark.slow
