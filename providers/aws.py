@@ -141,6 +141,7 @@ class AwsProvider:
             read_rate=config.read_rate or DEFAULT_LIMITS.read_rate,
             read_burst=config.read_burst or DEFAULT_LIMITS.read_burst,
             routes_per_table=config.route_table_quota or self._quota_from_service_quotas(),
+            prepare_writes=True,
         )
 
     def observe(self, observer: CallObserver) -> None:

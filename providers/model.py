@@ -105,6 +105,9 @@ class Limits:
     spends one write token per route, not per call."""
     routes_per_table: int | None = None
     """Route quota per managed table, when known."""
+    prepare_writes: bool = False
+    """`prepare_target` may change the instance (AWS ModifyInstanceAttribute): the executor then paces it
+    with the write bucket and passes it through the fence, like any other cloud write."""
     writers_per_table: int | None = None
     """Concurrent writers a table tolerates (Alibaba: 1 per VPC); None = no limit beyond the bucket."""
 

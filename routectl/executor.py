@@ -121,32 +121,43 @@ class Executor:
 
     def list_routes(self, table: str) -> list[Route]:
         """List one table through the read bucket; Throttled/Transient retried with backoff, then raised."""
-        return self._read(lambda: self.provider.list_routes(table))
+        return self._paced(lambda: self.provider.list_routes(table))
 
     def prepare(self, target: Target) -> None:
-        """`provider.prepare_target` through the read bucket (adapters whose prepare mutates check first)."""
-        self._read(lambda: self.provider.prepare_target(target))
+        """`provider.prepare_target`: a read, or — when the provider says it may change the instance —
+        a write, paced by the write bucket and fenced."""
+        if self.provider.limits.prepare_writes:
+            self._paced(lambda: self._fenced(lambda: self.provider.prepare_target(target)), self.writes)
+        else:
+            self._paced(lambda: self.provider.prepare_target(target))
 
-    def _read(self, call: Callable[[], _T]) -> _T:
+    def _fenced(self, call: Callable[[], _T]) -> _T:
+        self._fence.check()
+        return call()
+
+    def _paced(self, call: Callable[[], _T], bucket: AdaptiveTokenBucket | None = None) -> _T:
+        """One call with retries of Throttled/Transient; paced by the read bucket unless told otherwise."""
+        bucket = bucket or self.reads
+
         def once() -> _T:
-            self.reads.acquire()
+            bucket.acquire()
             issued = self._clock()
             try:
                 return call()
             except Throttled:
-                self.reads.throttled(issued)
+                bucket.throttled(issued)
                 raise
 
         retrying = Retrying(
             stop=stop_after_attempt(self._max_attempts),
-            wait=self._read_wait,
+            wait=self._retry_wait,
             retry=retry_if_exception_type((Throttled, Transient)),
             sleep=self._sleep,
             reraise=True,
         )
         return retrying(once)
 
-    def _read_wait(self, state: RetryCallState) -> float:
+    def _retry_wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         after = error.retry_after if isinstance(error, Throttled) and error.retry_after else 0.0
         return max(after, self._backoff(state))

@@ -7,10 +7,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from providers import Limits, Outcome, Route, RouteResult
+from providers import Limits, Outcome, Route, RouteResult, Target
 from providers.simcloud import Bucket, SimCloud
 from routectl.executor import Applied, Executor, Op
-from routectl.fence import Unfenced
+from routectl.fence import LostLeadership, Unfenced
 from routectl.metrics import Metrics
 from routectl.planner import Change, Plan
 
@@ -147,3 +147,35 @@ def test_write_tokens_are_per_request_the_cloud_sees(
         before = executor.writes.tokens
         executor.apply(creates(*(f"10.244.{i}.0/24" for i in range(4))))
         assert before - executor.writes.tokens == pytest.approx(tokens_per_call, abs=0.01)
+
+
+class _Refusing:
+    def check(self) -> None:
+        raise LostLeadership("lease lost")
+
+
+@pytest.mark.parametrize("prepare_writes", [True, False])
+def test_a_prepare_that_may_write_is_paced_as_a_write_and_fenced(
+    clock: FakeClock, prepare_writes: bool
+) -> None:
+    limits = Limits(
+        write_rate=1.0, write_burst=10, read_rate=1.0, read_burst=10, prepare_writes=prepare_writes
+    )
+    sim = with_instances(SimCloud("c1", limits=limits, clock=clock, sleep=clock.sleep), 1)
+    with an_executor(sim, clock) as executor:
+        writes, reads = executor.writes.tokens, executor.reads.tokens
+        executor.prepare(Target("i-0"))
+        spent = (writes - executor.writes.tokens, reads - executor.reads.tokens)
+    assert spent == pytest.approx((1, 0) if prepare_writes else (0, 1), abs=0.01)
+
+    fenced = Executor(sim, _Refusing(), Metrics(), clock=clock, sleep=clock.sleep)
+    try:
+        if prepare_writes:
+            with pytest.raises(LostLeadership):
+                fenced.prepare(Target("i-0"))
+            assert sim.calls["prepare_target"] == 1
+        else:
+            fenced.prepare(Target("i-0"))  # a pure read needs no lease
+            assert sim.calls["prepare_target"] == 2
+    finally:
+        fenced.close()
