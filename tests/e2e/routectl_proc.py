@@ -56,8 +56,8 @@ class Setup:
     kubeconfig: Path
     lease_namespace: str
     lease_name: str
-    cloud_endpoint: str
-    vpc_id: str
+    cloud: tuple[str, ...]
+    """The provider flags: which cloud, and where its emulator listens."""
     cluster_name: str
     cluster_cidr: str
     node_mask: int
@@ -68,18 +68,10 @@ class Setup:
     def flags(self, command: str) -> list[str]:
         common = [
             f"--kubeconfig={self.kubeconfig}",
-            "--provider=aws",
-            "--region=us-east-1",
-            f"--cloud-endpoint={self.cloud_endpoint}",
-            f"--vpc-id={self.vpc_id}",
+            *self.cloud,
             f"--cluster-name={self.cluster_name}",
             f"--cluster-cidr={self.cluster_cidr}",
             f"--node-cidr-mask-size-ipv4={self.node_mask}",
-            # moto answers the Service Quotas call with AWS's default of 50 routes per table; the
-            # scenarios prove wiring, not pacing, so the quota and the write bucket are widened.
-            "--route-table-quota=1000",
-            "--cloud-write-rate=100",
-            "--cloud-write-burst=100",
         ]
         if command == "plan":
             return [*common, *self.extra]

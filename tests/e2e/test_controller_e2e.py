@@ -38,6 +38,7 @@ from routectl_proc import (
 )
 from tcpproxy import CuttableProxy
 
+from routectl import demo
 from routectl.leader import JITTER_FACTOR
 from routectl.reasons import CONDITION_TYPE, ConditionReason, Reason
 from tests.chart.chartlib import Manifest
@@ -298,8 +299,17 @@ def setup_for(
         kubeconfig=installed.kubeconfig,
         lease_namespace=installed.namespace,
         lease_name=installed.lease_name,
-        cloud_endpoint=endpoint,
-        vpc_id=cloud.world.vpc_id,
+        cloud=(
+            "--provider=aws",
+            f"--region={REGION}",
+            f"--cloud-endpoint={endpoint}",
+            f"--vpc-id={cloud.world.vpc_id}",
+            # moto answers the Service Quotas call with AWS's default of 50 routes per table; the
+            # scenarios prove wiring, not pacing, so the quota and the write bucket are widened.
+            "--route-table-quota=1000",
+            "--cloud-write-rate=100",
+            "--cloud-write-burst=100",
+        ),
         cluster_name=cloud.cluster_name,
         cluster_cidr=cluster_cidr,
         node_mask=node_mask,
@@ -636,3 +646,43 @@ def test_plan_changes_nothing_and_run_once_converges_then_exits_0(
     assert again["converged"] is True
     assert again["create"] == again["replace"] == again["delete"] == []
     assert again["in_place"] == 6
+
+
+@pytest.mark.parametrize("provider", ["gcp", "alibaba"])
+def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
+    provider: str, kube: Kube, runner: RoutectlRunner, installed: Installed
+) -> None:
+    names = [f"{provider}-{i}" for i in range(3)]
+    with demo.CLOUDS[provider](len(names)) as embedded:
+        setup = Setup(
+            kubeconfig=installed.kubeconfig,
+            lease_namespace=installed.namespace,
+            lease_name=installed.lease_name,
+            cloud=(f"--provider={provider}", *embedded.flags),
+            cluster_name=demo.CLUSTER_NAME,
+            cluster_cidr="10.248.0.0/24",
+            node_mask=26,
+        )
+        for name, provider_id in zip(names, embedded.provider_ids, strict=True):
+            spec = client.V1NodeSpec(provider_id=provider_id)
+            kube.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
+
+        plan = runner.command("plan", setup, "plan", "--output=json")
+
+        assert plan.code == 0, plan.log
+        printed = json.loads(plan.stdout)
+        assert printed["converged"] is False
+        assert {b["node"] for b in printed["blocked"]} == set(names)  # no podCIDR yet: nothing to write
+        assert printed["create"] == printed["replace"] == printed["delete"] == []
+        assert all(view.pod_cidr == "" for view in kube.nodes().values())
+
+        once = runner.command("once", setup, "run", "--once")
+
+        assert once.code == 0, once.log
+        views = kube.nodes()
+        assert len({views[n].pod_cidr for n in names}) == len(names)
+        assert all(views[n].network == ("False", ConditionReason.ROUTE_CREATED.value) for n in names)
+        again = json.loads(runner.command("plan-again", setup, "plan", "--output=json").stdout)
+        assert again["converged"] is True
+        tables = 1 if provider == "gcp" else 2
+        assert again["in_place"] == len(names) * tables
