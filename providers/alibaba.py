@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import ipaddress
@@ -545,41 +546,30 @@ class AlibabaProvider:
                 results[i] = error.result(route)
         settled = self._await(table, [r for _, r in (*accepted, *duplicates)], gone=False)
         for i, route in accepted:
-            results[i] = self._created(route, settled, Outcome.OK)
-        if any(settled[r.destination].route is None for _, r in (*accepted, *duplicates)):
-            # The answer contradicts the table: the token may have replayed an old answer about entries
-            # deleted since. A new generation makes the next attempt a fresh request.
-            self._token_generations[content] = generation + 1
+            results[i] = self._created(route, settled[route.destination], Outcome.OK)
         to_replace: list[tuple[int, Route]] = []
         for i, route in duplicates:
             current = settled[route.destination].route
             if current is not None and current.owned and current.target != route.target and replace_ours:
                 to_replace.append((i, route))
             else:
-                results[i] = self._duplicate(route, settled[route.destination])
+                results[i] = self._created(route, settled[route.destination], Outcome.ALREADY_DONE)
+        if failures or any(not result.outcome.succeeded for result in results.values()):
+            # A stored answer must not be replayed for a table that has changed since: a token can
+            # carry an old success for entries deleted since, or an old failure (quota, busy) that no
+            # longer holds. A new generation makes the next attempt a fresh request.
+            self._token_generations[content] = generation + 1
         if to_replace:
             replaced = self._replace(table, [r for _, r in to_replace])
             results.update((i, result) for (i, _), result in zip(to_replace, replaced, strict=True))
         return results
 
-    def _created(self, route: Route, settled: dict[Network, _Settled], outcome: Outcome) -> RouteResult:
-        """The outcome of an accepted create, from what polling saw."""
-        seen = settled[route.destination]
-        if seen.route is None:
-            return RouteResult(route, Outcome.RETRY, "entry accepted but no longer listed")
-        if seen.in_flight:
-            return RouteResult(
-                route, Outcome.RETRY, f"entry still {seen.route.state.value} after {self._poll.timeout}s"
-            )
-        if seen.route.state is RouteState.BLACKHOLE:
-            return RouteResult(route, Outcome.FATAL, "next hop instance is gone", target_gone=True)
-        return RouteResult(route, outcome)
-
-    def _duplicate(self, route: Route, seen: _Settled) -> RouteResult:
-        """A duplicate destination is success only when the entry is ours and points at our target."""
+    def _created(self, route: Route, seen: _Settled, outcome: Outcome) -> RouteResult:
+        """`outcome` only when the listed entry is ours, settled, and points at our target: a destination
+        held by anything else is never success, whatever the API answered."""
         current = seen.route
         if current is None:
-            return RouteResult(route, Outcome.RETRY, "destination reported duplicate but no longer listed")
+            return RouteResult(route, Outcome.RETRY, "entry accepted but no longer listed")
         if not current.owned:
             return RouteResult(
                 route,
@@ -590,7 +580,13 @@ class AlibabaProvider:
             return RouteResult(
                 route, Outcome.CONFLICT, f"owned route points at {current.next_hop}; replace it"
             )
-        return self._created(route, {route.destination: seen}, Outcome.ALREADY_DONE)
+        if seen.in_flight:
+            return RouteResult(
+                route, Outcome.RETRY, f"entry still {current.state.value} after {self._poll.timeout}s"
+            )
+        if current.state is RouteState.BLACKHOLE:
+            return RouteResult(route, Outcome.FATAL, "next hop instance is gone", target_gone=True)
+        return RouteResult(route, outcome)
 
     def _delete(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         results: dict[int, RouteResult] = {}
@@ -691,7 +687,7 @@ class AlibabaProvider:
             deleted = self._delete(table, [r for _, r in stale])
             for (i, _), result in zip(stale, deleted, strict=True):
                 if not result.outcome.succeeded:
-                    results[i] = RouteResult(routes[i], result.outcome, result.message, result.retry_after)
+                    results[i] = dataclasses.replace(result, route=routes[i])
         fresh = [i for i in range(len(routes)) if i not in results]
         created = self._create(table, [routes[i] for i in fresh], replace_ours=False)
         results.update(zip(fresh, created, strict=True))

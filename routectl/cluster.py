@@ -138,3 +138,15 @@ class Cluster(Protocol):
     def update_lease(self, lease: Lease, timeout_s: float) -> Lease:
         """Replace with optimistic concurrency on `lease.resource_version`; ConflictError when stale."""
         ...
+
+
+def list_all_nodes(cluster: Cluster, page_size: int = 500) -> list[Node]:
+    """Every Node, page by page: a fresh read from the API server, not from any cache."""
+    nodes: list[Node] = []
+    token = ""
+    while True:
+        page = cluster.list_nodes(page_size, token)
+        nodes.extend(page.items)
+        token = page.continue_token
+        if not token:
+            return nodes

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from providers import RouteProvider
 from routectl.allocator import AllocationFailed, Allocator
-from routectl.cluster import Cluster, Node
+from routectl.cluster import Cluster, Node, list_all_nodes
 from routectl.config import Config
 from routectl.fence import Fence, LostLeadership, Unfenced
 from routectl.informer import NodeChange, NodeInformer
@@ -105,6 +105,7 @@ class Controller:
         self._tombstones: dict[str, Node] = {}
         self._tomb_lock = threading.Lock()
         self._workers = _Workers()
+        self._failed = threading.Event()
 
     # --- probes --------------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class Controller:
         def started() -> None:
             # The elector waits for this callback, so the slow part (cache sync, IPAM rebuild) runs
             # on a thread of its own while renewals continue.
-            self._workers.start(1, lambda s: self._prepare_then(s, work), "leading")
+            self._workers.start(1, lambda s: self._prepare_then(s, work, stop), "leading")
 
         try:
             if self.elector is None:
@@ -149,7 +150,7 @@ class Controller:
                 stop.wait()
             else:
                 self.elector.run(stop, started, self._workers.halt)
-            return 0
+            return 1 if self._failed.is_set() else 0
         except LostLeadership:
             log.error("leadership lost: all work stopped", extra={"op": "leader", "outcome": "lost"})
             return 1
@@ -161,14 +162,23 @@ class Controller:
             stop.set()
             informer.join(timeout=1.0)
 
-    def _prepare_then(self, stop: threading.Event, work: Callable[[threading.Event], None]) -> None:
-        """Nothing is allocated before the cache is synced and IPAM is rebuilt from it."""
-        while not self.informer.synced.wait(0.1):
-            if stop.is_set():
-                return
-        if self.allocator is not None:
-            self.allocator.rebuild(self.informer.nodes())
-        work(stop)
+    def _prepare_then(
+        self, stop: threading.Event, work: Callable[[threading.Event], None], main_stop: threading.Event
+    ) -> None:
+        """Nothing is allocated before the cache is synced and IPAM is rebuilt — from a fresh list, not
+        the cache: a standby's watch may lag behind the blocks the previous leader handed out."""
+        try:
+            while not self.informer.synced.wait(0.1):
+                if stop.is_set():
+                    return
+            if self.allocator is not None:
+                self.allocator.rebuild(list_all_nodes(self.cluster))
+            work(stop)
+        except Exception:
+            # A leader that cannot start its work must not sit on the lease doing nothing.
+            log.exception("leading failed to start", extra={"op": "leader", "outcome": "error"})
+            self._failed.set()
+            main_stop.set()
 
     def _start_workers(self, stop: threading.Event) -> None:
         # One full pass first: it lists each table once and applies the whole plan in batches, far
@@ -259,8 +269,11 @@ class Controller:
 
     def _allocate(self, node: Node) -> Node | None:
         assert self.allocator is not None
+        current = self.informer.get(node.name)
+        if current is None or current.uid != node.uid:
+            return None  # gone (or re-created) since the pass began: never occupy a block for it
         try:
-            return self.allocator.sync(node)
+            return self.allocator.sync(current)
         except AllocationFailed:
             return None  # its Event is recorded; the node's own queue entry retries with backoff
 
@@ -269,7 +282,7 @@ class Controller:
         them instead of reporting those nodes as having none. Bounded: a slow watch only delays."""
         deadline = time.monotonic() + _CACHE_CATCH_UP_S
         for node in nodes:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self._workers.stop.is_set():
                 cached = self.informer.get(node.name)
                 if cached is None or cached.pod_cidrs == node.pod_cidrs:
                     break

@@ -175,8 +175,9 @@ class Executor:
         for op, changes in ((Op.DELETE, plan.delete), (Op.REPLACE, plan.replace), (Op.CREATE, plan.create)):
             if not changes:
                 continue
-            claimed, busy = self._claim(changes)
-            applied.extend(self._final(op, c, _in_flight_result(c.route), 0) for c in busy)
+            # Changes another apply is writing right now are left to it: they are not this apply's to
+            # report, so a node's verdict comes from the view once that write lands.
+            claimed = self._claim(changes)
             try:
                 if claimed:
                     applied.extend(self._phase(op, claimed, None if op is Op.DELETE else prepare))
@@ -185,15 +186,15 @@ class Executor:
                     self._in_flight.difference_update((c.table, c.destination) for c in claimed)
         return applied
 
-    def _claim(self, changes: Sequence[Change]) -> tuple[list[Change], list[Change]]:
+    def _claim(self, changes: Sequence[Change]) -> list[Change]:
         claimed: list[Change] = []
-        busy: list[Change] = []
         with self._in_flight_lock:
             for change in changes:
                 key = (change.table, change.destination)
-                (busy if key in self._in_flight else claimed).append(change)
-                self._in_flight.add(key)
-        return claimed, busy
+                if key not in self._in_flight:
+                    self._in_flight.add(key)
+                    claimed.append(change)
+        return claimed
 
     def _phase(
         self,
@@ -304,10 +305,6 @@ class Executor:
             slot = self._table_slots.setdefault(table, threading.BoundedSemaphore(self._writers))
         with slot:
             yield
-
-
-def _in_flight_result(route: Route) -> RouteResult:
-    return RouteResult(route, Outcome.RETRY, "another write of this route is in progress")
 
 
 def _as_result(route: Route, err: ProviderError) -> RouteResult:

@@ -154,7 +154,10 @@ class LeaderElector:
                 self._lose_locked(f"lease taken by {current.holder or 'nobody (released)'}")
                 return None
             ours = current.holder == self.identity
-            if not ours and current.holder and self._clock() < self._observed_at + self._lease_s:
+            # Wait the longer of our lease and the holder's: during a rolling change of the lease flags
+            # the holder's own fence is set by its (possibly longer) lease duration.
+            wait_s = max(self._lease_s, current.lease_duration_s)
+            if not ours and current.holder and self._clock() < self._observed_at + wait_s:
                 return None
         if ours:
             renewed = replace(current, lease_duration_s=duration, renew_time=now_wall)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from providers import Network, Route, RouteState, Target
 
@@ -110,30 +110,34 @@ def plan_node(
     cluster_cidrs: Sequence[Network],
     *,
     quotas: Mapping[str, int | None] | None = None,
+    by_name: bool = True,
 ) -> Plan:
     """One node's slice of `plan`: same rules, restricted to the routes that concern this node.
 
-    A route concerns the node if it overlaps one of its podCIDRs, or it is owned and names the node.
-    Quota is what the rest of each table leaves. Owned routes of other nodes are
-    outside the slice, so they are never deleted by a per-node sync.
+    A route concerns the node if it overlaps one of its podCIDRs, or (with `by_name`) it is owned and
+    names the node — with the same uid, where the route records one. Quota is what the rest of each
+    table leaves. Owned routes of other nodes are outside the slice, so they are never deleted by a
+    per-node sync.
     """
     sliced: dict[str, list[Route]] = {}
     remaining: dict[str, int | None] = {}
     for table, routes in listed_tables.items():
-        sliced[table] = [r for r in routes if _concerns(node, r)]
+        sliced[table] = [r for r in routes if _concerns(node, r, by_name)]
         quota = (quotas or {}).get(table)
         remaining[table] = None if quota is None else quota - (len(routes) - len(sliced[table]))
     return plan([node], sliced, cluster_cidrs, quotas=remaining)
 
 
-def _concerns(node: DesiredNode, route: Route) -> bool:
+def _concerns(node: DesiredNode, route: Route, by_name: bool) -> bool:
     """Overlaps one of its podCIDRs, or is owned and names it (GCP/Alibaba marks carry the node).
 
     Routes that merely point at the node's instance are left to the full resync: matching on the
-    instance could take another node's route when an instance re-registers under a new name."""
+    instance could take another node's route when an instance re-registers under a new name; a
+    route naming an earlier Node of the same name (another uid) is likewise not this node's."""
     if any(_overlaps(route.destination, cidr) for cidr in node.pod_cidrs):
         return True
-    return route.owned and bool(route.node) and route.node == node.name
+    same_uid = not route.node_uid or not node.uid or route.node_uid == node.uid
+    return by_name and route.owned and bool(route.node) and route.node == node.name and same_uid
 
 
 def _overlaps(a: Network, b: Network) -> bool:
@@ -242,7 +246,10 @@ class _Planner:
             if current is None or current.state is RouteState.DELETING:
                 creates.append(Change(table, dest, node.name, desired))
             elif current.target != node.target or current.state is RouteState.BLACKHOLE:
-                acc.replace.append(Change(table, dest, node.name, desired, current))
+                # The cloud's handle of the route being replaced: GCP names routes by node uid, so the
+                # old route of a reused CIDR has another name than the desired one.
+                replacing = replace(desired, cloud_id=current.cloud_id)
+                acc.replace.append(Change(table, dest, node.name, replacing, current))
             elif current.state is RouteState.ACTIVE:
                 acc.in_place.append(Change(table, dest, node.name, desired, current))
         self._within_quota(table, len(routes) - deletes, creates, acc)

@@ -11,29 +11,16 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from providers import Route, RouteProvider
-from routectl.cluster import Cluster, Node
+from routectl.cluster import Cluster, list_all_nodes
 from routectl.config import Config
 from routectl.fence import Unfenced
 from routectl.metrics import Metrics
 from routectl.planner import Change, Plan
 from routectl.reconciler import Reconciler
 
-_PAGE = 500
-
-
-def all_nodes(cluster: Cluster) -> list[Node]:
-    nodes: list[Node] = []
-    token = ""
-    while True:
-        page = cluster.list_nodes(_PAGE, token)
-        nodes.extend(page.items)
-        token = page.continue_token
-        if not token:
-            return nodes
-
 
 def compute(cfg: Config, cluster: Cluster, provider: RouteProvider) -> Plan:
-    nodes = all_nodes(cluster)
+    nodes = list_all_nodes(cluster)
     reconciler = Reconciler(
         cluster,
         provider,

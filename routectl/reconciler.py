@@ -137,19 +137,32 @@ class Reconciler:
                 self._metrics.reconcile_errors.labels("remove").inc()
                 log.warning("cannot remove routes of %s: %s", node.name, err, extra={"node": node.name})
                 return False
-            node_plan = plan_node(desired, view, self._cidrs)
+            node_plan = self._removal(desired, view)
             applied = self._apply(node_plan)
             if self._dry_run:
                 return not node_plan.delete
             for item in applied:
                 if not item.result.outcome.succeeded:
                     self._event(node, Reason.FAILED_TO_DELETE_ROUTE, _describe(item))
-            gone = not plan_node(desired, self._snapshot(), self._cidrs).delete
+            try:
+                # Judged from a fresh list, not the view: a write whose outcome was unknown (a timeout
+                # after the cloud acted) may have left a route the view never learnt of.
+                gone = not self._removal(desired, self._refresh()).delete
+            except ProviderError as err:
+                log.warning("cannot verify removal for %s: %s", node.name, err, extra={"node": node.name})
+                return False
             if gone:
                 with self._lock:
                     for per_node in (self._conditions, self._events, self._first_seen):
                         per_node.pop(node.name, None)
             return gone
+
+    def _removal(self, tombstone: DesiredNode, view: dict[str, list[Route]]) -> Plan:
+        """The deletes for a gone node: only routes on its own podCIDRs (a re-created Node of the same
+        name is another node), and never a destination a live node holds now (a block already reused)."""
+        held = {c for n in self._nodes() if n.uid != tombstone.uid for c in self._desired(n).pod_cidrs}
+        removal = plan_node(tombstone, view, self._cidrs, by_name=False)
+        return replace(removal, delete=tuple(c for c in removal.delete if c.destination not in held))
 
     def resync(self) -> bool:
         """List every table once, apply the whole plan; True when every node is converged."""
@@ -180,7 +193,10 @@ class Reconciler:
             for done in applied:
                 by_node[done.change.node].append(done)
             converged = True
+            now = {n.name: n.uid for n in self._nodes()}
             for node in nodes:
+                if now.get(node.name) != node.uid:
+                    continue  # deleted or re-created during the pass: this verdict is not the new node's
                 mine = Plan(blocked=tuple(blocked[node.name]))
                 verdict = self._verdict(desired[node.name], mine, by_node[node.name])
                 converged = self._settle(node, desired[node.name], verdict) and converged

@@ -130,8 +130,7 @@ def test_a_route_already_being_written_is_not_written_again_by_a_concurrent_appl
         sim.create_routes = create_while_a_resync_plans_the_same_route  # type: ignore[method-assign]
         [outer] = executor.apply(creates("10.244.0.0/24"))
     assert outer.result.outcome is Outcome.OK
-    assert [(a.result.outcome, a.attempts) for a in inner] == [(Outcome.RETRY, 0)]
-    assert "in progress" in inner[0].result.message
+    assert inner == []  # left to the write in progress, not reported as a failure of its own
     assert sim.calls["create_routes"] == 1
 
 
