@@ -330,3 +330,35 @@ def test_replace_of_a_blackholed_route_recreates_it(
 
     assert result.outcome is Outcome.OK
     assert provider.list_routes(table)[0].target == Target("i-new", zone=REGION)
+
+
+def test_a_replayed_success_is_not_taken_when_another_route_now_holds_the_destination(
+    emulator: AlibabaVpcEmulator, provider: AlibabaProvider, table: str
+) -> None:
+    route = a_route(1)
+    instances_for(emulator, [route])
+    emulator.add_instances(VPC, "i-someone-else")
+    assert [r.outcome for r in provider.create_routes(table, [route])] == [Outcome.OK]
+    assert [r.outcome for r in provider.delete_routes(table, provider.list_routes(table))] == [Outcome.OK]
+    emulator.add_route(table, str(route.destination), "i-someone-else", description="not routectl's")
+
+    [result] = provider.create_routes(table, [route])  # the same batch: the same ClientToken
+
+    assert result.outcome is Outcome.CONFLICT
+    assert [(r.next_hop, r.description) for r in emulator.routes(table, type_="Custom")] == [
+        ("i-someone-else", "not routectl's")
+    ]
+
+
+def test_a_refused_entry_is_retried_as_a_fresh_request_not_a_replayed_refusal(
+    emulator: AlibabaVpcEmulator, make_provider: Build
+) -> None:
+    full = emulator.add_table(VPC, "vtb-small", quota=1)
+    provider = make_provider()
+    first, second = a_route(1), a_route(2)
+    instances_for(emulator, [first, second])
+    assert [r.outcome for r in provider.create_routes(full, [first])] == [Outcome.OK]
+    assert [r.outcome for r in provider.create_routes(full, [second])] == [Outcome.QUOTA_EXCEEDED]
+    assert [r.outcome for r in provider.delete_routes(full, provider.list_routes(full))] == [Outcome.OK]
+
+    assert [r.outcome for r in provider.create_routes(full, [second])] == [Outcome.OK]

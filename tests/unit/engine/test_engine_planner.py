@@ -260,3 +260,19 @@ def test_target_comparison_includes_zone() -> None:
 
 def test_inside_is_family_aware() -> None:
     assert not inside(ipaddress.ip_network("fd00::/64"), CLUSTER)
+
+
+def test_a_replace_addresses_the_route_it_replaces_by_its_cloud_id() -> None:
+    # GCP names routes by node uid: the old route of a reused CIDR has another name than the new one.
+    old = Route(net("10.244.1.0/24"), Target("i-old"), owned=True, cloud_id="c1-uid-old")
+    [change] = plan([a_node("b", "10.244.1.0/24")], {TABLE: [old]}, CLUSTER).replace
+    assert (change.route.target, change.route.cloud_id, change.current) == (Target("i-b"), "c1-uid-old", old)
+
+
+def test_a_route_naming_an_earlier_node_of_the_same_name_is_not_this_nodes() -> None:
+    earlier = Route(net("10.244.9.0/24"), Target("i-a"), owned=True, node="a", node_uid="uid-earlier")
+    assert plan_node(a_node("a", "10.244.1.0/24"), {TABLE: [earlier]}, CLUSTER).delete == ()
+    same = Route(net("10.244.9.0/24"), Target("i-a"), owned=True, node="a", node_uid="uid-a")
+    assert [
+        c.destination for c in plan_node(a_node("a", "10.244.1.0/24"), {TABLE: [same]}, CLUSTER).delete
+    ] == [net("10.244.9.0/24")]

@@ -393,3 +393,33 @@ def test_unlistable_table_makes_the_node_not_ready_with_a_cloud_error(world: Wor
     assert cond is not None
     assert cond.message.startswith("cloud error: list_routes")
     assert sample(world, "routectl_reconcile_errors_total", {"kind": "node"}) == 1
+
+
+def test_removing_a_gone_node_never_deletes_the_route_of_the_node_that_now_holds_its_block(
+    world: World,
+) -> None:
+    [old] = world.add_nodes(1)
+    rec = world.reconciler()
+    rec.resync()
+    world.cluster.delete_node(old.name)
+    # Another leader already reused the block for a new node and routed it.
+    world.add_node(7, pod_cidrs=["10.244.0.0/24"])
+    rec.resync()
+    assert world.owned_routes() == {"10.244.0.0/24": "i-007"}
+
+    assert rec.remove_node(old) is True
+    assert world.owned_routes() == {"10.244.0.0/24": "i-007"}
+
+
+def test_removal_is_judged_from_a_fresh_list_not_from_writes_of_unknown_outcome(world: World) -> None:
+    [node] = world.add_nodes(1)
+    rec = world.reconciler(max_attempts=2)
+    # Every create times out after the cloud acted: the route exists, but routectl never heard so.
+    world.sim.inject("create_routes", Fault.TIMEOUT_AFTER_WRITE, Fault.TIMEOUT_AFTER_WRITE)
+    rec.resync()
+    assert world.owned_routes() == {"10.244.0.0/24": "i-000"}
+    world.cluster.delete_node(node.name)
+
+    assert rec.remove_node(node) is False  # the fresh list shows the route the view never learnt of
+    assert rec.remove_node(node) is True
+    assert world.owned_routes() == {}
