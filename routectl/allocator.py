@@ -98,6 +98,9 @@ class Allocator:
         self._clock = clock
         self._lock = threading.Condition()
         self._holdings: dict[str, _Holding] = {}
+        self._retired: dict[tuple[str, str], _Holding] = {}
+        """(name, uid) → blocks of an earlier Node of a re-used name: held until `release` of that
+        object, because its routes may still exist until the controller has removed them."""
         self._in_flight: set[str] = set()
         self._publish_usage()
 
@@ -130,10 +133,12 @@ class Allocator:
     def release(self, node: Node) -> None:
         """Free what the pool holds for `node`: call only once the Node object is gone for good."""
         with self._serialised(node.name), self._lock:
-            holding = self._holdings.get(node.name)
-            if holding is None or holding.uid != node.uid:
-                return
-            del self._holdings[node.name]
+            holding = self._retired.pop((node.name, node.uid), None)
+            if holding is None:
+                holding = self._holdings.get(node.name)
+                if holding is None or holding.uid != node.uid:
+                    return
+                del self._holdings[node.name]
             self._pool.release(holding.blocks)
             self._reclaim_locked()
             self._publish_usage()
@@ -187,7 +192,7 @@ class Allocator:
                 self._holdings[node.name] = replace(holding, uid=node.uid)
                 return holding.blocks
             if holding is not None:
-                self._forget_locked(node.name)  # held for an older object of this name: it is gone
+                self._retire_locked(node.name)  # held for an older object of this name
             try:
                 blocks = self._pool.allocate()
             except ipam.PoolExhausted as err:
@@ -257,7 +262,9 @@ class Allocator:
                     holding, uid=node.uid, state=_State.ASSIGNED, spec=node.pod_cidrs
                 )
             else:
-                if holding is not None:
+                if holding is not None and holding.uid != node.uid and holding.state is _State.ASSIGNED:
+                    self._retire_locked(node.name)
+                elif holding is not None:
                     self._forget_locked(node.name)
                 failures = self._occupy_locked(node)
             self._publish_usage()
@@ -335,6 +342,11 @@ class Allocator:
             if holding is not None and holding.state is _State.RESERVED:
                 self._forget_locked(name)
                 self._publish_usage()
+
+    def _retire_locked(self, name: str) -> None:
+        """An earlier object of this name: its blocks stay taken until `release(tombstone)`."""
+        holding = self._holdings.pop(name)
+        self._retired[name, holding.uid] = holding
 
     def _forget_locked(self, name: str) -> None:
         holding = self._holdings.pop(name)

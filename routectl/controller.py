@@ -102,7 +102,8 @@ class Controller:
             if provider is not None and config.configure_cloud_routes
             else None
         )
-        self._tombstones: dict[str, Node] = {}
+        self._tombstones: dict[str, list[Node]] = {}
+        """name → the deleted objects of that name, oldest first, until their removal is done."""
         self._tomb_lock = threading.Lock()
         self._workers = _Workers()
         self._failed = threading.Event()
@@ -193,7 +194,7 @@ class Controller:
         """Informer handler: only records tombstones and enqueues the key, never does work."""
         if change.kind == "deleted" and change.old is not None:
             with self._tomb_lock:
-                self._tombstones[change.old.name] = change.old
+                self._tombstones.setdefault(change.old.name, []).append(change.old)
             self.queue.add(change.old.name)
         elif change.new is not None:
             self.queue.add(change.new.name)
@@ -222,13 +223,18 @@ class Controller:
 
     def sync(self, name: str) -> bool:
         """Reconcile one node by name; True when nothing is left to do for it."""
-        with self._tomb_lock:
-            tombstone = self._tombstones.get(name)
-        if tombstone is not None:
+        while True:
+            with self._tomb_lock:
+                pending = self._tombstones.get(name)
+                tombstone = pending[0] if pending else None
+            if tombstone is None:
+                break
             if not self._remove(tombstone):
                 return False
             with self._tomb_lock:
-                if self._tombstones.get(name) is tombstone:
+                pending = self._tombstones[name]
+                pending.remove(tombstone)
+                if not pending:
                     del self._tombstones[name]
         node = self.informer.get(name)
         if node is None:

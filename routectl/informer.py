@@ -151,6 +151,11 @@ class NodeInformer:
                 changes.append(NodeChange("added", None, after))
             elif after is None:
                 changes.append(NodeChange("deleted", before, None))
+            elif before.uid != after.uid:
+                # Deleted and re-created under the same name while the watch was broken: two objects,
+                # and the first one's tombstone matters (its routes and CIDR are released after it).
+                changes.append(NodeChange("deleted", before, None))
+                changes.append(NodeChange("added", None, after))
             elif before.resource_version != after.resource_version:
                 changes.append(NodeChange("updated", before, after))
         return changes

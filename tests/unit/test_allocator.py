@@ -322,3 +322,19 @@ def test_capacity_and_use_gauges_follow_the_pool() -> None:
     assert s.sample("routectl_ipam_cidrs_used", cidr="fd00::/48") == 1
     s.gone("n1")
     assert s.sample("routectl_ipam_cidrs_used", cidr="10.0.0.0/24") == 0
+
+
+def test_a_recreated_namesake_never_gets_the_block_of_the_object_whose_routes_are_still_pending() -> None:
+    setup = Setup()
+    (first,) = setup.assign("a")
+    old = setup.cluster.nodes()["a"]
+    setup.cluster.delete_node("a")  # the tombstone's routes are not removed yet: no release
+    for name in ("b", "c", "d"):
+        setup.assign(name)
+
+    setup.node("a")
+    with pytest.raises(AllocationFailed):  # the only free block would be the old object's
+        setup.allocator.sync(setup.cluster.get_node("a"))
+    setup.allocator.release(old)
+
+    assert setup.allocator.sync(setup.cluster.get_node("a")).pod_cidrs == (first,)

@@ -216,3 +216,24 @@ def test_bookmarks_advance_the_resource_version_without_node_changes() -> None:
 
         assert advanced.is_set()
         assert recorder.summary() == [("added", "n1")]
+
+
+def test_relist_reports_a_node_recreated_under_the_same_name_as_a_delete_and_an_add() -> None:
+    cluster = a_cluster("a")
+    fault, entered, release = blocking_fault()
+    cluster.inject("watch_nodes", fault)
+    recorder = Recorder()
+    with running(cluster, recorder):
+        assert entered.wait(WAIT_S)
+        tombstone = cluster.nodes()["a"]
+        cluster.delete_node("a")
+        cluster.add_node("a")
+        cluster.compact()
+
+        release.set()
+        changes = recorder.wait_for(3)
+
+        assert recorder.summary(1) == [("deleted", "a"), ("added", "a")]
+        assert changes[1].old == tombstone
+        assert changes[2].new is not None
+        assert changes[2].new.uid != tombstone.uid
