@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 
 from providers.config import ProviderConfig
 from providers.errors import (
@@ -96,6 +103,8 @@ def _translate(err: Exception, what: str) -> ProviderError:
     """Whole-call failures (reads, discovery, setup) as typed provider errors."""
     if isinstance(err, NoCredentialsError | PartialCredentialsError):
         return Fatal(f"{what}: no usable AWS credentials ({err}); see docs/aws.md for IRSA or a Secret")
+    if isinstance(err, ParamValidationError | NoRegionError):
+        return Fatal(f"{what}: {err}")
     if isinstance(err, BotoCoreError):
         return Transient(f"{what}: {err}")
     assert isinstance(err, ClientError)
@@ -306,7 +315,10 @@ class AwsProvider:
         except BotoCoreError as err:
             # A timeout or broken connection: the write may have happened; every write here is
             # idempotent through RouteAlreadyExists / InvalidRoute.NotFound, so a retry is safe.
-            return RouteResult(route, Outcome.RETRY, f"{api}: {err}")
+            # Client-side errors (no credentials, a malformed request) cannot succeed on retry.
+            translated = _translate(err, api)
+            outcome = Outcome.RETRY if isinstance(translated, Transient) else Outcome.FATAL
+            return RouteResult(route, outcome, str(translated))
         except (Throttled, Transient) as err:
             # The listing behind RouteAlreadyExists failed: per-route outcomes are never raised.
             return RouteResult(route, Outcome.RETRY, f"{api}: {err}")

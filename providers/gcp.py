@@ -516,7 +516,9 @@ class GcpProvider:
                     failure = _failure_of(exc)
                     if failure.kind in (_Kind.THROTTLED, _Kind.TRANSIENT):
                         break  # look again after the next backoff
-                    done[i] = failure
+                    # Failing to read the operation says nothing about the write itself (a 404 here
+                    # is the operation, not the route): its outcome is unknown, so it is retried.
+                    done[i] = _Failure(_Kind.TRANSIENT, f"cannot read operation {name}: {failure.message}")
                     del running[i]
                     continue
                 if op.status == compute_v1.Operation.Status.DONE:

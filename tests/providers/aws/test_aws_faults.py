@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from awsworld import OWNED_TAG, World, a_provider, a_route, fail
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import NoCredentialsError, ReadTimeoutError
 
 from providers import Fatal, NotFound, Outcome, Throttled, Transient
 from providers.aws import AwsProvider
@@ -191,3 +191,19 @@ def test_observe_reports_each_api_with_its_status_or_error_code(
         ("DeleteRoute", "RequestLimitExceeded"),
         ("ReplaceRoute", "ReadTimeoutError"),
     ]
+
+
+def test_a_write_without_credentials_is_fatal_not_retried_forever(
+    world: World, table: str, instance: str
+) -> None:
+    provider = a_provider()
+
+    def no_credentials(**_: Any) -> None:
+        raise NoCredentialsError
+
+    provider._ec2.meta.events.register_first("before-send.ec2.CreateRoute", no_credentials)
+
+    (result,) = provider.create_routes(table, [a_route("10.244.1.0/24", instance)])
+
+    assert result.outcome is Outcome.FATAL
+    assert "credentials" in result.message

@@ -330,3 +330,18 @@ def test_observer_sees_every_call_with_its_code(emulator: GceEmulator, provider:
     assert ("routes.insert", "alreadyExists") in seen
     assert sorted({api for api, _ in seen}) == sorted(emulator.calls())
     assert len(seen) == sum(emulator.calls().values())
+
+
+def test_an_operation_that_cannot_be_read_leaves_the_write_unknown_not_done(
+    emulator: GceEmulator, provider: GcpProvider
+) -> None:
+    with_instances(emulator, 1)
+    provider.create_routes(NETWORK, [a_route(0)])
+    listed = [r for r in provider.list_routes(NETWORK) if r.owned]
+    emulator.operation_delay = 0.2
+    emulator.fail_next("globalOperations.get", status=404, reason="notFound", message="operation gone")
+
+    [result] = provider.delete_routes(NETWORK, listed)
+
+    assert result.outcome is Outcome.RETRY  # a 404 on the operation is not a 404 on the route
+    assert "cannot read operation" in result.message
