@@ -66,7 +66,9 @@ def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvide
     from routectl.kube import KubeCluster
 
     try:
-        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig)
+        # Fenced writes must not outlive the renew deadline by a slow server: half of it per request.
+        timeout_s = max(1.0, cfg.leader_election.renew_deadline_s / 2)
+        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=timeout_s)
     except ClusterConfigError as err:
         raise configuration.ConfigError(str(err)) from None
     if not cfg.configure_cloud_routes and cfg.command == "run":

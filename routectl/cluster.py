@@ -8,7 +8,7 @@ Kubernetes specifics (the official client, its models and exceptions) stay behin
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -102,6 +102,10 @@ class AmbiguousError(ClusterError):
     """The request timed out or the connection broke: the write may or may not have happened."""
 
 
+def _nothing() -> None:
+    return None
+
+
 class Cluster(Protocol):
     def list_nodes(self, limit: int, continue_token: str = "") -> NodePage: ...
 
@@ -121,8 +125,13 @@ class Cluster(Protocol):
         server); ConflictError if they are set already, AmbiguousError on timeout."""
         ...
 
-    def set_network_unavailable(self, name: str, condition: Condition) -> None:
-        """Patch the NetworkUnavailable condition through the status subresource."""
+    def set_network_unavailable(
+        self, name: str, condition: Condition, before_write: Callable[[], None] = _nothing
+    ) -> None:
+        """Patch the NetworkUnavailable condition through the status subresource.
+
+        `before_write` runs immediately before the write request is sent (after any read the
+        implementation needs first), so a fence check there is not outrun by a slow read."""
         ...
 
     def record_event(self, node: Node, type_: str, reason: str, message: str) -> None:

@@ -186,7 +186,9 @@ class KubeCluster:
             raise
         return _node(body)
 
-    def set_network_unavailable(self, name: str, condition: Condition) -> None:
+    def set_network_unavailable(
+        self, name: str, condition: Condition, before_write: Callable[[], None] = lambda: None
+    ) -> None:
         """Strategic merge on `status.conditions` (merge key `type`) through nodes/status; the
         transition time moves only when the status changes, and an unchanged condition is not
         written at all."""
@@ -217,6 +219,7 @@ class KubeCluster:
                 ]
             }
         }
+        before_write()
         self._request(
             "PATCH",
             f"{_NODES}/{{name}}/status",

@@ -197,11 +197,14 @@ class MemoryCluster:
                 )
             return self._store(EventType.MODIFIED, replace(node, pod_cidrs=tuple(cidrs)))
 
-    def set_network_unavailable(self, name: str, condition: Condition) -> None:
+    def set_network_unavailable(
+        self, name: str, condition: Condition, before_write: Callable[[], None] = lambda: None
+    ) -> None:
         self._enter("set_network_unavailable")
         with self._lock:
             node = self._get(name)
             if node.network_unavailable != condition:
+                before_write()
                 self._store(EventType.MODIFIED, replace(node, network_unavailable=condition))
 
     def record_event(self, node: Node, type_: str, reason: str, message: str) -> None:

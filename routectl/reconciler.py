@@ -372,7 +372,7 @@ class Reconciler:
             return
         self._fence.check()
         try:
-            self._cluster.set_network_unavailable(node.name, condition)
+            self._cluster.set_network_unavailable(node.name, condition, self._fence.check)
         except ClusterError as err:
             log.warning("condition of %s not written: %s", node.name, err, extra={"node": node.name})
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -339,13 +339,13 @@ def test_no_condition_false_without_the_route_in_the_cloud() -> None:
     violations: list[str] = []
     real = w.cluster.set_network_unavailable
 
-    def spy(name: str, condition: Condition) -> None:
+    def spy(name: str, condition: Condition, before_write: Callable[[], None]) -> None:
         if condition.status == "False":
             node = w.cluster.get_node(name)
             want = w.sim.target_for(node.provider_id).instance
             owned = w.owned_routes()
             violations.extend(c for c in node.pod_cidrs if owned.get(c) != want)
-        real(name, condition)
+        real(name, condition, before_write)
 
     w.cluster.set_network_unavailable = spy  # type: ignore[method-assign]
     try:
