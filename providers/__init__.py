@@ -29,6 +29,7 @@ from providers.model import (
     RouteResult,
     RouteState,
     Target,
+    WriteGuard,
 )
 
 NAMES = ("aws", "gcp", "alibaba")
@@ -65,5 +66,6 @@ __all__ = [
     "Target",
     "Throttled",
     "Transient",
+    "WriteGuard",
     "get",
 ]

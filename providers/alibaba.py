@@ -47,7 +47,18 @@ from providers.errors import (
     Throttled,
     Transient,
 )
-from providers.model import CallObserver, Limits, Network, Outcome, Route, RouteResult, RouteState, Target
+from providers.model import (
+    CallObserver,
+    Limits,
+    Network,
+    Outcome,
+    Route,
+    RouteResult,
+    RouteState,
+    Target,
+    WriteGuard,
+    no_guard,
+)
 
 NAME = "alibaba"
 MAX_BATCH = 50
@@ -308,6 +319,7 @@ class AlibabaProvider:
         """Batch content → how many of its ClientTokens were found stale (see `_create_wanted`)."""
         self._guard = threading.Lock()
         self._observers: list[CallObserver] = []
+        self._write_guard: WriteGuard = no_guard
         self._limits = Limits(
             write_rate=config.write_rate or 5.0,
             write_burst=config.write_burst or 10,
@@ -327,6 +339,9 @@ class AlibabaProvider:
         """The SDK client holds no resources that need closing."""
 
     # ---- SDK boundary ----------------------------------------------------------------------------------
+
+    def guard_writes(self, guard: WriteGuard) -> None:
+        self._write_guard = guard
 
     def observe(self, observer: CallObserver) -> None:
         """Report every API call (action name, "200" or the error code, seconds) to `observer`."""
@@ -521,6 +536,7 @@ class AlibabaProvider:
         op = "create" if replace_ours else "recreate"
         content = _batch_key(op, table, (f"{r.destination}>{_instance(r)}" for _, r in wanted))
         generation = self._token_generations.get(content, 0)
+        self._write_guard()
         try:
             body = self._call(
                 self._client.create_route_entries_with_options,
@@ -615,6 +631,7 @@ class AlibabaProvider:
             for _, route in doomed
         ]
         request = vpc_models.DeleteRouteEntriesRequest(region_id=self._region, route_entries=entries)
+        self._write_guard()
         try:
             body = self._call(self._client.delete_route_entries_with_options, request)
         except _CallFailed as failed:

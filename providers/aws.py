@@ -36,7 +36,18 @@ from providers.errors import (
     Throttled,
     Transient,
 )
-from providers.model import CallObserver, Limits, Network, Outcome, Route, RouteResult, RouteState, Target
+from providers.model import (
+    CallObserver,
+    Limits,
+    Network,
+    Outcome,
+    Route,
+    RouteResult,
+    RouteState,
+    Target,
+    WriteGuard,
+    no_guard,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
@@ -143,6 +154,7 @@ class AwsProvider:
         self._ec2 = ec2
         self._quotas = quotas
         self._tables: tuple[str, ...] | None = None
+        self._write_guard: WriteGuard = no_guard
         self._lock = threading.Lock()
         self._limits = Limits(
             write_rate=config.write_rate or DEFAULT_LIMITS.write_rate,
@@ -176,6 +188,9 @@ class AwsProvider:
             client.meta.events.register("before-send", before)
             client.meta.events.register("after-call", after)
             client.meta.events.register("after-call-error", failed)
+
+    def guard_writes(self, guard: WriteGuard) -> None:
+        self._write_guard = guard
 
     @property
     def limits(self) -> Limits:
@@ -339,6 +354,7 @@ class AwsProvider:
     def _create_one(self, table: str, route: Route, *, may_replace: bool = True) -> RouteResult:
         assert route.target is not None, "desired routes always have a target"
         try:
+            self._write_guard()
             self._ec2.create_route(
                 RouteTableId=table, InstanceId=route.target.instance, **_dest_args(route.destination)
             )
@@ -364,6 +380,7 @@ class AwsProvider:
     def _replace_one(self, table: str, route: Route) -> RouteResult:
         assert route.target is not None, "desired routes always have a target"
         try:
+            self._write_guard()
             self._ec2.replace_route(
                 RouteTableId=table, InstanceId=route.target.instance, **_dest_args(route.destination)
             )
@@ -376,6 +393,7 @@ class AwsProvider:
 
     def _delete_one(self, table: str, route: Route) -> RouteResult:
         try:
+            self._write_guard()
             self._ec2.delete_route(RouteTableId=table, **_dest_args(route.destination))
             return RouteResult(route, Outcome.OK)
         except ClientError as err:
@@ -407,6 +425,7 @@ class AwsProvider:
             )
             if attr.get("SourceDestCheck", {}).get("Value") is False:
                 return
+            self._write_guard()
             self._ec2.modify_instance_attribute(InstanceId=target.instance, SourceDestCheck={"Value": False})
         except (ClientError, BotoCoreError) as err:
             raise _translate(err, f"disable source/destination check on {target.instance}") from None

@@ -49,7 +49,18 @@ from providers.errors import (
     Throttled,
     Transient,
 )
-from providers.model import CallObserver, Limits, Network, Outcome, Route, RouteResult, RouteState, Target
+from providers.model import (
+    CallObserver,
+    Limits,
+    Network,
+    Outcome,
+    Route,
+    RouteResult,
+    RouteState,
+    Target,
+    WriteGuard,
+    no_guard,
+)
 
 T = TypeVar("T")
 
@@ -246,6 +257,7 @@ class GcpProvider:
         self._network_link = ""
         self._forwarding: set[Target] = set()
         self._observers: list[CallObserver] = []
+        self._write_guard: WriteGuard = no_guard
 
     @property
     def limits(self) -> Limits:
@@ -461,6 +473,7 @@ class GcpProvider:
 
     def _submit(self, write: _Write) -> compute_v1.Operation:
         routes, timeout = self._clients.routes, self._polling.call_timeout
+        self._write_guard()
         if write.body is None:
             return self._call(
                 "routes.delete",
@@ -489,6 +502,9 @@ class GcpProvider:
                 observers = tuple(self._observers)
             for observer in observers:
                 observer(api, code, time.monotonic() - begun)
+
+    def guard_writes(self, guard: WriteGuard) -> None:
+        self._write_guard = guard
 
     def observe(self, observer: CallObserver) -> None:
         """Report every API call (compute API name, HTTP status or error reason, seconds)."""

@@ -17,6 +17,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CallObserver = Callable[[str, str, float], None]
 """Told of every cloud API call: (API name as the cloud spells it, result code, seconds)."""
 
+WriteGuard = Callable[[], None]
+"""Raises when this process may no longer write (the controller's leader fence)."""
+
+
+def no_guard() -> None:
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -143,6 +150,11 @@ class RouteProvider(Protocol):
 
     def observe(self, observer: CallObserver) -> None:
         """Report every API call to `observer` (metrics, the demo's call counts)."""
+        ...
+
+    def guard_writes(self, guard: WriteGuard) -> None:
+        """Call `guard` immediately before every mutating request, including each step of a
+        multi-step write (GCP replace: delete, await, insert); whatever it raises propagates."""
         ...
 
     def close(self) -> None: ...

@@ -35,7 +35,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from providers.errors import Fatal, InvalidProviderID, NotFound, Throttled, Transient
-from providers.model import CallObserver, Limits, Network, Outcome, Route, RouteResult, RouteState, Target
+from providers.model import (
+    CallObserver,
+    Limits,
+    Network,
+    Outcome,
+    Route,
+    RouteResult,
+    RouteState,
+    Target,
+    WriteGuard,
+    no_guard,
+)
 
 PROVIDER_ID_PREFIX = "sim://"
 """providerIDs look like `sim://<zone>/<instance>`."""
@@ -174,6 +185,7 @@ class SimCloud:
         """(api, table, destination) of every write that changed a route not owned by this cluster."""
         self.prepared: set[str] = set()
         self._observers: list[CallObserver] = []
+        self._write_guard: WriteGuard = no_guard
 
     # --- test controls -------------------------------------------------------------------------
 
@@ -275,6 +287,9 @@ class SimCloud:
                 raise Fatal(f"prepare_target {target}: instance is terminated")
             self.prepared.add(target.instance)
 
+    def guard_writes(self, guard: WriteGuard) -> None:
+        self._write_guard = guard
+
     def observe(self, observer: CallObserver) -> None:
         """Report every call as (API name, result code, seconds): "200", "RequestLimitExceeded", "500",
         "timeout", "OperationConflict"."""
@@ -326,6 +341,7 @@ class SimCloud:
         chunk: Sequence[Route],
         act: Callable[[str, Route, float], RouteResult],
     ) -> list[RouteResult]:
+        self._write_guard()
         try:
             self._claim_writer(api, table)
         except _Busy as err:

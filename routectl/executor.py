@@ -95,6 +95,9 @@ class Executor:
     ) -> None:
         self.provider = provider
         self._fence = fence
+        # Every mutating request of the adapter, each step of a multi-step write included, passes the
+        # fence — not only the start of the call that contains it.
+        provider.guard_writes(fence.check)
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
@@ -261,8 +264,7 @@ class Executor:
         issued = self._clock()
         routes = [c.route for c in pending.changes]
         with self._table_slot(table):
-            self._fence.check()
-            results = self._send(op, table, routes)
+            results = self._send(op, table, routes)  # the adapter passes the fence per request
         if any(r.throttled for r in results):
             self.writes.throttled(issued)
         still: list[Change] = []

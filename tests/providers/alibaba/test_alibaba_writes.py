@@ -362,3 +362,19 @@ def test_a_refused_entry_is_retried_as_a_fresh_request_not_a_replayed_refusal(
     assert [r.outcome for r in provider.delete_routes(full, provider.list_routes(full))] == [Outcome.OK]
 
     assert [r.outcome for r in provider.create_routes(full, [second])] == [Outcome.OK]
+
+
+def test_no_batch_is_sent_once_the_write_guard_refuses(
+    emulator: AlibabaVpcEmulator, provider: AlibabaProvider, table: str
+) -> None:
+    route = a_route(1)
+    instances_for(emulator, [route])
+
+    def refuse() -> None:
+        raise RuntimeError("fenced")
+
+    provider.guard_writes(refuse)
+
+    with pytest.raises(RuntimeError, match="fenced"):
+        provider.create_routes(table, [route])
+    assert emulator.calls.get("CreateRouteEntries", 0) == 0

@@ -207,3 +207,28 @@ def test_a_write_without_credentials_is_fatal_not_retried_forever(
 
     assert result.outcome is Outcome.FATAL
     assert "credentials" in result.message
+
+
+class Fenced(Exception):
+    pass
+
+
+def test_every_mutating_request_passes_the_write_guard_first(world: World, table: str, instance: str) -> None:
+    provider = a_provider()
+    allowed = [True]
+
+    def guard() -> None:
+        if not allowed[0]:
+            raise Fenced
+
+    provider.guard_writes(guard)
+    assert [r.outcome for r in provider.create_routes(table, [a_route("10.244.1.0/24", instance)])] == [
+        Outcome.OK
+    ]
+    allowed[0] = False
+
+    with pytest.raises(Fenced):
+        provider.create_routes(table, [a_route("10.244.2.0/24", instance)])
+    with pytest.raises(Fenced):
+        provider.delete_routes(table, [a_route("10.244.1.0/24", instance)])
+    assert sorted(str(r.destination) for r in provider.list_routes(table) if r.owned) == ["10.244.1.0/24"]

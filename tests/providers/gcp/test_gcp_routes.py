@@ -345,3 +345,24 @@ def test_an_operation_that_cannot_be_read_leaves_the_write_unknown_not_done(
 
     assert result.outcome is Outcome.RETRY  # a 404 on the operation is not a 404 on the route
     assert "cannot read operation" in result.message
+
+
+def test_a_replace_checks_the_write_guard_before_each_of_its_steps(
+    emulator: GceEmulator, provider: GcpProvider
+) -> None:
+    with_instances(emulator, 2)
+    provider.create_routes(NETWORK, [a_route(0)])
+    checks: list[int] = []
+
+    def guard() -> None:
+        checks.append(len(checks))
+        if len(checks) > 1:  # the lease is lost between the delete and the insert
+            raise RuntimeError("fenced")
+
+    provider.guard_writes(guard)
+    moved = a_route(0, instance="node-1")
+    with pytest.raises(RuntimeError, match="fenced"):
+        provider.replace_routes(NETWORK, [moved])
+
+    assert len(checks) == 2
+    assert [r for r in provider.list_routes(NETWORK) if r.owned] == []  # deleted, never re-inserted
