@@ -162,6 +162,7 @@ class AwsProvider:
             read_rate=config.read_rate or DEFAULT_LIMITS.read_rate,
             read_burst=config.read_burst or DEFAULT_LIMITS.read_burst,
             routes_per_table=config.route_table_quota or self._quota_from_service_quotas(),
+            quota_per_family=True,
             prepare_writes=True,
         )
 

@@ -112,6 +112,8 @@ class Limits:
     spends one write token per route, not per call."""
     routes_per_table: int | None = None
     """Route quota per managed table, when known."""
+    quota_per_family: bool = False
+    """`routes_per_table` counts IPv4 and IPv6 routes apart (AWS)."""
     prepare_writes: bool = False
     """`prepare_target` may change the instance (AWS ModifyInstanceAttribute): the executor then paces it
     with the write bucket and passes it through the fence, like any other cloud write."""

@@ -12,6 +12,7 @@ cluster CIDR. A foreign route is never in any write list — when it collides wi
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -97,11 +98,13 @@ def plan(
     cluster_cidrs: Sequence[Network],
     *,
     quotas: Mapping[str, int | None] | None = None,
+    quota_per_family: bool = False,
 ) -> Plan:
-    """The whole plan for every node and every managed table (`listed_tables` keys are the tables)."""
-    return _Planner(tuple(cluster_cidrs), quotas or {}).run(
-        sorted(nodes, key=lambda n: n.name), listed_tables
-    )
+    """The whole plan for every node and every managed table (`listed_tables` keys are the tables).
+
+    `quotas` is routes per table; with `quota_per_family` (AWS) IPv4 and IPv6 routes count apart."""
+    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family)
+    return planner.run(sorted(nodes, key=lambda n: n.name), listed_tables)
 
 
 def plan_node(
@@ -110,6 +113,7 @@ def plan_node(
     cluster_cidrs: Sequence[Network],
     *,
     quotas: Mapping[str, int | None] | None = None,
+    quota_per_family: bool = False,
     by_name: bool = True,
 ) -> Plan:
     """One node's slice of `plan`: same rules, restricted to the routes that concern this node.
@@ -120,12 +124,12 @@ def plan_node(
     per-node sync.
     """
     sliced: dict[str, list[Route]] = {}
-    remaining: dict[str, int | None] = {}
+    elsewhere: dict[str, list[Route]] = {}
     for table, routes in listed_tables.items():
         sliced[table] = [r for r in routes if _concerns(node, r, by_name)]
-        quota = (quotas or {}).get(table)
-        remaining[table] = None if quota is None else quota - (len(routes) - len(sliced[table]))
-    return plan([node], sliced, cluster_cidrs, quotas=remaining)
+        elsewhere[table] = [r for r in routes if not _concerns(node, r, by_name)]
+    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family, elsewhere)
+    return planner.run([node], sliced)
 
 
 def _concerns(node: DesiredNode, route: Route, by_name: bool) -> bool:
@@ -186,9 +190,22 @@ def _blocked_key(item: Blocked) -> tuple[str, str, str, tuple[int, int, int], st
 
 
 class _Planner:
-    def __init__(self, cluster_cidrs: tuple[Network, ...], quotas: Mapping[str, int | None]) -> None:
+    def __init__(
+        self,
+        cluster_cidrs: tuple[Network, ...],
+        quotas: Mapping[str, int | None],
+        per_family: bool,
+        elsewhere: Mapping[str, Sequence[Route]] | None = None,
+    ) -> None:
         self.cidrs = cluster_cidrs
         self.quotas = quotas
+        self.per_family = per_family
+        self.elsewhere = elsewhere or {}
+        """Routes of each table outside the slice being planned: they use quota all the same."""
+
+    def _scope(self, destination: Network) -> int:
+        """The quota a route counts against: its IP family's, or the table's one (0)."""
+        return destination.version if self.per_family else 0
 
     def run(self, nodes: list[DesiredNode], listed: Mapping[str, Sequence[Route]]) -> Plan:
         acc = _Acc()
@@ -229,7 +246,7 @@ class _Planner:
     ) -> None:
         by_dest = {r.destination: r for r in routes}
         conflicted = self._conflicts(table, routes, wanted, acc)
-        deletes = 0
+        kept = Counter(self._scope(r.destination) for r in (*routes, *self.elsewhere.get(table, ())))
         creates: list[Change] = []
         for route in routes:
             if not (route.owned and inside(route.destination, self.cidrs)):
@@ -237,7 +254,7 @@ class _Planner:
             if route.destination in wanted or route.destination in protected:
                 continue
             acc.delete.append(Change(table, route.destination, route.node, route))
-            deletes += 1
+            kept[self._scope(route.destination)] -= 1
         for dest, node in sorted(wanted.items(), key=lambda item: (item[1].name, str(item[0]))):
             if dest in conflicted:
                 continue
@@ -252,7 +269,7 @@ class _Planner:
                 acc.replace.append(Change(table, dest, node.name, replacing, current))
             elif current.state is RouteState.ACTIVE:
                 acc.in_place.append(Change(table, dest, node.name, desired, current))
-        self._within_quota(table, len(routes) - deletes, creates, acc)
+        self._within_quota(table, kept, creates, acc)
 
     def _conflicts(
         self,
@@ -288,13 +305,18 @@ class _Planner:
             return [(net, wanted[net])]
         return [(d, n) for d, n in wanted.items() if _overlaps(net, d)]
 
-    def _within_quota(self, table: str, kept: int, creates: list[Change], acc: _Acc) -> None:
-        """Creates in node-name order until the table's quota is used up; the rest are blocked."""
+    def _within_quota(self, table: str, kept: Counter[int], creates: list[Change], acc: _Acc) -> None:
+        """Creates in node-name order until the table's quota (per family, where the cloud counts
+        so) is used up; the rest are blocked."""
         quota = self.quotas.get(table)
-        room = len(creates) if quota is None else max(0, quota - kept)
-        acc.create.extend(creates[:room])
-        for change in creates[room:]:
-            detail = f"route quota of {table} ({quota}) reached"
+        for change in creates:
+            scope = self._scope(change.destination)
+            if quota is None or kept[scope] < quota:
+                kept[scope] += 1
+                acc.create.append(change)
+                continue
+            family = f" for IPv{scope}" if scope else ""
+            detail = f"route quota of {table} ({quota}{family}) reached"
             acc.blocked.append(Blocked(change.node, BlockReason.QUOTA, detail, table, change.destination))
 
 

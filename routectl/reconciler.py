@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 from providers import (
     InvalidProviderID,
@@ -43,6 +44,11 @@ log = logging.getLogger("routectl.reconciler")
 
 ROUTE_CREATED = Condition("False", ConditionReason.ROUTE_CREATED.value, ROUTE_CREATED_MESSAGE)
 _BLOCK_EVENTS = {BlockReason.QUOTA: Reason.ROUTE_QUOTA_EXCEEDED, BlockReason.CONFLICT: Reason.ROUTE_CONFLICT}
+
+
+class _QuotaRules(TypedDict):
+    quotas: dict[str, int | None]
+    quota_per_family: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,7 @@ class Reconciler:
                 self._metrics.reconcile_errors.labels("node").inc()
                 self._settle(node, desired, _Verdict(False, f"cloud error: {err}"))
                 return False
-            node_plan = plan_node(desired, view, self._cidrs, quotas=self._quotas(view))
+            node_plan = plan_node(desired, view, self._cidrs, **self._quota_rules(view))
             self._note_seen(desired)
             applied = self._apply(node_plan)
             if self._dry_run:
@@ -177,7 +183,7 @@ class Reconciler:
                 return False
             nodes = self._nodes()
             desired = {n.name: self._desired(n) for n in nodes}
-            full = plan(desired.values(), view, self._cidrs, quotas=self._quotas(view))
+            full = plan(desired.values(), view, self._cidrs, **self._quota_rules(view))
             self._metrics.routes_desired.set(
                 sum(len(d.pod_cidrs) for d in desired.values() if not d.excluded and d.target) * len(view)
             )
@@ -210,7 +216,7 @@ class Reconciler:
         """The full plan against a fresh list of every table; changes nothing."""
         view = self._refresh()
         desired = [self._desired(n) for n in self._nodes()]
-        return plan(desired, view, self._cidrs, quotas=self._quotas(view))
+        return plan(desired, view, self._cidrs, **self._quota_rules(view))
 
     # --- view ------------------------------------------------------------------------------------
 
@@ -269,9 +275,12 @@ class Reconciler:
             if r.owned and r.state is RouteState.ACTIVE and r.target and inside(r.destination, self._cidrs)
         )
 
-    def _quotas(self, view: dict[str, list[Route]]) -> dict[str, int | None]:
-        quota = self._provider.limits.routes_per_table
-        return dict.fromkeys(view, quota)
+    def _quota_rules(self, view: dict[str, list[Route]]) -> _QuotaRules:
+        limits = self._provider.limits
+        return {
+            "quotas": dict.fromkeys(view, limits.routes_per_table),
+            "quota_per_family": limits.quota_per_family,
+        }
 
     # --- apply -----------------------------------------------------------------------------------
 

@@ -276,3 +276,22 @@ def test_a_route_naming_an_earlier_node_of_the_same_name_is_not_this_nodes() -> 
     assert [
         c.destination for c in plan_node(a_node("a", "10.244.1.0/24"), {TABLE: [same]}, CLUSTER).delete
     ] == [net("10.244.9.0/24")]
+
+
+@pytest.mark.parametrize(("per_family", "created"), [(True, ["fd00:10:0:3::/64"]), (False, [])])
+def test_a_cloud_that_counts_families_apart_still_has_room_for_the_other_family(
+    per_family: bool, created: list[str]
+) -> None:
+    cluster = (*CLUSTER, ipaddress.ip_network("fd00:10::/56"))
+    full_of_v4 = [a_route(f"10.244.{i}.0/24", f"i-n{i}") for i in range(2)]
+    nodes = [a_node(f"n{i}", f"10.244.{i}.0/24") for i in range(2)]
+    newcomer = a_node("n3", "10.244.3.0/24", "fd00:10:0:3::/64")
+
+    result = plan(
+        [*nodes, newcomer], {TABLE: full_of_v4}, cluster, quotas={TABLE: 2}, quota_per_family=per_family
+    )
+
+    assert [str(c.destination) for c in result.create] == created
+    assert {str(b.destination) for b in result.blocked if b.reason is BlockReason.QUOTA} == (
+        {"10.244.3.0/24"} if per_family else {"10.244.3.0/24", "fd00:10:0:3::/64"}
+    )
