@@ -253,6 +253,9 @@ class Executor:
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
         )
         retrying(self._attempt, op, table, pending, applied)
+        if pending.changes and pending.retry_after:
+            # Out of attempts, but the cloud named a time to come back: the next writes wait for it.
+            self.writes.hold_off(pending.retry_after)
         for change in pending.changes:
             applied.append(self._final(op, change, pending.last[id(change)], pending.attempts))
         return applied

@@ -113,6 +113,12 @@ class AdaptiveTokenBucket:
             self._rate = max(self.min_rate, refused_at * self._decrease)
             self._increase_per_s = refused_at * (1 - self._decrease) / self._recovery_s
 
+    def hold_off(self, seconds: float) -> None:
+        """The cloud said when to come back: no token is handed out for `seconds` from now."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens = min(self._tokens, -seconds * self._rate)
+
     def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._stamp)
         self._stamp = now

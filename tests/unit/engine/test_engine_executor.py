@@ -178,3 +178,14 @@ def test_a_prepare_that_may_write_is_paced_as_a_write_and_fenced(
             assert sim.calls["prepare_target"] == 2
     finally:
         fenced.close()
+
+
+def test_a_retry_after_left_when_the_attempts_run_out_holds_back_the_next_writes(clock: FakeClock) -> None:
+    sim = with_instances(Scripted([Outcome.RETRY], retry_after=7.0, clock=clock, sleep=clock.sleep), 2)
+    with an_executor(sim, clock, max_attempts=1) as executor:
+        [gave_up] = executor.apply(creates("10.244.0.0/24"))
+        start = clock()
+        [next_write] = executor.apply(creates("10.244.1.0/24"))
+    assert gave_up.result.outcome is Outcome.RETRY
+    assert next_write.result.outcome is Outcome.OK
+    assert clock() - start >= 7.0
