@@ -19,6 +19,7 @@ from typing import TextIO
 
 import providers
 from routectl import logs
+from routectl.columns import columns
 from routectl.embedded import Outcome, embedded_config, run_until_converged
 from routectl.memcluster import MemoryCluster
 
@@ -253,14 +254,13 @@ def _print_table(report: Report, out: TextIO) -> None:
                     status if first else "",
                 ]
             )
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     print(
         f"routectl demo: provider {report.provider}, cluster CIDR {', '.join(report.cluster_cidrs)}, "
         f"{len(report.nodes)} nodes, {len(report.route_tables)} route tables, {report.elapsed_s} s\n",
         file=out,
     )
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    for line in columns([header, *rows]):
+        print(line, file=out)
     print("\nAPI calls: " + ", ".join(f"{k}={v}" for k, v in report.api_calls.items()), file=out)
     foreign = sum(1 for t in report.route_tables for r in t.routes if not r.owned)
     print(f"Routes not owned by this cluster, left untouched: {foreign}", file=out)

@@ -20,6 +20,7 @@ from routectl.cluster import Node
 from routectl.controller import Controller
 from routectl.memcluster import MemoryCluster
 from routectl.metrics import Metrics
+from routectl.planner import inside
 from routectl.reasons import ConditionReason
 
 Progress = Callable[[int, int], None]
@@ -80,7 +81,9 @@ def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configurati
     wanted = {ipaddress.ip_network(c): provider.target_for(n.provider_id) for n in nodes for c in n.pod_cidrs}
     for table in provider.tables():
         # Owned routes outside the cluster CIDRs are not routectl's to judge (nor ever touched by it).
-        owned = [r for r in provider.list_routes(table) if r.owned and _inside(r.destination, cfg)]
+        owned = [
+            r for r in provider.list_routes(table) if r.owned and inside(r.destination, cfg.cluster_cidrs)
+        ]
         by_dest: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, int] = {}
         for route in owned:
             by_dest[route.destination] = by_dest.get(route.destination, 0) + 1
@@ -97,10 +100,6 @@ def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configurati
     return tuple(problems)
 
 
-def _inside(cidr: ipaddress.IPv4Network | ipaddress.IPv6Network, cfg: configuration.Config) -> bool:
-    return any(cidr.version == c.version and cidr.subnet_of(c) for c in cfg.cluster_cidrs)  # type: ignore[arg-type]
-
-
 def _node_problems(
     node: Node,
     cfg: configuration.Config,
@@ -111,7 +110,7 @@ def _node_problems(
         problems.append(f"node {node.name}: no podCIDR")
     for text in node.pod_cidrs:
         cidr = ipaddress.ip_network(text)
-        if not _inside(cidr, cfg):
+        if not inside(cidr, cfg.cluster_cidrs):
             problems.append(f"node {node.name}: podCIDR {cidr} outside the cluster CIDRs")
         for other, owner in seen.items():
             if other.version == cidr.version and other.overlaps(cidr):

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from providers import Route, RouteProvider
 from routectl.cluster import Cluster, list_all_nodes
+from routectl.columns import columns
 from routectl.config import Config
 from routectl.fence import Unfenced
 from routectl.metrics import Metrics
@@ -105,10 +106,9 @@ def _rows(the_plan: Plan) -> Iterator[tuple[str, str, str, str, str]]:
 def render_table(the_plan: Plan, out: TextIO) -> None:
     header = ("ACTION", "TABLE", "DESTINATION", "NODE", "DETAIL")
     rows = [header, *_rows(the_plan)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     if len(rows) > 1:
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        for line in columns(rows):
+            print(line, file=out)
         print(file=out)
     print(
         f"Plan: {len(the_plan.create)} to create, {len(the_plan.replace)} to replace, "
