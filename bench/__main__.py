@@ -25,7 +25,7 @@ from bench import (
     scale,
     steady_state,
 )
-from routectl import logs
+from routectl.ops import logs
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "convergence": convergence.run,

@@ -7,8 +7,8 @@ from typing import Any
 
 from bench.world import CLUSTER, CLUSTER_CIDR, new_cluster, node_name
 from providers.alibaba import MAX_BATCH, build
-from providers.alibaba_emulator import AlibabaVpcEmulator
-from routectl.embedded import embedded_config, run_until_converged
+from providers.emulators.alibaba import AlibabaVpcEmulator
+from routectl.demo.harness import embedded_config, run_until_converged
 
 REGION = "cn-hangzhou"
 VPC = "vpc-bench"
@@ -50,7 +50,7 @@ def run(quick: bool) -> dict[str, Any]:
         "calls": dict(sorted(calls.items())),
         "notes": [
             f"{nodes} nodes, one route table, the whole controller through `providers.alibaba` and the "
-            "Alibaba SDK against `providers.alibaba_emulator` (entries Creating → Available after 20 ms, "
+            "Alibaba SDK against `providers.emulators.alibaba` (entries Creating → Available after 20 ms, "
             f"one writer per VPC). Write calls = every Create*/Delete* action the emulator received; "
             f"reads (listing, polling entry status) are in `calls`.",
         ],

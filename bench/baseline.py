@@ -39,9 +39,9 @@ from typing import TypeVar
 
 from providers import Network, Outcome, ProviderError, Route, RouteProvider, RouteResult, Throttled, Transient
 from routectl.cluster import Cluster, ClusterError, Condition, Node
-from routectl.memcluster import MemoryCluster
+from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.reconciler import ROUTE_CREATED
 from routectl.reasons import ConditionReason
-from routectl.reconciler import ROUTE_CREATED
 
 RESYNC_PERIOD_S = 10.0
 MAX_CONCURRENT_ROUTE_OPERATIONS = 200

@@ -31,11 +31,11 @@ from bench.world import (
     routectl_config,
     wait_until,
 )
-from providers.simcloud import SimCloud
+from providers.emulators.simcloud import SimCloud
 from routectl.config import Config
 from routectl.controller import Controller
-from routectl.embedded import violations
-from routectl.memcluster import MemoryCluster
+from routectl.demo.harness import violations
+from routectl.demo.memcluster import MemoryCluster
 from routectl.metrics import Metrics
 
 

@@ -24,11 +24,11 @@ from typing import Any, cast
 
 from bench.world import add_nodes, all_converged, new_cluster, routectl_config, summary_stats, wait_until
 from providers import RouteProvider, Transient
-from providers.simcloud import SimCloud
+from providers.emulators.simcloud import SimCloud
 from routectl.cluster import Cluster, ClusterError
 from routectl.config import Config
 from routectl.controller import Controller
-from routectl.memcluster import MemoryCluster
+from routectl.demo.memcluster import MemoryCluster
 from routectl.metrics import Metrics
 
 WRITES = frozenset(

@@ -30,10 +30,10 @@ from bench.world import (
     summary_stats,
     wait_until,
 )
-from providers.simcloud import SimCloud
+from providers.emulators.simcloud import SimCloud
 from routectl.cluster import EventType
-from routectl.memcluster import MemoryCluster
-from routectl.reconciler import ROUTE_CREATED
+from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.reconciler import ROUTE_CREATED
 
 
 class Stopwatch:

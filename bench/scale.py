@@ -31,13 +31,13 @@ from bench.world import (
     wait_until,
 )
 from providers import Limits, Route, Target
-from providers.simcloud import SimCloud
-from routectl.allocator import Allocator
+from providers.emulators.simcloud import SimCloud
 from routectl.cluster import Node
-from routectl.embedded import violations
+from routectl.demo.harness import violations
+from routectl.engine.allocator import Allocator
+from routectl.engine.planner import DesiredNode, plan
 from routectl.fence import Unfenced
 from routectl.metrics import Metrics
-from routectl.planner import DesiredNode, plan
 
 UNBOUND = Limits(write_rate=1e6, write_burst=1_000_000, read_rate=1e6, read_burst=1_000_000)
 

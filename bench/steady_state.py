@@ -39,8 +39,8 @@ from bench.world import (
     wait_until,
 )
 from providers import Route, Target
-from providers.simcloud import SimCloud
-from routectl.memcluster import MemoryCluster
+from providers.emulators.simcloud import SimCloud
+from routectl.demo.memcluster import MemoryCluster
 
 ROUTECTL_PERIOD_S = 60.0
 

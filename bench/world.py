@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from providers.simcloud import Bucket, SimCloud
+from providers.emulators.simcloud import Bucket, SimCloud
 from routectl.config import Config
 from routectl.controller import Controller
-from routectl.embedded import converged_nodes, embedded_config
-from routectl.memcluster import MemoryCluster
+from routectl.demo.harness import converged_nodes, embedded_config
+from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.reconciler import ROUTE_CREATED
 from routectl.metrics import Metrics
-from routectl.reconciler import ROUTE_CREATED
 
 CLUSTER = "bench"
 CLUSTER_CIDR = "10.0.0.0/8"

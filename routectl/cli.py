@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import providers
 import routectl
 from routectl import config as configuration
-from routectl import logs
 from routectl.cluster import Cluster, ClusterConfigError, ClusterError
+from routectl.ops import logs
 
 log = logging.getLogger("routectl")
 
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"routectl {routectl.__version__}")
         return EXIT_OK
     if command == "demo":
-        from routectl import demo
+        from routectl.demo import command as demo
 
         return demo.main(rest)
     if command not in ("run", "plan"):
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvider | None]:
     """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too."""
-    from routectl.kube import KubeCluster
+    from routectl.kube.client import KubeCluster
 
     try:
         # Fenced writes must not outlive the renew deadline by a slow server: half of it per request.
@@ -83,8 +83,8 @@ def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvide
 
 def _run(cfg: configuration.Config) -> int:
     from routectl.controller import Controller
-    from routectl.health import HttpEndpoint, health_endpoint, metrics_endpoint
     from routectl.metrics import Metrics
+    from routectl.ops.serving import HttpEndpoint, health_endpoint, metrics_endpoint
 
     cluster, provider = _connect(cfg)
     metrics = Metrics()
@@ -107,7 +107,7 @@ def _run(cfg: configuration.Config) -> int:
 
 
 def _plan(cfg: configuration.Config) -> int:
-    from routectl.planview import print_plan
+    from routectl.ops.planreport import print_plan
 
     cluster, provider = _connect(cfg)
     assert provider is not None  # plan always builds the provider

@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable
 
 from providers import RouteProvider
-from routectl.allocator import AllocationFailed, Allocator
 from routectl.cluster import Cluster, Node, list_all_nodes
 from routectl.config import Config
+from routectl.engine.allocator import AllocationFailed, Allocator
+from routectl.engine.reconciler import Reconciler
 from routectl.fence import Fence, LostLeadership, Unfenced
-from routectl.informer import NodeChange, NodeInformer
-from routectl.leader import LeaderElector
+from routectl.kube.informer import NodeChange, NodeInformer
+from routectl.kube.leader import LeaderElector
+from routectl.kube.workqueue import WorkQueue
 from routectl.metrics import Metrics
-from routectl.reconciler import Reconciler
-from routectl.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from routectl_proc import (
 )
 from tcpproxy import CuttableProxy
 
-from routectl import demo
-from routectl.leader import JITTER_FACTOR
+from providers.emulators import embedded as clouds
+from routectl.kube.leader import JITTER_FACTOR
 from routectl.reasons import CONDITION_TYPE, ConditionReason, Reason
 from tests.chart.chartlib import Manifest
 from tests.providers.aws.awsworld import REGION, World, world_on
@@ -653,13 +653,13 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
     provider: str, kube: Kube, runner: RoutectlRunner, installed: Installed
 ) -> None:
     names = [f"{provider}-{i}" for i in range(3)]
-    with demo.CLOUDS[provider](len(names)) as embedded:
+    with clouds.CLOUDS[provider](len(names)) as embedded:
         setup = Setup(
             kubeconfig=installed.kubeconfig,
             lease_namespace=installed.namespace,
             lease_name=installed.lease_name,
             cloud=(f"--provider={provider}", *embedded.flags),
-            cluster_name=demo.CLUSTER_NAME,
+            cluster_name=clouds.CLUSTER_NAME,
             cluster_cidr="10.248.0.0/24",
             node_mask=26,
         )

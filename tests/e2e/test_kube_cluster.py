@@ -34,8 +34,8 @@ from routectl.cluster import (
     Node,
     NotFoundError,
 )
-from routectl.informer import NodeChange, NodeInformer
-from routectl.kube import EventPolicy, KubeCluster
+from routectl.kube.client import EventPolicy, KubeCluster
+from routectl.kube.informer import NodeChange, NodeInformer
 
 
 def a_name(prefix: str) -> str:

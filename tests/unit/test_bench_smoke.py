@@ -16,7 +16,7 @@ from bench.baseline import BaselineRouteController, SdkRetries
 from bench.convergence import _measure
 from bench.world import TABLE, add_nodes, new_cluster, percentile, routectl_config
 from providers import Throttled
-from providers.simcloud import SimCloud
+from providers.emulators.simcloud import SimCloud
 from routectl.controller import Controller
 from routectl.metrics import Metrics
 

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from providers.simcloud import Fault, SimCloud
+from providers.emulators.simcloud import Fault, SimCloud
 from routectl.config import Config
 from routectl.controller import Controller
-from routectl.embedded import converged_nodes, embedded_config, violations
-from routectl.memcluster import MemoryCluster
+from routectl.demo.harness import converged_nodes, embedded_config, violations
+from routectl.demo.memcluster import MemoryCluster
 from routectl.metrics import Metrics
 
 FAST_LEASE = (

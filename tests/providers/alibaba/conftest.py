@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from providers.alibaba import AlibabaProvider, PollPolicy, build
-from providers.alibaba_emulator import AlibabaVpcEmulator
 from providers.config import ProviderConfig
+from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.model import Route, Target
 
 REGION = "cn-hangzhou"

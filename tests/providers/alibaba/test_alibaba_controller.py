@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from providers.alibaba_emulator import AlibabaVpcEmulator
-from routectl.embedded import embedded_config, run_until_converged
-from routectl.memcluster import MemoryCluster
+from providers.emulators.alibaba import AlibabaVpcEmulator
+from routectl.demo.harness import embedded_config, run_until_converged
+from routectl.demo.memcluster import MemoryCluster
 
 from .conftest import REGION, VPC, Build
 

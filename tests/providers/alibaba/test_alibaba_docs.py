@@ -7,7 +7,7 @@ import pathlib
 import re
 
 from providers.alibaba import AlibabaProvider
-from providers.alibaba_emulator import AlibabaVpcEmulator
+from providers.emulators.alibaba import AlibabaVpcEmulator
 
 from .conftest import a_route, instances_for
 

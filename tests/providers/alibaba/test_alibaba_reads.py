@@ -8,8 +8,8 @@ import pytest
 
 from providers import get
 from providers.alibaba import AlibabaProvider, Marks
-from providers.alibaba_emulator import AlibabaVpcEmulator
 from providers.config import ProviderConfig
+from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.errors import ConfigurationError, InvalidProviderID, Throttled
 from providers.model import RouteState, Target
 

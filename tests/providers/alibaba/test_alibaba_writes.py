@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from providers.alibaba import AlibabaProvider, PollPolicy
-from providers.alibaba_emulator import AlibabaVpcEmulator
+from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.model import Outcome, Target
 
 from .conftest import REGION, VPC, Build, a_route, instances_for

@@ -13,8 +13,8 @@ import pytest
 from awsworld import CLUSTER, CLUSTER_CIDR, OWNED_TAG, REGION, World, moto_server, world_on
 
 import providers
-from routectl.embedded import converged_nodes, embedded_config, run_until_converged
-from routectl.memcluster import MemoryCluster
+from routectl.demo.harness import converged_nodes, embedded_config, run_until_converged
+from routectl.demo.memcluster import MemoryCluster
 
 NODES = 100
 OUTSIDE_CLUSTER_CIDR = "192.168.50.0/24"
@@ -59,7 +59,7 @@ def test_controller_converges_100_nodes_across_two_tables_over_http(endpoint: st
     elapsed = time.monotonic() - started
     print(f"\nserver mode: {NODES} nodes x {len(tables)} tables in {elapsed:.1f}s, {outcome.violations}")
 
-    # routectl.embedded.violations() counts every structurally owned route, even outside the cluster
+    # routectl.demo.harness.violations() counts every structurally owned route, even outside the cluster
     # CIDR, where the planner never looks; until it applies that rule, skip the planted one.
     assert [v for v in outcome.violations if OUTSIDE_CLUSTER_CIDR not in v] == []
     assert converged_nodes(cluster, cfg.exclude_label) == (NODES, NODES)

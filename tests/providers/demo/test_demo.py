@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from routectl import demo
+from routectl.demo import command as demo
 
 
 @pytest.mark.parametrize("provider", ["aws", "gcp", "alibaba"])

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from gcp_helpers import API_PERMISSIONS, NETWORK, PROJECT, a_provider
 
-from providers.gce_emulator import GceEmulator
+from providers.emulators.gce import GceEmulator
 from providers.gcp import GcpProvider
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import ipaddress
 
 from providers.config import ProviderConfig
-from providers.gce_emulator import GceEmulator
+from providers.emulators.gce import GceEmulator
 from providers.gcp import GcpProvider, Polling, _Clients
 from providers.model import Route, Target
 

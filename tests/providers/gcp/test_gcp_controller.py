@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from gcp_helpers import CLUSTER, NETWORK, PROJECT, ZONE
 
-from providers.gce_emulator import GceEmulator
+from providers.emulators.gce import GceEmulator
 from providers.gcp import build
-from routectl.embedded import embedded_config, run_until_converged
-from routectl.memcluster import MemoryCluster
+from routectl.demo.harness import embedded_config, run_until_converged
+from routectl.demo.memcluster import MemoryCluster
 
 NODES = 100
 

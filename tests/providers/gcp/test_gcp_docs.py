@@ -12,7 +12,7 @@ import re
 
 from gcp_helpers import API_PERMISSIONS, NETWORK, PROJECT, ZONE, a_route, with_instances
 
-from providers.gce_emulator import GceEmulator
+from providers.emulators.gce import GceEmulator
 from providers.gcp import GcpProvider
 from providers.model import Target
 

@@ -8,8 +8,8 @@ import ipaddress
 import pytest
 from gcp_helpers import CLUSTER, NETWORK, PROJECT, ZONE, a_provider, a_route, uid, with_instances
 
+from providers.emulators.gce import BASE, GceEmulator
 from providers.errors import Throttled, Transient
-from providers.gce_emulator import BASE, GceEmulator
 from providers.gcp import GcpProvider, Polling
 from providers.model import Outcome, RouteState, Target
 

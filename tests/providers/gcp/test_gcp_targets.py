@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import providers
+from providers.emulators.gce import GceEmulator
 from providers.errors import ConfigurationError, Fatal, InvalidProviderID, NotFound
-from providers.gce_emulator import GceEmulator
 from providers.gcp import GcpProvider, cluster_prefix, route_name
 from providers.model import RouteProvider, Target
 

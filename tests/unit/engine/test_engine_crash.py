@@ -13,10 +13,10 @@ import random
 
 import pytest
 
-from providers.simcloud import Bucket, Fault
+from providers.emulators.simcloud import Bucket, Fault
 from routectl.fence import LostLeadership
+from tests.unit.builders import TABLE, World
 
-from .builders import TABLE, World
 from .test_engine_reconciler import FenceAfter
 
 SEEDS = [int(os.environ["ROUTECTL_CRASH_SEED"])] if "ROUTECTL_CRASH_SEED" in os.environ else [1, 2, 3]

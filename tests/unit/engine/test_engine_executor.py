@@ -8,13 +8,12 @@ from contextlib import contextmanager
 import pytest
 
 from providers import Limits, Outcome, Route, RouteResult, Target
-from providers.simcloud import Bucket, SimCloud
-from routectl.executor import Applied, Executor, Op
+from providers.emulators.simcloud import Bucket, SimCloud
+from routectl.engine.executor import Applied, Executor, Op
+from routectl.engine.planner import Change, Plan
 from routectl.fence import LostLeadership, Unfenced
 from routectl.metrics import Metrics
-from routectl.planner import Change, Plan
-
-from .builders import TABLE, FakeClock, a_route, net
+from tests.unit.builders import TABLE, FakeClock, a_route, net
 
 
 class Scripted(SimCloud):

@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from providers import Route, RouteState, Target
-from routectl.planner import BlockReason, DesiredNode, Plan, inside, plan, plan_node
-
-from .builders import CLUSTER, TABLE, a_node, a_route, net
+from routectl.engine.planner import BlockReason, DesiredNode, Plan, inside, plan, plan_node
+from tests.unit.builders import CLUSTER, TABLE, a_node, a_route, net
 
 
 def summary(p: Plan) -> dict[str, list[str]]:

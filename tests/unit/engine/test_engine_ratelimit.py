@@ -7,9 +7,8 @@ import threading
 import pytest
 
 from providers import Limits
-from routectl.ratelimit import AdaptiveTokenBucket
-
-from .builders import FakeClock
+from routectl.engine.ratelimit import AdaptiveTokenBucket
+from tests.unit.builders import FakeClock
 
 
 def a_bucket(rate: float = 5.0, burst: int = 10, **kwargs: float) -> tuple[AdaptiveTokenBucket, FakeClock]:

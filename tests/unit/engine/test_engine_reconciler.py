@@ -8,12 +8,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from providers import Limits, Outcome
-from providers.simcloud import Bucket, Fault, SimCloud
+from providers.emulators.simcloud import Bucket, Fault, SimCloud
 from routectl.cluster import Condition
 from routectl.fence import LostLeadership
 from routectl.reasons import Reason
-
-from .builders import TABLE, FakeClock, World
+from tests.unit.builders import TABLE, FakeClock, World
 
 
 @pytest.fixture
@@ -199,7 +198,7 @@ def test_plan_is_read_only(world: World) -> None:
 
 def test_write_logs_carry_the_structured_keys(world: World, caplog: pytest.LogCaptureFixture) -> None:
     world.add_nodes(1)
-    caplog.set_level(logging.INFO, "routectl.executor")
+    caplog.set_level(logging.INFO, "routectl.engine.executor")
     world.reconciler().resync()
     [record] = [r for r in caplog.records if getattr(r, "op", "") == "create"]
     assert (record.node, record.table, record.destination, record.target, record.outcome, record.attempt) == (  # type: ignore[attr-defined]

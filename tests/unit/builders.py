@@ -6,13 +6,13 @@ import ipaddress
 import threading
 
 from providers import Network, Route, RouteState, Target
-from providers.simcloud import SimCloud
+from providers.emulators.simcloud import SimCloud
 from routectl.cluster import Node
+from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.planner import DesiredNode
+from routectl.engine.reconciler import Reconciler
 from routectl.fence import Fence, Unfenced
-from routectl.memcluster import MemoryCluster
 from routectl.metrics import Metrics
-from routectl.planner import DesiredNode
-from routectl.reconciler import Reconciler
 
 TABLE = "rtb-main"
 CLUSTER = (ipaddress.ip_network("10.244.0.0/16"),)

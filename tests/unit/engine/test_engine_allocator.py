@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from ipam import CIDRPool
-from routectl.allocator import AllocationFailed, Allocator
 from routectl.cluster import AmbiguousError, ForbiddenError, Node
+from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.allocator import AllocationFailed, Allocator
 from routectl.fence import LostLeadership
-from routectl.memcluster import MemoryCluster
 from routectl.metrics import Metrics
 from routectl.reasons import Reason
 

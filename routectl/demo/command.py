@@ -9,100 +9,19 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 import providers
-from routectl import logs
-from routectl.columns import columns
-from routectl.embedded import Outcome, embedded_config, run_until_converged
-from routectl.memcluster import MemoryCluster
-
-CLUSTER_NAME = "demo"
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedCloud:
-    flags: tuple[str, ...]
-    """Provider flags that point routectl at this cloud."""
-    provider_ids: tuple[str, ...]
-    """One `spec.providerID` per node, in node order."""
-
-
-@contextlib.contextmanager
-def aws_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
-    import boto3
-    from moto import mock_aws
-
-    region, zone = "us-east-1", "us-east-1a"
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=region)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/20", AvailabilityZone=zone)["Subnet"]
-        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
-        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-        for _ in range(tables):
-            table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-            ec2.create_tags(
-                Resources=[table], Tags=[{"Key": f"kubernetes.io/cluster/{CLUSTER_NAME}", "Value": "owned"}]
-            )
-            # A route routectl does not own, to show it is left alone.
-            ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-        reservation = ec2.run_instances(
-            ImageId="ami-12c6146b", MinCount=nodes, MaxCount=nodes, SubnetId=subnet["SubnetId"]
-        )
-        ids = [i["InstanceId"] for i in reservation["Instances"]]
-        # AWS's default is 50 routes per table; an administrator raises it (up to 1,000) for a cluster
-        # this size, and routectl reads it from Service Quotas — which moto does not let us raise.
-        quota = str(max(50, nodes + 10))
-        yield EmbeddedCloud(
-            flags=("--region", region, "--vpc-id", vpc, "--route-table-quota", quota),
-            provider_ids=tuple(f"aws:///{zone}/{i}" for i in ids),
-        )
-
-
-@contextlib.contextmanager
-def gcp_cloud(nodes: int) -> Iterator[EmbeddedCloud]:
-    from providers.gce_emulator import GceEmulator
-
-    project, zone, network = "demo-project", "us-central1-a", "demo-net"
-    with GceEmulator() as emulator:
-        emulator.add_network(project, network)
-        names = [f"node-{i:03d}" for i in range(nodes)]
-        for name in names:
-            emulator.add_instance(project, zone, name)
-        yield EmbeddedCloud(
-            flags=("--project", project, "--network", network, "--cloud-endpoint", emulator.endpoint),
-            provider_ids=tuple(f"gce://{project}/{zone}/{n}" for n in names),
-        )
-
-
-@contextlib.contextmanager
-def alibaba_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
-    from providers.alibaba_emulator import AlibabaVpcEmulator
-
-    region, vpc = "cn-hangzhou", "vpc-demo"
-    with AlibabaVpcEmulator(region=region) as emulator:
-        for _ in range(tables):
-            emulator.add_table(vpc)
-        ids = [f"i-demo{i:08d}" for i in range(nodes)]
-        emulator.add_instances(vpc, *ids)
-        yield EmbeddedCloud(
-            flags=("--region", region, "--vpc-id", vpc, "--cloud-endpoint", emulator.endpoint),
-            provider_ids=tuple(f"{region}.{i}" for i in ids),
-        )
-
-
-CLOUDS: dict[str, Callable[[int], contextlib.AbstractContextManager[EmbeddedCloud]]] = {
-    "aws": aws_cloud,
-    "gcp": gcp_cloud,
-    "alibaba": alibaba_cloud,
-}
+from providers.emulators.embedded import CLOUDS, CLUSTER_NAME
+from routectl.demo.harness import Outcome, embedded_config, run_until_converged
+from routectl.demo.memcluster import MemoryCluster
+from routectl.ops import logs
+from routectl.ops.columns import columns
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from ipam import CIDRPool, Network
-from routectl.allocator import AllocationFailed, Allocator
 from routectl.cluster import AmbiguousError, ClusterError, Lease, Node
 from routectl.config import LeaderElection
+from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.allocator import AllocationFailed, Allocator
 from routectl.fence import LostLeadership
-from routectl.leader import JITTER_FACTOR, LeaderElector
-from routectl.memcluster import MemoryCluster
+from routectl.kube.leader import JITTER_FACTOR, LeaderElector
 from routectl.metrics import Metrics
 
 CLUSTER_CIDRS = ("10.0.0.0/24", "fd00::/120")

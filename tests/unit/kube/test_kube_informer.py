@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from routectl.cluster import ClusterError, Lease
-from routectl.informer import NodeChange, NodeInformer
-from routectl.memcluster import MemoryCluster
+from routectl.demo.memcluster import MemoryCluster
+from routectl.kube.informer import NodeChange, NodeInformer
 
 WAIT_S = 10.0
 

@@ -18,9 +18,9 @@ from providers import RouteProvider
 from routectl import config as configuration
 from routectl.cluster import Node
 from routectl.controller import Controller
-from routectl.memcluster import MemoryCluster
+from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.planner import inside
 from routectl.metrics import Metrics
-from routectl.planner import inside
 from routectl.reasons import ConditionReason
 
 Progress = Callable[[int, int], None]

@@ -16,9 +16,8 @@ from providers import (
     Throttled,
     Transient,
 )
-from providers.simcloud import Bucket, Fault, SimCloud
-
-from .builders import FakeClock, net
+from providers.emulators.simcloud import Bucket, Fault, SimCloud
+from tests.unit.builders import FakeClock, net
 
 T = "rtb-main"
 

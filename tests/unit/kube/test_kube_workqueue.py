@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from routectl.kube.workqueue import WorkQueue
 from routectl.metrics import Metrics
-from routectl.workqueue import WorkQueue
 
 
 class FakeClock:

@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
-from routectl import logs
-from routectl.health import health_endpoint, metrics_endpoint
 from routectl.metrics import Metrics
+from routectl.ops import logs
+from routectl.ops.serving import health_endpoint, metrics_endpoint
 
 
 def get(port: int, path: str) -> tuple[int, str]:

@@ -34,13 +34,13 @@ from providers import (
     Target,
 )
 from routectl.cluster import Cluster, ClusterError, Condition, Node
-from routectl.executor import Applied, Executor, Op
+from routectl.engine.executor import Applied, Executor, Op
+from routectl.engine.planner import Blocked, BlockReason, DesiredNode, Plan, inside, plan, plan_node
 from routectl.fence import Fence
 from routectl.metrics import Metrics
-from routectl.planner import Blocked, BlockReason, DesiredNode, Plan, inside, plan, plan_node
 from routectl.reasons import ROUTE_CREATED_MESSAGE, ConditionReason, EventKind, Reason
 
-log = logging.getLogger("routectl.reconciler")
+log = logging.getLogger("routectl.engine.reconciler")
 
 ROUTE_CREATED = Condition("False", ConditionReason.ROUTE_CREATED.value, ROUTE_CREATED_MESSAGE)
 _BLOCK_EVENTS = {BlockReason.QUOTA: Reason.ROUTE_QUOTA_EXCEEDED, BlockReason.CONFLICT: Reason.ROUTE_CONFLICT}

@@ -44,12 +44,12 @@ from providers import (
     Throttled,
     Transient,
 )
+from routectl.engine.planner import Change, Plan
+from routectl.engine.ratelimit import AdaptiveTokenBucket
 from routectl.fence import Fence
 from routectl.metrics import Metrics
-from routectl.planner import Change, Plan
-from routectl.ratelimit import AdaptiveTokenBucket
 
-log = logging.getLogger("routectl.executor")
+log = logging.getLogger("routectl.engine.executor")
 _T = TypeVar("_T")
 
 

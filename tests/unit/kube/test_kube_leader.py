@@ -15,9 +15,9 @@ import pytest
 
 from routectl.cluster import AmbiguousError, Lease
 from routectl.config import LeaderElection
+from routectl.demo.memcluster import MemoryCluster
 from routectl.fence import LostLeadership
-from routectl.leader import LeaderElector
-from routectl.memcluster import MemoryCluster
+from routectl.kube.leader import LeaderElector
 from routectl.metrics import Metrics
 
 NS, NAME = "kube-system", "routectl"

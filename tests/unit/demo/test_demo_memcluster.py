@@ -15,7 +15,7 @@ from routectl.cluster import (
     Lease,
     NotFoundError,
 )
-from routectl.memcluster import MemoryCluster
+from routectl.demo.memcluster import MemoryCluster
 
 
 def a_cluster(*names: str) -> MemoryCluster:

@@ -12,12 +12,12 @@ from typing import TextIO
 
 from providers import Route, RouteProvider
 from routectl.cluster import Cluster, list_all_nodes
-from routectl.columns import columns
 from routectl.config import Config
+from routectl.engine.planner import Change, Plan
+from routectl.engine.reconciler import Reconciler
 from routectl.fence import Unfenced
 from routectl.metrics import Metrics
-from routectl.planner import Change, Plan
-from routectl.reconciler import Reconciler
+from routectl.ops.columns import columns
 
 
 def compute(cfg: Config, cluster: Cluster, provider: RouteProvider) -> Plan:
