@@ -11,6 +11,7 @@ import argparse
 import collections
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import TextIO
 
 import providers
 from providers.emulators.embedded import CLOUDS, CLUSTER_NAME
+from providers.emulators.isolation import disable_metadata_probes
 from routectl.demo.harness import Outcome, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
 from routectl.ops import logs
@@ -40,6 +42,8 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
         print("routectl demo: --nodes must be at least 1", file=err)
         return 2
     logs.setup("error", err)
+    # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
+    disable_metadata_probes(os.environ)
     cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
     with CLOUDS[args.provider](args.nodes) as cloud:
         cfg = embedded_config(args.provider, cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
