@@ -1,28 +1,37 @@
 # routectl — every install step lives here, so a fresh machine needs only `make demo` / `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The full suite runs on Python 3.11 (pyenv's, else python3.11 on PATH, else python3); the other supported
+# versions get venvs of their own (.venv-3.12, .venv-3.13), see "Other Python versions" below.
+PYTHON ?= $(shell scripts/find-python.sh 3.11 2>/dev/null || echo python3)
 VENV := .venv
+export VENV
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PKGS := routectl providers ipam
 # Test binaries (helm, kube-apiserver, etcd) are built from Go modules into a versioned cache outside
-# the repo and reused when present.
+# the repo and reused when present; so are the container image's base, wheels and layers (CACHE_DIR/image).
 CACHE_DIR ?= $(HOME)/.cache/routectl
 export ROUTECTL_BIN_CACHE := $(CACHE_DIR)
 TIER := scripts/run-tier.sh
 
-.PHONY: demo test lint bench venv unit providers chart e2e helm-bin e2e-bins image clean
+.PHONY: demo test test-quick lint bench venv unit providers chart e2e helm-bin e2e-bins clean
+.PHONY: image image-test lock unit-pythons test-pythons
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,demo,bench]'
+	$(PY) -m pip install -q -e '.[all,test,demo,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/routectl demo
+
+# Every tier, each also a target of its own; the test binaries are built first when missing.
+test: lint unit providers chart e2e image-test unit-pythons
+
+test-quick: lint unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(PKGS) tests bench
@@ -41,22 +50,52 @@ helm-bin:
 e2e-bins:
 	scripts/build-e2e-bins.sh "$(CACHE_DIR)"
 
-chart: $(STAMP)
-	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory helm-bin; fi
+chart: $(STAMP) helm-bin
 	$(TIER) chart tests/chart
 
-e2e: $(STAMP)
-	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory e2e-bins helm-bin; fi
+e2e: $(STAMP) e2e-bins helm-bin
 	$(TIER) e2e tests/e2e
-
-test: lint unit providers chart e2e
 
 bench: $(STAMP)
 	$(PY) -m bench
 
-image:
-	@command -v docker >/dev/null || { echo "make image: no container engine (docker) on this machine"; exit 1; }
-	docker build -t routectl:$$($(PY) -c 'import routectl; print(routectl.__version__)') .
+# --- Container image (docs/install.md, "The container image") -------------------------------------
+# `make image` builds routectl:VERSION for every cloud, `make image CLOUDS=aws` a single-cloud one;
+# `make image-test` builds both and runs the image tier (tests/image) on them. `make lock` refreshes the
+# pins (constraints.txt) the image installs.
+CLOUDS ?= aws,gcp,alibaba
+
+image: $(STAMP)
+	scripts/image.sh build "$(CACHE_DIR)" "$(PYTHON)" "$(CLOUDS)"
+
+image-test: $(STAMP) helm-bin e2e-bins
+	scripts/image.sh test "$(CACHE_DIR)" "$(PYTHON)"
+
+lock:
+	scripts/lock.sh "$(PYTHON)"
+
+# --- Other Python versions ---------------------------------------------------------------------------
+# The same targets in .venv-X.Y, built from that interpreter: `make unit-pythons` (part of `make test`)
+# runs the unit tier on each, `make test-pythons` lint + unit + providers. A missing interpreter fails
+# under CI=true and is a loud notice elsewhere.
+OTHER_PYTHONS := 3.12 3.13
+
+unit-pythons:
+	@$(MAKE) --no-print-directory each-python TARGETS=unit
+
+test-pythons:
+	@$(MAKE) --no-print-directory each-python TARGETS="lint unit providers"
+
+.PHONY: each-python
+each-python:
+	@for version in $(OTHER_PYTHONS); do \
+		if ! python=$$(scripts/find-python.sh $$version); then \
+			if [ "$$CI" = "true" ]; then exit 1; fi; \
+			echo "!!! Python $$version SKIPPED: no interpreter (see above)" >&2; continue; \
+		fi; \
+		echo "=== Python $$version: $(TARGETS) ($$python, .venv-$$version) ==="; \
+		$(MAKE) --no-print-directory $(TARGETS) VENV=.venv-$$version PYTHON=$$python || exit 1; \
+	done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(OTHER_PYTHONS:%=.venv-%) .mypy_cache .ruff_cache .pytest_cache

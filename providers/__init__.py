@@ -13,6 +13,7 @@ from providers.errors import (
     Conflict,
     Fatal,
     InvalidProviderID,
+    MissingPackage,
     NotFound,
     ProviderError,
     QuotaExceeded,
@@ -37,10 +38,16 @@ NAMES = ("aws", "gcp", "alibaba")
 
 
 def get(name: str, config: ProviderConfig) -> RouteProvider:
-    """Build the adapter for `name`; SDKs are imported only for the provider in use."""
+    """Build the adapter for `name`; SDKs are imported only for the provider in use, so an installation
+    without one (`routectl[aws]` alone) offers the others and names the extra this one needs."""
     if name not in NAMES:
         raise ConfigurationError(f"provider {name!r}: must be one of {', '.join(NAMES)}")
-    module = importlib.import_module(f"providers.{name}")
+    try:
+        module = importlib.import_module(f"providers.{name}")
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").partition(".")[0] in ("providers", "routectl", "ipam"):
+            raise  # our own module missing is a broken installation, not a left-out extra
+        raise MissingPackage(missing, f"provider {name!r}", extra=name) from None
     provider: RouteProvider = module.build(config)
     return provider
 
@@ -53,6 +60,7 @@ __all__ = [
     "Fatal",
     "InvalidProviderID",
     "Limits",
+    "MissingPackage",
     "Network",
     "NotFound",
     "Outcome",

@@ -41,5 +41,16 @@ class ConfigurationError(Fatal):
     """The provider's configuration cannot work (no route tables, unknown network, bad region …)."""
 
 
+class MissingPackage(ConfigurationError):
+    """What was asked for needs a package this installation left out (a cloud SDK in a single-cloud
+    image, moto for the demo): one line naming the module and the extra of routectl that brings it."""
+
+    def __init__(self, missing: ModuleNotFoundError, needed_by: str, extra: str) -> None:
+        super().__init__(
+            f"{needed_by} needs the Python module {missing.name!r}, which is not installed: "
+            f"install routectl[{extra}] (pip install 'routectl[{extra}]')"
+        )
+
+
 class InvalidProviderID(Fatal):
     """A node's `spec.providerID` does not name an instance of this provider."""

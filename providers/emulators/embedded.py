@@ -10,6 +10,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from providers.errors import MissingPackage
+
 CLUSTER_NAME = "demo"
 
 
@@ -23,8 +25,11 @@ class EmbeddedCloud:
 
 @contextlib.contextmanager
 def aws_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
-    import boto3
-    from moto import mock_aws
+    try:
+        import boto3
+        from moto import mock_aws
+    except ModuleNotFoundError as missing:  # e.g. the container image, which ships without moto
+        raise MissingPackage(missing, "the demo's embedded AWS cloud", extra="demo") from None
 
     region, zone = "us-east-1", "us-east-1a"
     with mock_aws():

@@ -45,24 +45,36 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
     # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
     disable_metadata_probes(os.environ)
     cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
-    with CLOUDS[args.provider](args.nodes) as cloud:
-        cfg = embedded_config(args.provider, cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
-        cluster = MemoryCluster()
-        for i, provider_id in enumerate(cloud.provider_ids):
-            cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
-        provider = providers.get(args.provider, cfg.provider_config)
-        calls: collections.Counter[str] = collections.Counter()
-        provider.observe(lambda api, code, seconds: calls.update([api]))
-        outcome = run_until_converged(cluster, provider, cfg, timeout_s=args.timeout, progress=_progress(err))
-        print(file=err)
-        report = _report(args.provider, cidrs, outcome, cluster, provider, dict(calls))
-        provider.close()
+    try:
+        converged, report = _converge(args.provider, args.nodes, cidrs, args.timeout, err)
+    except providers.MissingPackage as missing:  # e.g. in the container image, which has no moto
+        print(f"routectl demo: {missing}", file=err)
+        return 2
     if args.output == "json":
         json.dump(dataclasses.asdict(report), out, indent=2)
         print(file=out)
     else:
         _print_table(report, out)
-    return 0 if outcome.converged else 1
+    return 0 if converged else 1
+
+
+def _converge(
+    provider_name: str, nodes: int, cidrs: list[str], timeout_s: float, err: TextIO
+) -> tuple[bool, Report]:
+    """Run the controller against a fresh embedded cloud until it converges or `timeout_s` passes."""
+    with CLOUDS[provider_name](nodes) as cloud:
+        cfg = embedded_config(provider_name, cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
+        cluster = MemoryCluster()
+        for i, provider_id in enumerate(cloud.provider_ids):
+            cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
+        provider = providers.get(provider_name, cfg.provider_config)
+        calls: collections.Counter[str] = collections.Counter()
+        provider.observe(lambda api, code, seconds: calls.update([api]))
+        outcome = run_until_converged(cluster, provider, cfg, timeout_s=timeout_s, progress=_progress(err))
+        print(file=err)
+        report = _report(provider_name, cidrs, outcome, cluster, provider, dict(calls))
+        provider.close()
+    return outcome.converged, report
 
 
 def _progress(err: TextIO) -> Callable[[int, int], None]:

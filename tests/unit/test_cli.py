@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,37 @@ def test_unreachable_cloud_at_start_is_one_line_and_exit_1(
     err = capsys.readouterr().err.strip()
     assert "DescribeRouteTables" in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("provider", "module"),
+    [("aws", "boto3"), ("gcp", "google.cloud.compute_v1"), ("alibaba", "alibabacloud_credentials")],
+)
+def test_a_provider_whose_sdk_is_not_installed_names_its_extra_in_one_line(
+    provider: str,
+    module: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in a single-cloud image: the SDK cannot be imported (None in sys.modules makes `import` fail)."""
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.delitem(sys.modules, f"providers.{provider}", raising=False)
+    flags = {
+        "aws": ["--region=r"],
+        "gcp": ["--project=p", "--network=n"],
+        "alibaba": ["--region=r", "--vpc-id=v"],
+    }
+    argv = [
+        "run",
+        "--cluster-name=c",
+        "--cluster-cidr=10.0.0.0/16",
+        f"--provider={provider}",
+        *flags[provider],
+    ]
+
+    assert main([*argv, f"--kubeconfig={a_kubeconfig(tmp_path)}"]) == EXIT_CONFIG
+
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"install routectl[{provider}]" in err

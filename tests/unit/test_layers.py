@@ -27,6 +27,8 @@ class Import:
     line: int
     lazy: bool
     """Inside a function body: imported only when that function runs."""
+    typing_only: bool = False
+    """Under `if TYPE_CHECKING:`: for the type checker, never imported at run time."""
 
     def __str__(self) -> str:
         return f"{self.module}:{self.line} imports {self.target}"
@@ -46,15 +48,22 @@ def _imports(path: Path) -> Iterator[Import]:
         if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
         for inner in ast.walk(fn)
     }
+    typing_nodes = {
+        id(inner)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for statement in block.body
+        for inner in ast.walk(statement)
+    }
     for node in ast.walk(tree):
-        lazy = id(node) in lazy_nodes
+        lazy, typing_only = id(node) in lazy_nodes, id(node) in typing_nodes
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield Import(module, alias.name, node.lineno, lazy)
+                yield Import(module, alias.name, node.lineno, lazy, typing_only)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield Import(module, node.module, node.lineno, lazy)
+            yield Import(module, node.module, node.lineno, lazy, typing_only)
             for alias in node.names:
-                yield Import(module, f"{node.module}.{alias.name}", node.lineno, lazy)
+                yield Import(module, f"{node.module}.{alias.name}", node.lineno, lazy, typing_only)
 
 
 def _all_imports() -> list[Import]:

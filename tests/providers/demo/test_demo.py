@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import sys
 
 import pytest
 
@@ -83,3 +84,15 @@ def test_demo_refuses_a_nonsensical_node_count() -> None:
     err = io.StringIO()
     assert demo.main(["--nodes", "0"], io.StringIO(), err) == 2
     assert "--nodes" in err.getvalue()
+
+
+def test_demo_without_moto_names_the_demo_extra_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the container image, which ships without moto."""
+    monkeypatch.setitem(sys.modules, "moto", None)
+    err = io.StringIO()
+
+    assert demo.main(["--provider", "aws", "--nodes", "1"], io.StringIO(), err) == 2
+
+    (line,) = err.getvalue().strip().splitlines()
+    assert line.startswith("routectl demo: ")
+    assert "install routectl[demo]" in line
