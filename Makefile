@@ -17,10 +17,12 @@ TIER := scripts/run-tier.sh
 .PHONY: demo test test-quick lint bench venv unit providers chart e2e helm-bin e2e-bins clean
 .PHONY: image image-test lock unit-pythons test-pythons
 
-$(STAMP): pyproject.toml
+# Runtime dependencies at the image's pins (constraints.txt): every venv tests what the image ships, and
+# pip resolves at once instead of backtracking through old boto3/botocore releases.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all,test,demo,bench]'
+	$(PY) -m pip install -q -e '.[all,test,demo,bench]' --constraint constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -253,6 +253,8 @@ main() {
             -c 'import sys; print("%d.%d" % sys.version_info[:2])')
         [[ "$base_minor" == "$minor" ]] || { say "base $base has Python $base_minor, the wheels are for $minor"; exit 1; }
         for tag in "${cloud_sets[@]}"; do build "$base" "$context" "$tag"; done
+        # Untagged images (earlier builds, stages of old pins) older than a week: the cache stays bounded.
+        "$docker" image prune --force --filter until=168h >/dev/null
     fi
 
     if [[ "$mode" == build ]]; then

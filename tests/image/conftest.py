@@ -1,5 +1,5 @@
 """Fixtures of the image tier: the images and wheels scripts/image.sh built, and the e2e tier's control
-plane, chart RBAC and moto server, reused.
+plane, chart RBAC, moto server and VPC, reused.
 
 `make image-test` builds the images with a private Docker daemon, then runs this tier with the environment
 naming them (ROUTECTL_DOCKER, DOCKER_HOST, ROUTECTL_IMAGE, ROUTECTL_IMAGE_AWS) and the wheels
@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from imagelib import Docker, Images
+from test_controller_e2e import cloud  # noqa: F401 (one scenario's VPC in moto, two tables tagged owned)
 
 from tests.e2e.conftest import (
     admin_api,  # noqa: F401

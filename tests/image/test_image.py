@@ -19,18 +19,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from apiserver import ControlPlane, free_port
 from imagelib import Images, a_kubeconfig, env_options, one_line, pod_env, security_options
 from kubernetes import client
 from routectl_proc import denials, eventually, read_log
-from test_controller_e2e import Cloud, Kube, install_chart_rbac, routed
+from test_controller_e2e import (
+    Cloud,
+    Kube,
+    install_chart_rbac,
+    routed,
+)
 
 from providers.emulators.isolation import METADATA_PROBES_OFF
 from tests.chart.chartlib import EXAMPLES, Helm, Manifest, chart_values, controller, locate, one
-from tests.providers.aws.awsworld import REGION, world_on
+from tests.providers.aws.awsworld import REGION
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -104,8 +108,10 @@ def test_the_demo_in_the_image_names_what_to_install_in_one_line(
 def test_the_demo_runs_in_the_image_against_the_bundled_gce_emulator(
     images: Images, chart: list[Manifest]
 ) -> None:
-    options = [*no_network(chart), *env_options(METADATA_PROBES_OFF)]
-    done = images.docker.run(images.every_cloud, "demo", "--provider=gcp", "--nodes=3", options=options)
+    # As docs/install.md shows it; the demo itself keeps the SDKs off metadata servers.
+    done = images.docker.run(
+        images.every_cloud, "demo", "--provider=gcp", "--nodes=3", options=no_network(chart)
+    )
     assert done.code == 0, done.stderr
     assert "node-002" in done.stdout
 
@@ -147,21 +153,6 @@ def service_account_files(plane: ControlPlane, namespace: str, account: str, dir
     for path in directory.iterdir():
         path.chmod(0o644)
     return directory
-
-
-@pytest.fixture
-def aws_cloud(moto_endpoint: str) -> Cloud:
-    ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    world = world_on(ec2)
-    name = f"image-{uuid.uuid4().hex[:8]}"
-    owned = {f"kubernetes.io/cluster/{name}": "owned"}
-    return Cloud(world, name, (world.table(owned), world.table(owned)), {})
 
 
 @pytest.fixture
@@ -207,7 +198,7 @@ def test_the_image_runs_the_charts_controller_in_cluster_and_converges(
     admin_api: client.ApiClient,
     chart_rbac: list[Manifest],
     moto_endpoint: str,
-    aws_cloud: Cloud,
+    cloud: Cloud,
     container: str,
     tmp_path: Path,
 ) -> None:
@@ -215,7 +206,7 @@ def test_the_image_runs_the_charts_controller_in_cluster_and_converges(
     kube = Kube(admin_api, installed)
     kube.clean()
     metrics_port, health_port = free_port(), free_port()
-    objects = deployment_for(aws_cloud, moto_endpoint, metrics_port, health_port)
+    objects = deployment_for(cloud, moto_endpoint, metrics_port, health_port)
     deployment = one(objects, "Deployment")
     account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
     assert deployment["spec"]["template"]["spec"]["hostNetwork"] is True
@@ -240,12 +231,12 @@ def test_the_image_runs_the_charts_controller_in_cluster_and_converges(
 
     names = ("node-a", "node-b", "node-c")
     try:
-        aws_cloud.launch(*names)
+        cloud.launch(*names)
         for name in names:
-            kube.create_node(name, aws_cloud.instances[name])
+            kube.create_node(name, cloud.instances[name])
         cluster_cidr = chart_values("aws")["clusterCIDRs"][0]
         eventually(
-            lambda: routed(kube, aws_cloud, names, cluster_cidr),
+            lambda: routed(kube, cloud, names, cluster_cidr),
             CONVERGE_TIMEOUT_S,
             "every node has a podCIDR, its route in both tables and NetworkUnavailable=False",
         )

@@ -37,7 +37,9 @@ class Venv:
     def install(self, requirement: str) -> None:
         sources = ["--no-index", "--find-links", self.wheelhouse / "dist", "--find-links"]
         sources += [self.wheelhouse / "wheels", "--constraint", self.wheelhouse / "constraints.txt"]
-        done = _run(self.path / "bin" / "python", "-m", "pip", "install", "-q", *sources, requirement)
+        done = _run(
+            self.path / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile", *sources, requirement
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
     def routectl(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
