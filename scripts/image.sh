@@ -101,7 +101,7 @@ start_dockerd() {
     "$dockerd" --config-file "$run_dir/daemon.json" --data-root "$image_cache/docker" \
         --exec-root "$run_dir/exec" --pidfile "$run_dir/dockerd.pid" --host "unix://$run_dir/docker.sock" \
         --iptables=false --ip-forward=false --ip-masq=false --bridge=none --log-level=warn \
-        >"$run_dir/dockerd.log" 2>&1 &
+        >"$run_dir/dockerd.log" 2>&1 9>&- &  # fd 9 is the cache lock: no daemon process may keep it
     dockerd_pid=$!
     export DOCKER_HOST="unix://$run_dir/docker.sock"
     local started
