@@ -1,6 +1,7 @@
 """Alibaba Cloud adapter: node routes as custom entries of VPC route tables (VPC API 2016-04-28).
 
-Talks to the cloud only through `alibabacloud_vpc20160428` with credentials from
+Talks to the cloud only through `alibabacloud_vpc20160428` (and `alibabacloud_ecs20140526` for one read:
+which VPC a node's instance is in) with credentials from
 `alibabacloud_credentials`' default chain (AccessKey env, RRSA OIDC role, ECS RAM role); every SDK/Tea
 exception is translated here into `providers` errors or per-route outcomes.
 
@@ -19,6 +20,7 @@ import dataclasses
 import enum
 import hashlib
 import ipaddress
+import json
 import re
 import threading
 import time
@@ -30,6 +32,8 @@ from typing import Any, TypeVar
 import tenacity
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.models import Config as CredentialConfig
+from alibabacloud_ecs20140526 import models as ecs_models
+from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_tea_openapi.utils_models import Config as OpenApiConfig
 from alibabacloud_vpc20160428 import models as vpc_models
 from alibabacloud_vpc20160428.client import Client as VpcClient
@@ -42,6 +46,7 @@ from providers.errors import (
     Fatal,
     InvalidProviderID,
     NotFound,
+    OutsideNetwork,
     ProviderError,
     QuotaExceeded,
     Throttled,
@@ -303,12 +308,16 @@ class AlibabaProvider:
         config: ProviderConfig,
         client: VpcClient,
         *,
+        ecs: EcsClient | None = None,
         poll: PollPolicy = PollPolicy(),
         connect_timeout_ms: int = 5_000,
         read_timeout_ms: int = 10_000,
     ) -> None:
         self._config = config
         self._client = client
+        self._ecs = ecs
+        """ECS client for `prepare_target`'s VPC check; None skips it (the VPC API then refuses a route
+        to an instance of another VPC on create)."""
         self._region = config.region
         self._marks = Marks(config.cluster_name)
         self._poll = poll
@@ -755,8 +764,27 @@ class AlibabaProvider:
         return Target(instance=match["instance"], zone=self._region)
 
     def prepare_target(self, target: Target) -> None:
-        """Nothing to do: ECS has no source/destination check, and verifying the instance would need the ECS
-        API (DescribeInstances) and its permission; a missing instance surfaces as TARGET_GONE on create."""
+        """Verify the instance is in the managed tables' VPC (ECS DescribeInstances, a read; else
+        `OutsideNetwork`); nothing to set up: ECS has no source/destination check."""
+        if self._ecs is None:
+            return
+        with self._guard:
+            managed = set(self._table_vpc.values())
+        if not managed:
+            self.tables()
+            with self._guard:
+                managed = set(self._table_vpc.values())
+        request = ecs_models.DescribeInstancesRequest(
+            region_id=self._region, instance_ids=json.dumps([target.instance])
+        )
+        body = self._read(self._ecs.describe_instances_with_options, request)
+        found = body.instances.instance if body.instances is not None else None
+        if not found:
+            raise NotFound(f"DescribeInstances: instance {target.instance} not found in {self._region}")
+        attributes = found[0].vpc_attributes
+        vpc = (attributes.vpc_id if attributes is not None else "") or ""
+        if vpc not in managed:
+            raise OutsideNetwork(target.instance, vpc, ", ".join(sorted(managed)))
 
 
 def _settled(route: Route | None, *, gone: bool) -> _Settled:
@@ -801,8 +829,8 @@ def _in_batches(
     return results
 
 
-def _sdk_client(config: ProviderConfig) -> VpcClient:
-    """The VPC client: default credential chain, or static dummy keys against a test endpoint."""
+def _sdk_config(config: ProviderConfig) -> OpenApiConfig:
+    """The SDK clients' config: default credential chain, or static dummy keys against a test endpoint."""
     if config.endpoint:
         credential = CredentialClient(
             CredentialConfig(
@@ -810,10 +838,10 @@ def _sdk_client(config: ProviderConfig) -> VpcClient:
             )
         )
         endpoint = config.endpoint.removeprefix("http://")
-        return VpcClient(
-            OpenApiConfig(credential=credential, region_id=config.region, endpoint=endpoint, protocol="HTTP")
+        return OpenApiConfig(
+            credential=credential, region_id=config.region, endpoint=endpoint, protocol="HTTP"
         )
-    return VpcClient(OpenApiConfig(credential=CredentialClient(), region_id=config.region, protocol="HTTPS"))
+    return OpenApiConfig(credential=CredentialClient(), region_id=config.region, protocol="HTTPS")
 
 
 def build(config: ProviderConfig, *, poll: PollPolicy = PollPolicy()) -> AlibabaProvider:
@@ -826,7 +854,9 @@ def build(config: ProviderConfig, *, poll: PollPolicy = PollPolicy()) -> Alibaba
         raise ConfigurationError(
             f"cluster name {config.cluster_name!r}: 1-100 of [A-Za-z0-9._-] (used in route names)"
         )
-    return AlibabaProvider(config, _sdk_client(config), poll=poll)
+    return AlibabaProvider(
+        config, VpcClient(_sdk_config(config)), ecs=EcsClient(_sdk_config(config)), poll=poll
+    )
 
 
 __all__ = ["AlibabaProvider", "CloudError", "Kind", "Marks", "PollPolicy", "build"]

@@ -32,6 +32,7 @@ from providers.errors import (
     Fatal,
     InvalidProviderID,
     NotFound,
+    OutsideNetwork,
     ProviderError,
     Throttled,
     Transient,
@@ -73,7 +74,6 @@ _LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 ACTIONS = (
     "ec2:DescribeRouteTables",
     "ec2:DescribeInstances",
-    "ec2:DescribeInstanceAttribute",
     "ec2:CreateRoute",
     "ec2:ReplaceRoute",
     "ec2:DeleteRoute",
@@ -154,6 +154,8 @@ class AwsProvider:
         self._ec2 = ec2
         self._quotas = quotas
         self._tables: tuple[str, ...] | None = None
+        self._vpcs: frozenset[str] = frozenset()
+        """The VPCs of the managed route tables: a target instance must be in one of them."""
         self._write_guard: WriteGuard = no_guard
         self._lock = threading.Lock()
         self._limits = Limits(
@@ -208,21 +210,25 @@ class AwsProvider:
     def _discover(self) -> tuple[str, ...]:
         explicit = self._config.route_table_ids
         if explicit:
-            found = {t["RouteTableId"] for t in self._describe_tables(RouteTableIds=list(explicit))}
+            described = self._describe_tables(RouteTableIds=list(explicit))
+            found = {t["RouteTableId"] for t in described}
             missing = sorted(set(explicit) - found)
             if missing:
                 raise ConfigurationError(f"aws: route table(s) {', '.join(missing)} not found")
+            self._vpcs = frozenset(t.get("VpcId", "") for t in described)
             return tuple(explicit)
         vpc = [{"Name": "vpc-id", "Values": [self._config.vpc_id]}] if self._config.vpc_id else []
         name = self._config.cluster_name
-        tagged = {
-            t["RouteTableId"]
+        described = [
+            t
             for filters in (
                 [{"Name": f"tag:{CLUSTER_TAG_PREFIX}{name}", "Values": ["owned", "shared"]}],
                 [{"Name": f"tag:{LEGACY_CLUSTER_TAG}", "Values": [name]}],
             )
             for t in self._describe_tables(Filters=filters + vpc)
-        }
+        ]
+        tagged = {t["RouteTableId"] for t in described}
+        self._vpcs = frozenset(t.get("VpcId", "") for t in described)
         if not tagged:
             where = f" in {self._config.vpc_id}" if self._config.vpc_id else ""
             raise ConfigurationError(
@@ -418,14 +424,24 @@ class AwsProvider:
         return Target(instance=match["instance"])
 
     def prepare_target(self, target: Target) -> None:
-        """Pod traffic is not addressed to the instance itself, so EC2 drops it unless the
-        source/destination check is off; checked first so a converged fleet costs reads only."""
+        """The instance must be in a managed table's VPC (else `OutsideNetwork`, nothing changed); pod
+        traffic is not addressed to the instance itself, so EC2 drops it unless the source/destination
+        check is off. One DescribeInstances answers both, so a converged fleet costs one read each."""
+        self.tables()  # discovers the managed tables and their VPCs, once
+        managed = self._vpcs
         try:
-            attr = self._ec2.describe_instance_attribute(
-                InstanceId=target.instance, Attribute="sourceDestCheck"
-            )
-            if attr.get("SourceDestCheck", {}).get("Value") is False:
-                return
+            answer = self._ec2.describe_instances(InstanceIds=[target.instance])
+            found = [i for res in answer["Reservations"] for i in res["Instances"]]
+        except (ClientError, BotoCoreError) as err:
+            raise _translate(err, f"describe instance {target.instance}") from None
+        if not found:
+            raise NotFound(f"describe instance {target.instance}: InvalidInstanceID.NotFound")
+        instance = found[0]
+        if instance.get("VpcId", "") not in managed:
+            raise OutsideNetwork(target.instance, instance.get("VpcId", ""), ", ".join(sorted(managed)))
+        if instance.get("SourceDestCheck") is False:
+            return
+        try:
             self._write_guard()
             self._ec2.modify_instance_attribute(InstanceId=target.instance, SourceDestCheck={"Value": False})
         except (ClientError, BotoCoreError) as err:

@@ -41,5 +41,21 @@ class ConfigurationError(Fatal):
     """The provider's configuration cannot work (no route tables, unknown network, bad region …)."""
 
 
+class OutsideNetwork(Fatal):
+    """`prepare_target`: the instance is not in the network this provider manages (AWS/Alibaba: its VPC
+    is not the managed route tables' VPC; GCP: no NIC in the managed network). Raised after reads only:
+    nothing on the instance was changed, and no route to it may be written."""
+
+    def __init__(self, instance: str, network: str, managed: str) -> None:
+        shown = network or "no network"
+        super().__init__(
+            f"instance {instance} is in {shown}, outside the managed network {managed}: "
+            "no route to it, the instance left unchanged"
+        )
+        self.instance = instance
+        self.network = network
+        self.managed = managed
+
+
 class InvalidProviderID(Fatal):
     """A node's `spec.providerID` does not name an instance of this provider."""

@@ -44,6 +44,7 @@ from providers.errors import (
     Fatal,
     InvalidProviderID,
     NotFound,
+    OutsideNetwork,
     ProviderError,
     QuotaExceeded,
     Throttled,
@@ -74,6 +75,7 @@ MAX_BATCH = 10
 """Routes per write call: GCP has no batch API, but one call pipelines this many operations."""
 PAGE_SIZE = 500
 
+_API_ROOT = "https://www.googleapis.com/compute/v1/"
 _DESCRIPTION = re.compile(r"routectl: cluster=(?P<cluster>\S+) node=(?P<node>\S*)")
 _PROVIDER_ID = re.compile(r"gce://(?P<project>[^/]+)/(?P<zone>[^/]+)/(?P<name>[^/]+)")
 _INSTANCE_URL = re.compile(
@@ -574,8 +576,10 @@ class GcpProvider:
         return Target(instance=match["name"], zone=match["zone"], project=match["project"])
 
     def prepare_target(self, target: Target) -> None:
-        """Verify `canIpForward`; it cannot be turned on for a running VM, so say how to fix it."""
+        """Verify the instance has a NIC in the managed network (else `OutsideNetwork`) and
+        `canIpForward`; neither can be changed on a running VM, so only reads happen here."""
         target = self._qualified(target)
+        managed = self._link()
         with self._lock:
             if target in self._forwarding:
                 return
@@ -589,6 +593,10 @@ class GcpProvider:
                 timeout=self._polling.call_timeout,
             ),
         )
+        networks = [nic.network for nic in instance.network_interfaces]
+        if not any(_same_network(n, managed) for n in networks):
+            shown = ", ".join(n.removeprefix(_API_ROOT) for n in networks)
+            raise OutsideNetwork(str(target), shown, managed.removeprefix(_API_ROOT))
         if not instance.can_ip_forward:
             raise Fatal(
                 f"instance {target} has canIpForward=false; it cannot be changed on a running VM: "
@@ -602,6 +610,11 @@ class GcpProvider:
         self._clients.close()
 
 
+def _same_network(a: str, b: str) -> bool:
+    """Two network references name one network (full URLs or `projects/…/global/networks/…`)."""
+    return a.partition("projects/")[2] == b.partition("projects/")[2]
+
+
 def _next_hop(item: compute_v1.Route) -> str:
     for hop in (
         item.next_hop_instance,
@@ -613,7 +626,7 @@ def _next_hop(item: compute_v1.Route) -> str:
         item.next_hop_vpn_tunnel,
     ):
         if hop:
-            return hop.removeprefix("https://www.googleapis.com/compute/v1/")
+            return hop.removeprefix(_API_ROOT)
     return ""
 
 

@@ -34,6 +34,9 @@ class Node:
     deleting: bool = False
     """`metadata.deletionTimestamp` is set: the node still exists and keeps its CIDR until it is gone."""
     network_unavailable: Condition | None = None
+    created: float = 0.0
+    """`metadata.creationTimestamp` (epoch seconds): with the name, the order that decides which of two
+    nodes claiming one block owns it (`routectl/engine/ownership.py`)."""
 
     def excluded_by(self, exclude_label: tuple[str, str]) -> bool:
         """The node carries the exclude label (`key`, `value`): routectl gives it no CIDR and no route."""

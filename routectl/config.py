@@ -163,6 +163,15 @@ class Config:
     once: bool
     output: str
 
+    def pool_rules(self) -> ipam.PoolConfig:
+        """Cluster CIDRs, node masks and reserved ranges: the rules of block ownership."""
+        return ipam.validate(
+            self.cluster_cidrs,
+            node_mask_v4=self.node_mask_v4,
+            node_mask_v6=self.node_mask_v6,
+            reserved=self.reserved_cidrs,
+        )
+
     def pool(self) -> ipam.CIDRPool:
         """A fresh pool for these cluster CIDRs; validated already, so it cannot raise."""
         return ipam.CIDRPool(

@@ -77,6 +77,8 @@ def route_reconciler(
     nodes: Callable[[], list[Node]],
     exclude_label: tuple[str, str],
     concurrency: int,
+    pool_rules: ipam.PoolConfig | None = None,
+    on_owner_change: Callable[[str], None] = lambda name: None,
     dry_run: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -84,7 +86,9 @@ def route_reconciler(
     base_delay_s: float = 0.5,
 ) -> Reconciler:
     """The route side, wired: the one place the shared provider is told where its calls are counted
-    (the cloud-API metrics) and what guards its writes (the fence); no constructor rewires it."""
+    (the cloud-API metrics) and what guards its writes (the fence); no constructor rewires it.
+    `pool_rules` (node masks, reserved ranges; default: the cluster CIDRs with default masks) decide
+    which podCIDRs a node owns."""
     provider.observe(metrics.cloud_calls(provider.name))
     provider.guard_writes(fence.check)
     pacer = Pacer(
@@ -98,6 +102,8 @@ def route_reconciler(
         nodes=nodes,
         target_for=provider.target_for,
         exclude_label=exclude_label,
+        pool_rules=pool_rules or ipam.validate(cluster_cidrs),
+        on_owner_change=on_owner_change,
         dry_run=dry_run,
         clock=clock,
     )
@@ -138,6 +144,8 @@ class Controller:
                 nodes=self.informer.nodes,
                 exclude_label=config.exclude_label,
                 concurrency=config.concurrent_node_syncs,
+                pool_rules=config.pool_rules(),
+                on_owner_change=self.queue.add,
                 dry_run=config.dry_run,
                 clock=clock,
             )

@@ -68,6 +68,12 @@ class Metrics:
             "Existing podCIDRs that could not be occupied (outside the pool or overlapping)",
             registry=r,
         )
+        self.node_cidr_conflicts = Gauge(
+            "routectl_node_cidr_conflicts",
+            "PodCIDRs of live nodes that their node does not own, by the rule they break (no route)",
+            ["rule"],
+            registry=r,
+        )
         self.leader = Gauge(
             "leader_election_master_status", "1 while this instance leads", ["name"], registry=r
         )

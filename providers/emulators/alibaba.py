@@ -6,8 +6,9 @@ the `x-acs-action` header or the `Action` query parameter, parameters arrive fla
 DescribeRouteEntryList (paged by NextToken, filtered by type / destination list), CreateRouteEntries and
 DeleteRouteEntries with per-entry failures, route entries going Creating → Available and Deleting → gone
 after configurable delays, `TaskConflict` for a write while the VPC has entries in flight, a per-table
-custom-route quota, throttling with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected
-failures, latency, ClientToken replay, and a call counter by action.
+custom-route quota, ECS DescribeInstances for the VPC an instance is in (`add_instances`), throttling
+with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected failures, latency, ClientToken
+replay, and a call counter by action.
 
 Invariant: every response is either a 200 JSON body of the documented shape or the documented JSON error
 `{"RequestId", "Code", "Message", "HostId", "Recommend"}` with its HTTP status; state changes only under
@@ -576,7 +577,26 @@ class AlibabaVpcEmulator:
             "FailedRouteEntries": failed,
         }
 
+    def _describe_instances(self, params: Mapping[str, str]) -> JSON:
+        """ECS DescribeInstances (the one ECS read the adapter makes): each live instance named in
+        `InstanceIds` (a JSON list) with the VPC it is in."""
+        wanted = json.loads(params.get("InstanceIds") or "[]")
+        found = [
+            {"InstanceId": i, "Status": "Running", "VpcAttributes": {"VpcId": vpc}}
+            for i in wanted
+            for vpc, members in sorted(self._vpcs.items())
+            if i in members
+        ]
+        return {
+            "RequestId": _request_id(),
+            "TotalCount": len(found),
+            "PageNumber": 1,
+            "PageSize": max(10, len(found)),
+            "Instances": {"Instance": found},
+        }
+
     _ACTIONS: ClassVar[dict[str, Callable[[AlibabaVpcEmulator, Mapping[str, str]], JSON]]] = {
+        "DescribeInstances": _describe_instances,
         "DescribeRouteTableList": _describe_route_table_list,
         "DescribeRouteEntryList": _describe_route_entry_list,
         "CreateRouteEntries": _create_route_entries,

@@ -215,10 +215,19 @@ class GceEmulator:
                 )
         return link
 
-    def add_instance(self, project: str, zone: str, name: str, *, can_ip_forward: bool = True) -> str:
-        """Create a RUNNING instance; returns its URL (what routes name as `nextHopInstance`)."""
+    def add_instance(
+        self, project: str, zone: str, name: str, *, can_ip_forward: bool = True, network: str = ""
+    ) -> str:
+        """Create a RUNNING instance with one NIC in `network` (a network name or URL; default: the
+        project's first network); returns its URL (what routes name as `nextHopInstance`)."""
         link = f"{BASE}projects/{project}/zones/{zone}/instances/{name}"
         with self._lock:
+            own = next((n for p, n in self._networks if p == project), "default")
+            nic = (
+                network
+                if network.startswith(BASE)
+                else f"{BASE}projects/{project}/global/networks/{network or own}"
+            )
             self._instances[project, zone, name] = {
                 "kind": "compute#instance",
                 "id": str(next(self._ids)),
@@ -226,6 +235,7 @@ class GceEmulator:
                 "zone": f"{BASE}projects/{project}/zones/{zone}",
                 "status": "RUNNING",
                 "canIpForward": can_ip_forward,
+                "networkInterfaces": [{"name": "nic0", "network": nic}],
                 "selfLink": link,
             }
         return link

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from providers.emulators.throttling import Bucket, CloudBucket
-from providers.errors import Fatal, InvalidProviderID, NotFound, Throttled, Transient
+from providers.errors import Fatal, InvalidProviderID, NotFound, OutsideNetwork, Throttled, Transient
 from providers.model import (
     CallObserver,
     Limits,
@@ -49,6 +49,8 @@ from providers.model import (
     no_guard,
 )
 
+MANAGED_NETWORK = "sim-net"
+"""The network the sim's tables route in; an instance added with another `network` is outside it."""
 PROVIDER_ID_PREFIX = "sim://"
 """providerIDs look like `sim://<zone>/<instance>`."""
 
@@ -82,6 +84,8 @@ class SimRoute:
 class _Instance:
     zone: str
     alive: bool = True
+    network: str = ""
+    """"" = the managed network."""
 
 
 @dataclass(slots=True)
@@ -165,10 +169,11 @@ class SimCloud:
 
     # --- test controls -------------------------------------------------------------------------
 
-    def add_instance(self, instance: str, zone: str = "zone-a") -> str:
-        """Register a running instance; returns the providerID a node on it would carry."""
+    def add_instance(self, instance: str, zone: str = "zone-a", *, network: str = "") -> str:
+        """Register a running instance (in the managed network unless `network` names another one);
+        returns the providerID a node on it would carry."""
         with self._lock:
-            self._state.instances[instance] = _Instance(zone)
+            self._state.instances[instance] = _Instance(zone, network=network)
         return f"{PROVIDER_ID_PREFIX}{zone}/{instance}"
 
     def terminate(self, instance: str) -> None:
@@ -247,7 +252,8 @@ class SimCloud:
         return Target(instance=instance, zone=zone)
 
     def prepare_target(self, target: Target) -> None:
-        """A read (like GCP's canIpForward check): the instance must exist and be running."""
+        """A read (like GCP's canIpForward check): the instance must exist, be running and be in the
+        managed network (`OutsideNetwork` otherwise)."""
         fault = self._enter("prepare_target", self._read_bucket)
         if fault is not None:
             raise Transient(f"prepare_target {target}: {fault.value}")
@@ -257,6 +263,8 @@ class SimCloud:
                 raise NotFound(f"prepare_target {target}: no such instance")
             if not instance.alive:
                 raise Fatal(f"prepare_target {target}: instance is terminated")
+            if instance.network:
+                raise OutsideNetwork(target.instance, instance.network, MANAGED_NETWORK)
             self.prepared.add(target.instance)
 
     def guard_writes(self, guard: WriteGuard) -> None:

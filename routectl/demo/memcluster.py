@@ -47,6 +47,8 @@ class MemoryCluster:
         self._lock = threading.Condition()
         self._rv = itertools.count(1)
         self._current_rv = 0
+        self._created = 1_700_000_000.0
+        """creationTimestamp of the last node added: each new one is a second later, as time moves on."""
         self._nodes: dict[str, Node] = {}
         self._history: deque[WatchEvent] = deque()
         self._history_limit = history_limit
@@ -67,10 +69,13 @@ class MemoryCluster:
         provider_id: str = "",
         pod_cidrs: Sequence[str] = (),
         labels: Mapping[str, str] | None = None,
+        created: float | None = None,
     ) -> Node:
+        """A new Node; `created` (its creationTimestamp) defaults to one later than every earlier one."""
         with self._lock:
             if name in self._nodes:
                 raise ConflictError(f"node {name}: already exists")
+            self._created = max(self._created + 1.0, created or 0.0)
             node = Node(
                 name=name,
                 uid=str(uuid.uuid4()),
@@ -78,6 +83,7 @@ class MemoryCluster:
                 provider_id=provider_id,
                 pod_cidrs=tuple(pod_cidrs),
                 labels=dict(labels or {}),
+                created=self._created if created is None else created,
             )
             return self._store(EventType.ADDED, node)
 

@@ -5,6 +5,10 @@ route view (built by the last full list, then updated by the outcomes of our own
 event); `resync` lists every table once and applies the whole plan. What the view holds is
 `routeview.py`'s job, what is said on the Node `nodestatus.py`'s.
 
+Desired routes come from block ownership (`ownership.py`), computed over the current node set: a node
+gets routes only for the blocks it owns; a podCIDR it claims but does not own gets no route and keeps
+the node not routed, with a `CIDRNotAvailable` Event naming the rule and the other node.
+
 Invariant: a node is settled as routed (`NetworkUnavailable=False`) only when nothing was blocked or
 failed for it and each of its routes is *verified* in every managed table: in the view, owned, active,
 pointing at the node's instance. Otherwise it is settled as not routed with the cause, and the Event the
@@ -14,16 +18,19 @@ cause deserves. In dry-run mode nothing is applied or settled: the plan is logge
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import ipam
 from providers import Outcome, ProviderError, Target
 from routectl.cluster import Node
 from routectl.engine.executor import Applied, Executor, Op
 from routectl.engine.nodestatus import NodeStatus
-from routectl.engine.planner import Blocked, BlockReason, DesiredNode, Plan, plan, plan_node
+from routectl.engine.ownership import Ownership, owners
+from routectl.engine.planner import Blocked, BlockReason, DesiredNode, Neighbours, Plan, plan, plan_node
 from routectl.engine.routeview import Listed, RouteView
 from routectl.metrics import Metrics
 from routectl.reasons import Reason
@@ -31,6 +38,14 @@ from routectl.reasons import Reason
 log = logging.getLogger("routectl.engine.reconciler")
 
 _BLOCK_EVENTS = {BlockReason.QUOTA: Reason.ROUTE_QUOTA_EXCEEDED, BlockReason.CONFLICT: Reason.ROUTE_CONFLICT}
+
+
+@dataclass(frozen=True, slots=True)
+class _Owners:
+    """One ownership computation and the neighbourhood every one-node plan takes from it."""
+
+    ownership: Ownership
+    neighbours: Neighbours
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +68,15 @@ class Reconciler:
         nodes: Callable[[], list[Node]],
         target_for: Callable[[str], Target],
         exclude_label: tuple[str, str],
+        pool_rules: ipam.PoolConfig,
+        on_owner_change: Callable[[str], None] = lambda name: None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`nodes` lists the current Nodes (the informer's cache); `target_for` is the provider's
-        providerID parser."""
+        providerID parser; `pool_rules` decide which podCIDRs a node owns; `on_owner_change` is told
+        the name of every other node whose owned blocks or rejected podCIDRs changed (the controller
+        queues it)."""
         self._view = view
         self._status = status
         self._executor = executor
@@ -67,6 +86,11 @@ class Reconciler:
         self._exclude = exclude_label
         self._dry_run = dry_run
         self._clock = clock
+        self._rules = pool_rules
+        self._on_owner_change = on_owner_change
+        self._owners_lock = threading.Lock()
+        self._owners_key: tuple[tuple[str, str, float, tuple[str, ...], str], ...] | None = None
+        self._owners = _Owners(Ownership(), Neighbours())
 
     def close(self) -> None:
         self._executor.close()
@@ -76,14 +100,21 @@ class Reconciler:
     def sync_node(self, node: Node) -> bool:
         """Reconcile one node against the view; True when its routes are verified in every table."""
         with self._timed("node"):
-            desired = self._desired(node)
+            current = self._ownership(node)
+            desired = self._desired(node, current.ownership)
             try:
                 listed = self._view.current()
             except ProviderError as err:
                 self._metrics.reconcile_errors.labels("node").inc()
                 self._settle(node, desired, _Verdict(False, f"cloud error: {err}"))
                 return False
-            node_plan = plan_node(desired, listed, self._view.cidrs, **self._view.quota_rules(listed))
+            node_plan = plan_node(
+                desired,
+                listed,
+                self._view.cidrs,
+                neighbours=current.neighbours,
+                **self._view.quota_rules(listed),
+            )
             self._note_waiting(desired)
             applied = self._apply(node_plan)
             if self._dry_run:
@@ -93,7 +124,7 @@ class Reconciler:
     def remove_node(self, node: Node) -> bool:
         """Delete a gone node's routes (its tombstone); True when none is left in any table."""
         with self._timed("remove"):
-            desired = replace(self._desired(node), excluded=True, target=None)
+            desired = DesiredNode.gone(node)
             try:
                 listed = self._view.current()
             except ProviderError as err:
@@ -120,8 +151,11 @@ class Reconciler:
 
     def _removal(self, tombstone: DesiredNode, listed: Listed) -> Plan:
         """The deletes for a gone node: only routes on its own podCIDRs (a re-created Node of the same
-        name is another node), and never a destination a live node holds now (a block already reused)."""
-        held = {c for n in self._nodes() if n.uid != tombstone.uid for c in self._desired(n).pod_cidrs}
+        name is another node), and never a block a live node owns now (reused, or passed on to the
+        node that claimed it too): its owner's plan replaces that route instead."""
+        ownership = self._ownership().ownership
+        alive = {n.name for n in self._nodes() if n.uid == tombstone.uid}  # not gone after all
+        held = {block for block, owner in ownership.owners.items() if owner not in alive}
         removal = plan_node(tombstone, listed, self._view.cidrs, by_name=False)
         return replace(removal, delete=tuple(c for c in removal.delete if c.destination not in held))
 
@@ -136,7 +170,8 @@ class Reconciler:
                 self._metrics.reconcile_errors.labels("resync").inc()
                 return False
             nodes = self._nodes()
-            desired = {n.name: self._desired(n) for n in nodes}
+            ownership = self._ownership().ownership
+            desired = {n.name: self._desired(n, ownership) for n in nodes}
             full = plan(desired.values(), listed, self._view.cidrs, **self._view.quota_rules(listed))
             self._metrics.routes_desired.set(
                 sum(len(d.pod_cidrs) for d in desired.values() if not d.excluded and d.target) * len(listed)
@@ -150,8 +185,35 @@ class Reconciler:
 
     # --- plan, apply, settle ---------------------------------------------------------------------
 
-    def _desired(self, node: Node) -> DesiredNode:
-        return DesiredNode.of(node, self._target_for, self._exclude)
+    def _desired(self, node: Node, ownership: Ownership) -> DesiredNode:
+        return DesiredNode.of(node, self._target_for, self._exclude, ownership)
+
+    def _ownership(self, syncing: Node | None = None) -> _Owners:
+        """Ownership over the current node set — with `syncing` as given, when the cache still holds
+        an older copy of that object (its podCIDRs just written). Recomputed only when the inputs of
+        ownership changed; then every other node whose share changed is handed to `on_owner_change`."""
+        nodes = {n.name: n for n in self._nodes()}
+        cached = nodes.get(syncing.name) if syncing is not None else None
+        if syncing is not None and cached is not None and cached.uid == syncing.uid:
+            nodes[syncing.name] = syncing
+        key = tuple((n.name, n.uid, n.created, n.pod_cidrs, n.provider_id) for n in nodes.values())
+        with self._owners_lock:
+            if key == self._owners_key:
+                return self._owners
+            first = self._owners_key is None
+            before = self._owners.ownership
+            ownership = owners(nodes.values(), self._rules)
+            neighbours = Neighbours.of(self._desired(n, ownership) for n in nodes.values())
+            self._owners_key, self._owners = key, _Owners(ownership, neighbours)
+            current = self._owners
+        for rule, count in ownership.counts().items():
+            self._metrics.node_cidr_conflicts.labels(rule.value).set(count)
+        for name in [] if first else nodes:
+            if syncing is not None and name == syncing.name:
+                continue
+            if before.of(name) != ownership.of(name) or before.rejected(name) != ownership.rejected(name):
+                self._on_owner_change(name)
+        return current
 
     def _apply(self, the_plan: Plan) -> list[Applied]:
         if self._dry_run:
@@ -194,6 +256,9 @@ class Reconciler:
         """Converged only if nothing blocked or failed for the node and each route is verified."""
         if desired.excluded:
             return _Verdict(True)
+        if desired.rejected:
+            cause = "; ".join(problem.message for problem in desired.rejected)
+            return _Verdict(False, cause, Reason.CIDR_NOT_AVAILABLE)
         for blocked in node_plan.blocked:
             if blocked.node == desired.name:
                 event = _BLOCK_EVENTS.get(blocked.reason)

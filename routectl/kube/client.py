@@ -455,6 +455,7 @@ def _node(obj: Json) -> Node:
         pod_cidrs=tuple(pod_cidrs),
         labels=dict(meta.get("labels") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
+        created=_epoch(meta.get("creationTimestamp")) or 0.0,
         network_unavailable=None
         if condition is None
         else Condition(

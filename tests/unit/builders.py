@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import threading
 
+import ipam
 from providers import Network, Route, RouteState, Target
 from providers.emulators.simcloud import SimCloud
 from routectl.cluster import Node
 from routectl.controller import route_reconciler
 from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.ownership import CIDRProblem, Rule, owners
 from routectl.engine.planner import DesiredNode
 from routectl.engine.reconciler import Reconciler
 from routectl.fence import Fence, Unfenced
@@ -29,8 +31,10 @@ def a_node(
     instance: str | None = None,
     excluded: bool = False,
     reason: str = "",
+    rejected: tuple[tuple[str, Rule, str], ...] = (),
 ) -> DesiredNode:
-    """A node routed to `i-<name>` unless `instance` says otherwise ("" = no target)."""
+    """A node routed to `i-<name>` unless `instance` says otherwise ("" = no target), owning `cidrs`;
+    `rejected` lists (podCIDR, rule, other node) it claims but does not own."""
     target_name = f"i-{name}" if instance is None else instance
     return DesiredNode(
         name=name,
@@ -39,6 +43,7 @@ def a_node(
         target=Target(target_name) if target_name else None,
         no_target_reason=reason,
         excluded=excluded,
+        rejected=tuple(CIDRProblem(name, cidr, rule, "test", other) for cidr, rule, other in rejected),
     )
 
 
@@ -132,11 +137,13 @@ class World:
         }
 
     def desired_routes(self) -> dict[str, str]:
+        """destination → instance for every block a non-excluded node owns (`ownership.owners`)."""
+        nodes = self.cluster.nodes()
+        ownership = owners(nodes.values(), ipam.validate(CLUSTER))
         return {
-            cidr: self.sim.target_for(n.provider_id).instance
-            for n in self.cluster.nodes().values()
-            if n.labels.get("routectl.io/exclude") != "true"
-            for cidr in n.pod_cidrs
+            str(block): self.sim.target_for(nodes[name].provider_id).instance
+            for block, name in ownership.owners.items()
+            if nodes[name].labels.get("routectl.io/exclude") != "true"
         }
 
     def condition(self, name: str) -> str:

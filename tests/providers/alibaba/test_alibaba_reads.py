@@ -10,7 +10,7 @@ from providers import get
 from providers.alibaba import AlibabaProvider, Marks
 from providers.config import ProviderConfig
 from providers.emulators.alibaba import AlibabaVpcEmulator
-from providers.errors import ConfigurationError, InvalidProviderID, Throttled
+from providers.errors import ConfigurationError, InvalidProviderID, NotFound, OutsideNetwork, Throttled
 from providers.model import RouteState, Target
 
 from .conftest import CLUSTER, REGION, VPC, Build, a_route, instances_for
@@ -187,3 +187,23 @@ def test_observers_see_every_call_with_its_code(
     provider.list_routes(table)
 
     assert seen == [("DescribeRouteEntryList", "Throttling.User"), ("DescribeRouteEntryList", "200")]
+
+
+def test_an_instance_in_another_vpc_is_refused_naming_both_vpcs(
+    emulator: AlibabaVpcEmulator, provider: AlibabaProvider
+) -> None:
+    emulator.add_instances("vpc-elsewhere", "i-stray")
+    emulator.add_instances(VPC, "i-home")
+
+    provider.prepare_target(provider.target_for("i-home"))
+    with pytest.raises(OutsideNetwork) as raised:
+        provider.prepare_target(provider.target_for("i-stray"))
+
+    assert (raised.value.network, raised.value.managed) == ("vpc-elsewhere", VPC)
+    assert emulator.calls["DescribeInstances"] == 2
+    assert "CreateRouteEntries" not in emulator.calls
+
+
+def test_a_missing_instance_is_not_found(provider: AlibabaProvider) -> None:
+    with pytest.raises(NotFound, match="i-nowhere"):
+        provider.prepare_target(provider.target_for("i-nowhere"))

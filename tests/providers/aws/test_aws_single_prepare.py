@@ -25,9 +25,7 @@ READ_LATENCY_S = 0.05
 
 
 def slow_reads(client: Any) -> None:
-    client.meta.events.register(
-        "before-call.ec2.DescribeInstanceAttribute", lambda **_: time.sleep(READ_LATENCY_S)
-    )
+    client.meta.events.register("before-call.ec2.DescribeInstances", lambda **_: time.sleep(READ_LATENCY_S))
 
 
 def test_routes_to_one_instance_modify_it_once_with_two_tables_and_two_families(

@@ -16,10 +16,15 @@ from awsworld import (
     recording_clients,
 )
 
-from providers import Fatal, InvalidProviderID, NotFound, Outcome, Target, Throttled
+from providers import Fatal, InvalidProviderID, NotFound, Outcome, OutsideNetwork, Target, Throttled
 from providers.aws import AwsProvider
 
 INSTANCE = "i-0123456789abcdef0"
+
+
+def managing(world: World) -> AwsProvider:
+    """An adapter managing one route table of the world's VPC."""
+    return a_provider(route_table_ids=(world.table(),))
 
 
 def count_calls(provider: AwsProvider, operation: str) -> list[str]:
@@ -73,7 +78,7 @@ def test_anything_else_is_an_invalid_provider_id_naming_the_value(world: World, 
 def test_prepare_target_disables_the_source_destination_check(world: World) -> None:
     (instance,) = world.instances(1)
 
-    a_provider().prepare_target(Target(instance))
+    managing(world).prepare_target(Target(instance))
 
     attribute = world.ec2.describe_instance_attribute(InstanceId=instance, Attribute="sourceDestCheck")
     assert attribute["SourceDestCheck"]["Value"] is False
@@ -81,7 +86,7 @@ def test_prepare_target_disables_the_source_destination_check(world: World) -> N
 
 def test_prepare_target_on_a_prepared_instance_does_not_write(world: World) -> None:
     (instance,) = world.instances(1)
-    provider = a_provider()
+    provider = managing(world)
     writes = count_calls(provider, "ModifyInstanceAttribute")
 
     provider.prepare_target(Target(instance))
@@ -92,7 +97,7 @@ def test_prepare_target_on_a_prepared_instance_does_not_write(world: World) -> N
 
 def test_prepare_target_disables_the_check_again_after_someone_turned_it_back_on(world: World) -> None:
     (instance,) = world.instances(1)
-    provider = a_provider()
+    provider = managing(world)
     provider.prepare_target(Target(instance))
     world.ec2.modify_instance_attribute(InstanceId=instance, SourceDestCheck={"Value": True})
 
@@ -113,13 +118,31 @@ def test_prepare_target_disables_the_check_again_after_someone_turned_it_back_on
 def test_prepare_target_failures_are_typed_and_name_the_instance(
     world: World, code: str, status: int, error: type[Exception]
 ) -> None:
-    provider = a_provider()
-    fail(provider._ec2, "DescribeInstanceAttribute", code, status)
+    provider = managing(world)
+    fail(provider._ec2, "DescribeInstances", code, status)
 
     with pytest.raises(error) as raised:
         provider.prepare_target(Target(INSTANCE))
 
     assert INSTANCE in str(raised.value)
+
+
+def test_an_instance_in_another_vpc_is_refused_before_anything_is_changed(world: World) -> None:
+    other_vpc = world.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = world.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    started = world.ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnet)
+    instance = started["Instances"][0]["InstanceId"]
+    provider = managing(world)
+    writes = count_calls(provider, "ModifyInstanceAttribute")
+
+    with pytest.raises(OutsideNetwork) as raised:
+        provider.prepare_target(Target(instance))
+
+    assert (raised.value.network, raised.value.managed) == (other_vpc, world.vpc_id)
+    assert instance in str(raised.value)
+    assert writes == []
+    attribute = world.ec2.describe_instance_attribute(InstanceId=instance, Attribute="sourceDestCheck")
+    assert attribute["SourceDestCheck"]["Value"] is True
 
 
 def test_quota_comes_from_service_quotas(world: World) -> None:

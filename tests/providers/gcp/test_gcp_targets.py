@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import providers
 from providers.emulators.gce import GceEmulator
-from providers.errors import ConfigurationError, Fatal, InvalidProviderID, NotFound
+from providers.errors import ConfigurationError, Fatal, InvalidProviderID, NotFound, OutsideNetwork
 from providers.gcp import GcpProvider, cluster_prefix, route_name
 from providers.model import RouteProvider, Target
 
@@ -55,6 +55,20 @@ def test_instance_without_can_ip_forward_is_a_clear_fatal_error(
         Fatal, match=r"canIpForward=false.*recreate the instance/template with --can-ip-forward"
     ):
         provider.prepare_target(Target("node-a", ZONE, PROJECT))
+
+
+def test_an_instance_with_no_nic_in_the_managed_network_is_refused_naming_both(
+    emulator: GceEmulator, provider: GcpProvider
+) -> None:
+    emulator.add_network(PROJECT, "elsewhere")
+    emulator.add_instance(PROJECT, ZONE, "node-a", network="elsewhere")
+
+    with pytest.raises(OutsideNetwork) as raised:
+        provider.prepare_target(Target("node-a", ZONE, PROJECT))
+
+    assert raised.value.network == f"projects/{PROJECT}/global/networks/elsewhere"
+    assert raised.value.managed == f"projects/{PROJECT}/global/networks/{NETWORK}"
+    assert "node-a" in str(raised.value)
 
 
 def test_missing_instance_is_not_found(provider: GcpProvider) -> None:
