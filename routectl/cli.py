@@ -2,6 +2,10 @@
 
 Exit codes: 0 success / converged, 1 not converged or leadership lost, 2 invalid configuration (one line
 naming the setting, printed before anything touches the cluster or the cloud).
+
+`run --once` and `plan` never wait for an unreachable API server or cloud: each call has its request
+timeout and a fixed number of attempts, so they end with exit 1 and one line (docs/operations.md gives
+the bound); `run` keeps retrying with backoff and reports not ready on /readyz meanwhile.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
+
 import providers
 import routectl
 from routectl import config as configuration
-from routectl.cluster import Cluster, ClusterConfigError, ClusterError
+from routectl.cluster import Cluster, ClusterConfigError, ClusterError, ForbiddenError
 from routectl.ops import logs
 
 log = logging.getLogger("routectl")
@@ -25,6 +31,10 @@ log = logging.getLogger("routectl")
 EXIT_OK = 0
 EXIT_NOT_CONVERGED = 1
 EXIT_CONFIG = 2
+
+REACH_ATTEMPTS = 3
+"""`run --once` and `plan`: attempts to reach the API server before giving up (each bounded by the
+request timeout, one second apart)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,23 +72,53 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvider | None]:
-    """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too."""
+    """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too.
+    `run --once` and `plan` then make sure the API server answers (`_reach`)."""
     from routectl.kube.client import KubeCluster
 
     try:
         # Fenced writes must not outlive the renew deadline by a slow server: half of it per request.
-        timeout_s = max(1.0, cfg.leader_election.renew_deadline_s / 2)
-        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=timeout_s)
+        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=_request_timeout_s(cfg))
     except ClusterConfigError as err:
         raise configuration.ConfigError(str(err)) from None
-    if not cfg.configure_cloud_routes and cfg.command == "run":
-        return cluster, None
-    try:
-        provider = providers.get(cfg.provider, cfg.provider_config)
-        provider.tables()
-    except providers.Fatal as err:
-        raise configuration.ConfigError(f"--provider {cfg.provider}: {err}") from None
+    provider: providers.RouteProvider | None = None
+    if cfg.configure_cloud_routes or cfg.command == "plan":
+        try:
+            provider = providers.get(cfg.provider, cfg.provider_config)
+            provider.tables()
+        except providers.Fatal as err:
+            raise configuration.ConfigError(f"--provider {cfg.provider}: {err}") from None
+    if cfg.once or cfg.command == "plan":
+        _reach(cluster)
     return cluster, provider
+
+
+def _request_timeout_s(cfg: configuration.Config) -> float:
+    """Fenced writes must not outlive the renew deadline by a slow server: half of it per request."""
+    return max(1.0, cfg.leader_election.renew_deadline_s / 2)
+
+
+def _reach(cluster: Cluster) -> None:
+    """A one-item node list answers within REACH_ATTEMPTS attempts, or the ClusterError ends the command.
+    RBAC refusals are not retried: they will not change."""
+    retrying = Retrying(
+        stop=stop_after_attempt(REACH_ATTEMPTS),
+        wait=wait_fixed(1.0),
+        retry=retry_if_exception(lambda e: isinstance(e, ClusterError) and not isinstance(e, ForbiddenError)),
+        reraise=True,
+    )
+    try:
+        retrying(cluster.list_nodes, 1)
+    except ClusterError as err:
+        attempts = f"{REACH_ATTEMPTS} attempts"
+        raise ClusterError(f"cannot reach the Kubernetes API server ({attempts}): {err}") from None
+
+
+def once_startup_s(cfg: configuration.Config) -> float:
+    """How long `run --once` may take to lead with a synced cache: a lease left by a dead holder
+    expires within the lease duration, and the cache sync needs REACH_ATTEMPTS requests at most."""
+    lease_s = cfg.leader_election.lease_duration_s if cfg.leader_election.enabled else 0.0
+    return lease_s + REACH_ATTEMPTS * _request_timeout_s(cfg)
 
 
 def _run(cfg: configuration.Config) -> int:
@@ -99,7 +139,7 @@ def _run(cfg: configuration.Config) -> int:
         endpoints.append(metrics_endpoint(cfg.metrics_address, metrics.registry).start())
     try:
         if cfg.once:
-            return EXIT_OK if controller.run_once(stop) else EXIT_NOT_CONVERGED
+            return EXIT_OK if controller.run_once(stop, once_startup_s(cfg)) else EXIT_NOT_CONVERGED
         return controller.run(stop)
     finally:
         for endpoint in endpoints:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import ipam
 from providers import RouteProvider
-from routectl.cluster import Cluster, Node, list_all_nodes
+from routectl.cluster import Cluster, ClusterError, Node, list_all_nodes
 from routectl.config import Config
 from routectl.engine.allocator import AllocationFailed, Allocator
 from routectl.engine.executor import Executor
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 _QUEUE = "nodes"
 _JOIN_TIMEOUT_S = 30.0
 _CACHE_CATCH_UP_S = 5.0
+
+
+class NotStarted(ClusterError):
+    """`run --once` could not start its pass within its bound; the message says what was missing."""
 
 
 class _Workers:
@@ -172,17 +176,38 @@ class Controller:
         """Run until `stop` (exit 0) or until leadership is lost (exit 1)."""
         return self._serve(stop, self._start_workers)
 
-    def run_once(self, stop: threading.Event) -> bool:
-        """`run --once`: lead, do one full pass, hand the lease back; True when converged."""
+    def run_once(self, stop: threading.Event, startup_s: float) -> bool:
+        """`run --once`: lead, do one full pass, hand the lease back; True when converged.
+
+        Bounded: when this process does not lead with a synced node cache within `startup_s` (API
+        server unreachable, or another replica holds the lease), it stops, raising `NotStarted`."""
         result: list[bool] = []
+        began = threading.Event()
 
         def one_pass(workers_stop: threading.Event) -> None:
+            began.set()
             try:
                 result.append(self._resync_guarded(workers_stop))
             finally:
                 stop.set()
 
-        code = self._serve(stop, one_pass)
+        def give_up() -> None:
+            if not began.is_set():
+                stop.set()
+
+        watchdog = threading.Timer(startup_s, give_up)
+        watchdog.start()
+        try:
+            code = self._serve(stop, one_pass)
+        finally:
+            watchdog.cancel()
+        if not began.is_set():
+            lease = self.config.leader_election
+            holder = (
+                f", or another replica holds lease {lease.namespace}/{lease.name}" if lease.enabled else ""
+            )
+            why = f"API server unreachable{holder}"
+            raise NotStarted(f"not leading with a synced node cache after {startup_s:.0f}s ({why})")
         return code == 0 and result == [True]
 
     def _serve(self, stop: threading.Event, work: Callable[[threading.Event], None]) -> int:

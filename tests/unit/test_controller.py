@@ -11,8 +11,9 @@ from contextlib import contextmanager
 import pytest
 
 from providers.emulators.simcloud import Fault, SimCloud
+from routectl.cluster import ClusterError, NodePage
 from routectl.config import Config
-from routectl.controller import Controller
+from routectl.controller import Controller, NotStarted
 from routectl.demo.harness import converged_nodes, embedded_config, violations
 from routectl.demo.memcluster import MemoryCluster
 from routectl.metrics import Metrics
@@ -138,10 +139,12 @@ def test_run_once_is_true_only_when_everything_converged() -> None:
     cluster, sim = MemoryCluster(), SimCloud("sim", quota=2)
     for i in range(2):
         a_node(cluster, sim, i)
-    assert Controller(a_config(), cluster, sim, Metrics()).run_once(threading.Event()) is True
+    assert Controller(a_config(), cluster, sim, Metrics()).run_once(threading.Event(), startup_s=30.0) is True
 
     a_node(cluster, sim, 2)  # the table holds 2 routes: this node is blocked by quota
-    assert Controller(a_config(), cluster, sim, Metrics()).run_once(threading.Event()) is False
+    assert (
+        Controller(a_config(), cluster, sim, Metrics()).run_once(threading.Event(), startup_s=30.0) is False
+    )
     assert any(e.reason == "RouteQuotaExceeded" and e.node == "node-2" for e in cluster.events)
 
 
@@ -150,7 +153,9 @@ def test_dry_run_changes_nothing_in_the_cluster_or_the_cloud() -> None:
     a_node(cluster, sim, 0)
     cluster.add_node("node-1", provider_id=sim.add_instance("i-1"), pod_cidrs=["10.244.7.0/24"])
 
-    converged = Controller(a_config("--dry-run"), cluster, sim, Metrics()).run_once(threading.Event())
+    converged = Controller(a_config("--dry-run"), cluster, sim, Metrics()).run_once(
+        threading.Event(), startup_s=30.0
+    )
 
     assert converged is False
     assert cluster.get_node("node-0").pod_cidrs == ()
@@ -158,3 +163,19 @@ def test_dry_run_changes_nothing_in_the_cluster_or_the_cloud() -> None:
     assert sim.routes("rtb-main") == {}
     assert sum(sim.calls[api] for api in ("create_routes", "replace_routes", "delete_routes")) == 0
     assert cluster.events == []
+
+
+class _Unreachable(MemoryCluster):
+    """An API server that refuses every node list: the cache never syncs."""
+
+    def list_nodes(self, limit: int, continue_token: str = "") -> NodePage:
+        raise ClusterError("GET /api/v1/nodes: connection refused")
+
+
+def test_run_once_ends_within_its_startup_bound_when_the_cache_never_syncs() -> None:
+    cluster, sim = _Unreachable(), SimCloud("sim")
+    began = time.monotonic()
+    with pytest.raises(NotStarted, match=r"not leading with a synced node cache after 2s"):
+        Controller(a_config(), cluster, sim, Metrics()).run_once(threading.Event(), startup_s=2.0)
+    assert time.monotonic() - began < 2.0 + WAIT_S / 4
+    assert sum(sim.calls[api] for api in ("create_routes", "replace_routes", "delete_routes")) == 0
