@@ -51,7 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from routectl.demo import command as demo
 
-        return demo.main(rest)
+        code = demo.main(rest)
+        # The demo owns its process and --timeout bounds it: end now, even if a controller thread is
+        # still finishing a write it started before the deadline (its cloud is in-process anyway).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if command not in ("run", "plan"):
         parser.error(f"unknown command {command!r}")
     try:

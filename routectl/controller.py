@@ -372,5 +372,12 @@ class Controller:
     def resync(self) -> bool:
         """One full pass: every node's CIDR, then every table listed once and the whole plan applied."""
         if self.allocator is not None:
-            self._await_cache([n for n in map(self._allocate, self.informer.nodes()) if n is not None])
+            allocated: list[Node] = []
+            for node in self.informer.nodes():
+                if self._workers.stop.is_set():
+                    return False  # stopping: the pass ends between two nodes, never inside a write
+                done = self._allocate(node)
+                if done is not None:
+                    allocated.append(done)
+            self._await_cache(allocated)
         return self.reconciler.resync() if self.reconciler is not None else True

@@ -13,6 +13,22 @@ from dataclasses import dataclass
 CLUSTER_NAME = "demo"
 
 
+AWS_MAX_ROUTES_PER_TABLE = 1000
+"""The most an administrator can raise AWS's routes-per-table quota to (per IP family)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteQuota:
+    """What one table of an embedded cloud holds: `routes` (None = no limit), counted per IP family or
+    all together."""
+
+    routes: int | None
+    per_family: bool = False
+
+    def fits(self, nodes: int, families: int) -> bool:
+        return self.routes is None or nodes * (1 if self.per_family else families) <= self.routes
+
+
 @dataclass(frozen=True, slots=True)
 class EmbeddedCloud:
     flags: tuple[str, ...]
@@ -46,7 +62,7 @@ def aws_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
         ids = [i["InstanceId"] for i in reservation["Instances"]]
         # AWS's default is 50 routes per table; an administrator raises it (up to 1,000) for a cluster
         # this size, and routectl reads it from Service Quotas — which moto does not let us raise.
-        quota = str(max(50, nodes + 10))
+        quota = str(min(AWS_MAX_ROUTES_PER_TABLE, max(50, nodes + 10)))
         yield EmbeddedCloud(
             flags=("--region", region, "--vpc-id", vpc, "--route-table-quota", quota),
             provider_ids=tuple(f"aws:///{zone}/{i}" for i in ids),
@@ -84,6 +100,13 @@ def alibaba_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
             provider_ids=tuple(f"{region}.{i}" for i in ids),
         )
 
+
+QUOTAS = {
+    "aws": RouteQuota(AWS_MAX_ROUTES_PER_TABLE, per_family=True),
+    "gcp": RouteQuota(None),
+    "alibaba": RouteQuota(200),
+}
+"""Each embedded cloud's route quota per table (the GCE emulator sets none; Alibaba's is its default)."""
 
 CLOUDS: dict[str, Callable[[int], contextlib.AbstractContextManager[EmbeddedCloud]]] = {
     "aws": aws_cloud,

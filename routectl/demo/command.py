@@ -13,12 +13,15 @@ import dataclasses
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+import ipam
 import providers
-from providers.emulators.embedded import CLOUDS, CLUSTER_NAME
+from providers.emulators.embedded import CLOUDS, CLUSTER_NAME, QUOTAS
 from providers.emulators.isolation import disable_metadata_probes
 from routectl.demo.harness import RunResult, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
@@ -32,37 +35,108 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
     parser.add_argument("--output", choices=("table", "json"), default="table")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for convergence")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds the whole demo may take")
     return parser
 
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Exit 2 at once when the nodes cannot fit (pool, embedded route quota); otherwise the report
+    within --timeout (set-up, convergence and report included), exit 0 only if converged."""
     args = _parser().parse_args(list(argv))
-    if args.nodes < 1:
-        print("routectl demo: --nodes must be at least 1", file=err)
+    deadline = time.monotonic() + args.timeout
+    cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
+    refused = _refusal(args.provider, args.nodes, cidrs, args.timeout)
+    if refused:
+        print(f"routectl demo: {refused}", file=err)
         return 2
     logs.setup("error", err)
     # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
     disable_metadata_probes(os.environ)
-    cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
-    with CLOUDS[args.provider](args.nodes) as cloud:
-        cfg = embedded_config(args.provider, cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
-        cluster = MemoryCluster()
-        for i, provider_id in enumerate(cloud.provider_ids):
-            cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
-        provider = providers.get(args.provider, cfg.provider_config)
-        calls: collections.Counter[str] = collections.Counter()
-        provider.observe(lambda api, code, seconds: calls.update([api]))
-        result = run_until_converged(cluster, provider, cfg, timeout_s=args.timeout, progress=_progress(err))
-        print(file=err)
-        report = _report(args.provider, cidrs, result, cluster, provider, dict(calls))
-        provider.close()
+    run = _Run(args.provider, args.nodes, cidrs, deadline, err)
+    # A daemon thread that writes nothing itself: the controller it starts has its own threads, and
+    # when --timeout passes first the command ends without it (the CLI ends the process).
+    worker = threading.Thread(target=run.go, name="demo", daemon=True)
+    worker.start()
+    worker.join(timeout=max(0.0, deadline - time.monotonic()))
+    if run.report is None:
+        print(f"\nroutectl demo: --timeout {args.timeout:g}s reached while {run.phase}", file=err)
+        return 1
     if args.output == "json":
-        json.dump(dataclasses.asdict(report), out, indent=2)
+        json.dump(dataclasses.asdict(run.report), out, indent=2)
         print(file=out)
     else:
-        _print_table(report, out)
-    return 0 if result.converged else 1
+        _print_table(run.report, out)
+    return 0 if run.report.converged else 1
+
+
+class _Run:
+    """One demo run against its deadline; `phase` says where it is, `report` is set when it is done."""
+
+    def __init__(self, provider: str, nodes: int, cidrs: list[str], deadline: float, err: TextIO) -> None:
+        self.provider, self.nodes, self.cidrs, self.deadline, self.err = provider, nodes, cidrs, deadline, err
+        self.phase = f"setting up the embedded {provider} cloud ({nodes} instances)"
+        self.report: Report | None = None
+
+    def go(self) -> None:
+        try:
+            self._go()
+        except Exception as failure:  # one line, like every other way the demo ends
+            self.phase = f"{self.phase}: {type(failure).__name__}: {failure}"
+
+    def _go(self) -> None:
+        with CLOUDS[self.provider](self.nodes) as cloud:
+            cfg = embedded_config(self.provider, self.cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
+            cluster = MemoryCluster()
+            for i, provider_id in enumerate(cloud.provider_ids):
+                cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
+            provider = providers.get(self.provider, cfg.provider_config)
+            calls: collections.Counter[str] = collections.Counter()
+            provider.observe(lambda api, code, seconds: calls.update([api]))
+            # What is left of --timeout, less a share kept for stopping the controller and the report.
+            left = self.deadline - time.monotonic()
+            reserve_s = min(10.0, left / 5)
+            self.phase = "converging"
+            result = run_until_converged(
+                cluster,
+                provider,
+                cfg,
+                timeout_s=max(0.0, left - reserve_s),
+                stop_s=reserve_s / 2,
+                progress=_progress(self.err),
+            )
+            print(file=self.err)
+            self.phase = "verifying the result against the embedded cloud"
+            report = _report(self.provider, self.cidrs, result, cluster, provider, dict(calls))
+            provider.close()
+        self.report = report
+
+
+def _refusal(provider: str, nodes: int, cidrs: list[str], timeout_s: float) -> str:
+    """Why the demo cannot succeed, said before anything starts ("" when it can)."""
+    if nodes < 1:
+        return "--nodes must be at least 1"
+    if not timeout_s > 0:
+        return f"--timeout {timeout_s}: must be a positive number of seconds"
+    try:
+        usage = ipam.CIDRPool(cidrs).usage()
+    except ipam.IPAMError as problem:
+        return f"--cluster-cidr: {problem}"
+    for version in sorted({u.cidr.version for u in usage}):
+        blocks = sum(u.capacity for u in usage if u.cidr.version == version)
+        if nodes > blocks:
+            where = ", ".join(str(u.cidr) for u in usage if u.cidr.version == version)
+            mask = next(u.node_mask for u in usage if u.cidr.version == version)
+            return f"--nodes {nodes} do not fit the pool: {where} holds {blocks} /{mask} node blocks"
+    quota = QUOTAS[provider]
+    families = len({u.cidr.version for u in usage})
+    if not quota.fits(nodes, families):
+        per = " per IP family" if quota.per_family else ""
+        needed = nodes if quota.per_family else nodes * families
+        return (
+            f"--nodes {nodes} do not fit the embedded {provider} cloud's route quota: "
+            f"{quota.routes} routes per table{per}, {needed} needed"
+        )
+    return ""
 
 
 def _progress(err: TextIO) -> Callable[[int, int], None]:

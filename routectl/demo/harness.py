@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ipam import inside, overlaps
+from ipam import inside
 from providers import RouteProvider
 from routectl import config as configuration
 from routectl.cluster import Node
 from routectl.controller import Controller
 from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.ownership import CIDRProblem, owners
 from routectl.metrics import Metrics
 from routectl.reasons import ConditionReason
 
@@ -74,11 +75,11 @@ def converged_nodes(cluster: MemoryCluster, exclude_label: tuple[str, str]) -> t
 def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configuration.Config) -> tuple[str, ...]:
     """Every broken invariant, read from the cluster and from the cloud's own listing."""
     problems: list[str] = []
-    nodes = [n for n in cluster.nodes().values() if not n.excluded_by(cfg.exclude_label)]
-    seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
-    for node in nodes:
-        problems += _node_problems(node, cfg, seen)
-    wanted = {ipaddress.ip_network(c): provider.target_for(n.provider_id) for n in nodes for c in n.pod_cidrs}
+    nodes = {n.name: n for n in cluster.nodes().values() if not n.excluded_by(cfg.exclude_label)}
+    ownership = owners(nodes.values(), cfg.pool_rules())
+    for node in nodes.values():
+        problems += _node_problems(node, ownership.rejected(node.name))
+    wanted = {block: provider.target_for(nodes[name].provider_id) for block, name in ownership.owners.items()}
     for table in provider.tables():
         # Owned routes outside the cluster CIDRs are not routectl's to judge (nor ever touched by it).
         owned = [
@@ -100,22 +101,11 @@ def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configurati
     return tuple(problems)
 
 
-def _node_problems(
-    node: Node,
-    cfg: configuration.Config,
-    seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str],
-) -> list[str]:
+def _node_problems(node: Node, rejected: Sequence[CIDRProblem]) -> list[str]:
     problems: list[str] = []
     if not node.pod_cidrs:
         problems.append(f"node {node.name}: no podCIDR")
-    for text in node.pod_cidrs:
-        cidr = ipaddress.ip_network(text)
-        if not inside(cidr, cfg.cluster_cidrs):
-            problems.append(f"node {node.name}: podCIDR {cidr} outside the cluster CIDRs")
-        for other, owner in seen.items():
-            if overlaps(other, cidr):
-                problems.append(f"node {node.name}: podCIDR {cidr} overlaps {owner}'s {other}")
-        seen[cidr] = node.name
+    problems += [f"node {node.name}: {problem.message}" for problem in rejected]
     condition = node.network_unavailable
     if condition is None or (condition.status, condition.reason) != ("False", ConditionReason.ROUTE_CREATED):
         problems.append(f"node {node.name}: NetworkUnavailable is {condition}")
@@ -131,9 +121,11 @@ def run_until_converged(
     metrics: Metrics | None = None,
     progress: Progress | None = None,
     poll_s: float = 0.1,
+    stop_s: float = 60.0,
 ) -> RunResult:
     """Start the controller, wait until every node reports RouteCreated (or the timeout), stop it
-    (SIGTERM semantics: workers joined, lease released), then verify against the cloud."""
+    (SIGTERM semantics: workers joined, lease released — waited for `stop_s` at most), then verify
+    against the cloud."""
     controller = Controller(cfg, cluster, provider, metrics or Metrics())
     stop = threading.Event()
     exit_code: list[int] = []
@@ -151,7 +143,7 @@ def run_until_converged(
         elapsed = time.monotonic() - started
     finally:
         stop.set()
-        thread.join(timeout=60)
+        thread.join(timeout=stop_s)
     found = violations(cluster, provider, cfg)
     return RunResult(
         converged=not found, elapsed_s=elapsed, violations=found, exit_code=exit_code[0] if exit_code else -1
