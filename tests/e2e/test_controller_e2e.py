@@ -10,13 +10,14 @@ denials when the scenario ends.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from apiserver import ControlPlane
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from routectl_proc import (
+    Completed,
     LeaseTimings,
     Routectl,
     RoutectlRunner,
@@ -686,3 +688,184 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
         assert again["converged"] is True
         tables = 1 if provider == "gcp" else 2
         assert again["in_place"] == len(names) * tables
+
+
+# --- hostile cluster state (issue 14) -------------------------------------------------------------
+
+
+def condition_message(kube: Kube, name: str) -> str:
+    status = kube.core.read_node_status(name).status
+    found = [c for c in (status.conditions if status else None) or () if c.type == CONDITION_TYPE]
+    return str(found[0].message) if found else ""
+
+
+def not_routed_because(kube: Kube, name: str, *words: str) -> bool:
+    node = kube.node(name)
+    return node.network == ("True", ConditionReason.NO_ROUTE_CREATED.value) and all(
+        w in condition_message(kube, name) for w in words
+    )
+
+
+def stays(check: Callable[[], bool], seconds: float, what: str) -> None:
+    """`check` holds at every poll for `seconds` (here: across more than one full resync)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check(), what
+        time.sleep(0.5)
+
+
+def one_line(done: Completed) -> str:
+    """The command's single non-log line on stderr (its verdict); fails on none, several, or a traceback."""
+    lines = [r["raw"] for r in done.log if "raw" in r and r["raw"].strip()]
+    assert len(lines) == 1, lines
+    return str(lines[0])
+
+
+@pytest.mark.parametrize("allocate", [True, False], ids=["allocating", "allocate-node-cidrs=false"])
+def test_two_nodes_with_one_podcidr_route_it_to_the_earlier_one_only_and_never_flip(
+    allocate: bool, kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr, block = "10.252.0.0/24", "10.252.0.32/28"
+    setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
+    setup = dataclasses.replace(setup, extra=(f"--allocate-node-cidrs={str(allocate).lower()}",))
+    cloud.launch("owner", "copy")
+    kube.create_node("owner", cloud.instances["owner"], block)
+    controller = start_leader(kube, runner, setup)
+    wait_routed(kube, cloud, ["owner"], cidr)
+    time.sleep(1.1)  # creationTimestamp has one-second resolution: the copy is created later
+    kube.create_node("copy", cloud.instances["copy"], block)  # restored from a backup, set by hand
+
+    eventually(
+        lambda: not_routed_because(kube, "copy", "duplicate", "node owner"),
+        CONVERGE_TIMEOUT_S,
+        "the copy is NetworkUnavailable naming the rule and the owner",
+    )
+    eventually(lambda: Reason.CIDR_NOT_AVAILABLE.value in kube.reasons("copy"), 30, "CIDRNotAvailable")
+    to_owner = {t: {block: cloud.instances["owner"]} for t in cloud.tables}
+    stays(
+        lambda: (
+            {t: cloud.routes(t, cidr) for t in cloud.tables} == to_owner
+            and routed(kube, cloud, ["owner"], cidr)
+        ),
+        12,  # more than two resync periods (5 s)
+        "the block stays routed to its owner, which stays RouteCreated",
+    )
+    assert controller.metric("routectl_node_cidr_conflicts", rule="duplicate") == 1
+    replaced = controller.metric(
+        "routectl_route_operations_total", provider="aws", op="replace", outcome="ok"
+    )
+    assert replaced is None
+    [event] = [e for e in kube.events("copy") if e.reason == Reason.CIDR_NOT_AVAILABLE.value]
+    assert event.type == "Warning"
+    assert "node owner" in str(event.message)
+    printed = json.loads(runner.command("plan", setup, "plan", "--output=json").stdout)
+    assert [(r["node"], r["rule"], r["other_node"]) for r in printed["rejected_pod_cidrs"]] == [
+        ("copy", "duplicate", "owner")
+    ]
+
+    kube.delete_node("owner")  # the block passes to the copy: one replace, and it is routed
+    eventually(
+        lambda: (
+            {t: cloud.routes(t, cidr) for t in cloud.tables}
+            == {t: {block: cloud.instances["copy"]} for t in cloud.tables}
+            and kube.node("copy").network == ROUTE_CREATED
+        ),
+        CONVERGE_TIMEOUT_S,
+        "the block routed to the copy, now its owner",
+    )
+
+
+def test_a_wide_podcidr_over_another_nodes_block_gets_no_route_and_no_create_delete_loop(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.253.0.0/24"
+    setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
+    cloud.launch("small", "wide")
+    kube.create_node("small", cloud.instances["small"], "10.253.0.16/28")
+    kube.create_node("wide", cloud.instances["wide"], "10.253.0.0/24")
+    controller = start_leader(kube, runner, setup)
+
+    wait_routed(kube, cloud, ["small"], cidr)
+    eventually(
+        lambda: not_routed_because(kube, "wide", "wrong-size", "node small"),
+        CONVERGE_TIMEOUT_S,
+        "the wide node is NetworkUnavailable naming the rule and the node it overlaps",
+    )
+
+    def writes() -> tuple[float | None, ...]:
+        return tuple(
+            controller.metric("routectl_route_operations_total", provider="aws", op=op, outcome="ok")
+            for op in ("create", "replace", "delete")
+        )
+
+    before = writes()
+    stays(
+        lambda: all(
+            cloud.routes(t, cidr) == {"10.253.0.16/28": cloud.instances["small"]} for t in cloud.tables
+        ),
+        12,
+        "only the small node's block is routed",
+    )
+    assert writes() == before == (2.0, None, None)
+    assert controller.metric("routectl_node_cidr_conflicts", rule="wrong-size") == 1
+
+
+def test_a_node_in_another_vpc_gets_no_route_and_its_instance_is_left_as_it_is(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.254.0.0/24"
+    ec2 = cloud.world.ec2
+    elsewhere = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=elsewhere, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    stray = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnet)
+    cloud.instances["stray"] = stray["Instances"][0]["InstanceId"]
+    kube.create_node("stray", cloud.instances["stray"])
+    add_nodes(kube, cloud, "home")
+    start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
+
+    wait_routed(kube, cloud, ["home"], cidr)
+    eventually(
+        lambda: not_routed_because(
+            kube, "stray", elsewhere, cloud.world.vpc_id, "outside the managed network"
+        ),
+        CONVERGE_TIMEOUT_S,
+        "the stray node is NetworkUnavailable naming both VPCs",
+    )
+    assert Reason.FAILED_TO_CREATE_ROUTE.value in kube.reasons("stray")
+    stray_block = kube.pod_cidr("stray")
+    assert stray_block  # it has its block: only the route is refused
+    assert all(stray_block not in cloud.routes(t, cidr) for t in cloud.tables)
+    attribute = ec2.describe_instance_attribute(
+        InstanceId=cloud.instances["stray"], Attribute="sourceDestCheck"
+    )
+    assert attribute["SourceDestCheck"]["Value"] is True
+
+
+def test_plan_and_run_once_end_with_one_line_when_the_cloud_is_unreachable(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    setup = setup_for(installed, cloud, "http://127.0.0.1:1", "10.246.0.0/24", 28)
+    for command, extra in (("plan", ()), ("run", ("--once",))):
+        began = time.monotonic()
+        done = runner.command(f"{command}-no-cloud", setup, command, *extra)
+        assert done.code == 1
+        assert "Could not connect to the endpoint URL" in one_line(done)
+        assert time.monotonic() - began < 30
+
+
+def test_plan_and_run_once_end_with_one_line_when_the_api_server_is_unreachable(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str, tmp_path: Path
+) -> None:
+    closed = tmp_path / "closed-kubeconfig"
+    config = yaml.safe_load(installed.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    closed.write_text(yaml.safe_dump(config))
+    setup = dataclasses.replace(
+        setup_for(installed, cloud, moto_endpoint, "10.246.0.0/24", 28), kubeconfig=closed
+    )
+    for command, extra in (("plan", ()), ("run", ("--once",))):
+        began = time.monotonic()
+        done = runner.command(f"{command}-no-api", setup, command, *extra)
+        assert done.code == 1
+        assert "cannot reach the Kubernetes API server (3 attempts)" in one_line(done)
+        assert time.monotonic() - began < 30
