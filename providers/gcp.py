@@ -3,7 +3,8 @@
 Invariants:
 - A listed route is owned only when its name carries this cluster's prefix (`<prefix>-<node-uid>`,
   `-v6` appended for IPv6) AND its description names this cluster; writes only ever name routes under
-  the prefix, so another cluster's or a legacy `k8s-node-route` route is never touched.
+  the prefix and a delete refuses a route listed as not owned, so another cluster's or a legacy
+  `k8s-node-route` route (which may carry the prefix) is never touched.
 - Every insert/delete is a global operation: a call submits all its writes first, then polls their
   operations together with capped, jittered backoff, so one call costs about one operation's latency.
 - No google-api-core, google-auth or requests exception leaves this module: reads raise the
@@ -365,7 +366,7 @@ class GcpProvider:
 
     def replace_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         """Delete each route's current cloud route (its `cloud_id`, or its own name), then insert it."""
-        results, failures = self._delete_all(table, routes)
+        results, failures = self._delete_all(table, routes, owned_only=False)
         for i, failure in failures.items():
             if failure is not None and failure.kind is not _Kind.NOT_FOUND:
                 results[i] = _result(routes[i], failure)
@@ -376,22 +377,31 @@ class GcpProvider:
         return [r for r in results if r is not None]
 
     def _delete_all(
-        self, table: str, routes: Sequence[Route]
+        self, table: str, routes: Sequence[Route], *, owned_only: bool
     ) -> tuple[list[RouteResult | None], dict[int, _Failure | None]]:
         """Delete each route's cloud route (its `cloud_id`, or its own name) and await them all; a route
-        that cannot be named is FATAL at once. Returns the settled results and the deletes' failures."""
+        that cannot be named is FATAL at once, and with `owned_only` one listed as not owned is a
+        CONFLICT (a legacy route may carry our prefix). Returns the settled results and the deletes'
+        failures."""
         self._link(table)
         results: list[RouteResult | None] = [None] * len(routes)
         deletes: dict[int, _Write] = {}
         for i, route in enumerate(routes):
             try:
-                deletes[i] = self._delete_of(route.cloud_id or self._name_of(route))
+                write = self._delete_of(route.cloud_id or self._name_of(route))
             except ValueError as exc:
                 results[i] = RouteResult(route, Outcome.FATAL, str(exc))
+                continue
+            if owned_only and not route.owned:
+                owner = self._config.cluster_name
+                message = f"refusing to delete route {write.name}: not owned by cluster {owner!r}"
+                results[i] = RouteResult(route, Outcome.CONFLICT, message)
+            else:
+                deletes[i] = write
         return results, self._run(deletes)
 
     def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
-        results, failures = self._delete_all(table, routes)
+        results, failures = self._delete_all(table, routes, owned_only=True)
         for i, failure in failures.items():
             gone = failure is not None and failure.kind is _Kind.NOT_FOUND
             results[i] = RouteResult(routes[i], Outcome.ALREADY_DONE) if gone else _result(routes[i], failure)

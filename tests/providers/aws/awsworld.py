@@ -156,6 +156,20 @@ def fail(
     return injected
 
 
+def refuse_duplicate_ipv6_creates(provider: AwsProvider, world: World) -> None:
+    """AWS answers RouteAlreadyExists for an IPv6 destination already in the table; moto overwrites
+    the route silently, which would hide the adapter's whole already-exists path for IPv6."""
+
+    def handler(params: Any, **_: Any) -> Any:
+        body = params["body"]
+        destination = body.get("DestinationIpv6CidrBlock")
+        if destination and destination in world.raw_routes(body["RouteTableId"]):
+            return error_response("RouteAlreadyExists")
+        return None
+
+    provider._ec2.meta.events.register_first("before-call.ec2.CreateRoute", handler)
+
+
 @dataclass(slots=True)
 class Calls:
     """Every API call a client made, as IAM action names (`ec2:CreateRoute`)."""

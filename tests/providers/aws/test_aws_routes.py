@@ -6,7 +6,7 @@ import ipaddress
 from typing import Any
 
 import pytest
-from awsworld import OWNED_TAG, World, a_provider, a_route, error_response
+from awsworld import OWNED_TAG, World, a_provider, a_route, refuse_duplicate_ipv6_creates
 
 from providers import Outcome, Route, RouteState, Target
 from providers.aws import AwsProvider
@@ -19,20 +19,6 @@ def table(world: World) -> str:
 
 def listed(provider: AwsProvider, table: str) -> dict[str, Route]:
     return {str(r.destination): r for r in provider.list_routes(table)}
-
-
-def refuse_duplicate_ipv6_creates(provider: AwsProvider, world: World) -> None:
-    """AWS answers RouteAlreadyExists for an IPv6 destination already in the table; moto overwrites
-    the route silently, which would hide the adapter's whole already-exists path for IPv6."""
-
-    def handler(params: Any, **_: Any) -> Any:
-        body = params["body"]
-        destination = body.get("DestinationIpv6CidrBlock")
-        if destination and destination in world.raw_routes(body["RouteTableId"]):
-            return error_response("RouteAlreadyExists")
-        return None
-
-    provider._ec2.meta.events.register_first("before-call.ec2.CreateRoute", handler)
 
 
 def report_blackholes(provider: AwsProvider, destinations: set[str]) -> None:
