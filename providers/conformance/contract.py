@@ -16,7 +16,6 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 
 import pytest
 
@@ -103,7 +102,7 @@ def require(world: ConformanceWorld, item: str) -> None:
         pytest.skip(f"{world.provider.name} cannot model {item}: {supports.why_not[item]}")
 
 
-@contextmanager
+@contextlib.contextmanager
 def guarded(world: ConformanceWorld, guard: Callable[[], None]) -> Iterator[None]:
     world.provider.guard_writes(guard)
     try:

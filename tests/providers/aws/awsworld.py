@@ -72,10 +72,14 @@ class World:
     def terminate(self, instance: str) -> None:
         self.ec2.terminate_instances(InstanceIds=[instance])
 
+    @property
+    def pod_range_v6(self) -> ipaddress.IPv6Network:
+        """The upper half of the VPC's /56, for IPv6 pod CIDRs (the lower half is left to subnets)."""
+        return list(self.ipv6_block.subnets(new_prefix=57))[1]
+
     def pod_cidr_v6(self, index: int) -> ipaddress.IPv6Network:
-        """The index-th /64 of the upper half of the VPC's /56 (the lower half is left to subnets)."""
-        upper = list(self.ipv6_block.subnets(new_prefix=57))[1].network_address
-        return ipaddress.IPv6Network((int(upper) + index * 2**64, 64))
+        """The index-th /64 of `pod_range_v6`."""
+        return ipaddress.IPv6Network((int(self.pod_range_v6.network_address) + index * 2**64, 64))
 
     def raw_routes(self, table: str) -> dict[str, dict[str, Any]]:
         """The table as EC2 reports it, keyed by destination."""

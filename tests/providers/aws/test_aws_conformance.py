@@ -115,7 +115,7 @@ def conformance_world(world: World) -> AwsWorld:
             f"aws:///{first}": Target(first),
             f"aws:///us-east-1b/{second}": Target(second),
         },
-        cluster_cidrs=(CLUSTER_CIDR, list(world.ipv6_block.subnets(new_prefix=57))[1]),
+        cluster_cidrs=(CLUSTER_CIDR, world.pod_range_v6),
     )
 
     def count(event_name: str, **_: Any) -> None:

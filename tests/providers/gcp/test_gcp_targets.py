@@ -14,27 +14,12 @@ from hypothesis import strategies as st
 
 import providers
 from providers.emulators.gce import GceEmulator
-from providers.errors import ConfigurationError, Fatal, InvalidProviderID, NotFound
+from providers.errors import ConfigurationError, Fatal
 from providers.gcp import GcpProvider, cluster_prefix, route_name
 from providers.model import RouteProvider, Target
 
 RFC1035 = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 UID = "0c9a6c4e-6f0a-4b8a-9d7e-2f1e0c3b5a71"
-
-
-def test_provider_id_names_project_zone_and_instance(provider: GcpProvider) -> None:
-    assert provider.target_for("gce://my-proj/europe-west1-b/node-a") == Target(
-        "node-a", "europe-west1-b", "my-proj"
-    )
-
-
-@pytest.mark.parametrize(
-    "provider_id",
-    ["", "aws:///us-east-1a/i-0abc", "gce://proj/zone", "gce://proj/zone/name/extra", "gce:///zone/name"],
-)
-def test_malformed_provider_id_is_rejected_naming_the_value(provider: GcpProvider, provider_id: str) -> None:
-    with pytest.raises(InvalidProviderID, match=re.escape(repr(provider_id))):
-        provider.target_for(provider_id)
 
 
 def test_instance_that_can_forward_ip_is_prepared(emulator: GceEmulator, provider: GcpProvider) -> None:
@@ -55,11 +40,6 @@ def test_instance_without_can_ip_forward_is_a_clear_fatal_error(
         Fatal, match=r"canIpForward=false.*recreate the instance/template with --can-ip-forward"
     ):
         provider.prepare_target(Target("node-a", ZONE, PROJECT))
-
-
-def test_missing_instance_is_not_found(provider: GcpProvider) -> None:
-    with pytest.raises(NotFound, match="node-x"):
-        provider.prepare_target(Target("node-x", ZONE, PROJECT))
 
 
 def test_the_network_is_the_only_table(provider: GcpProvider) -> None:

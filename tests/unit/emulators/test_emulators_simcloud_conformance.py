@@ -40,7 +40,13 @@ class SimWorld:
         ipaddress.ip_network("fd00:10:244::/56"),
     )
     provider_ids: dict[str, Target] = field(default_factory=dict)
-    invalid_provider_ids: Sequence[str] = ("i-1", "sim://zone-a", "sim:///i-1", "sim://zone-a/i-1/x")
+    invalid_provider_ids: Sequence[str] = (
+        "i-1",
+        "aws:///zone-a/i-1",
+        "sim://zone-a",
+        "sim:///i-1",
+        "sim://zone-a/i-1/x",
+    )
     missing_target: Target = MISSING
     supports: Supports = SUPPORTS
 
