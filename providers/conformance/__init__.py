@@ -18,6 +18,6 @@ imports it, so the controller never needs pytest.
 from __future__ import annotations
 
 from .contract import RouteProviderContract
-from .world import ConformanceWorld, Probe, Supports
+from .world import CLUSTER_CIDRS, ConformanceWorld, Probe, Supports
 
-__all__ = ["ConformanceWorld", "Probe", "RouteProviderContract", "Supports"]
+__all__ = ["CLUSTER_CIDRS", "ConformanceWorld", "Probe", "RouteProviderContract", "Supports"]

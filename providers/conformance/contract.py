@@ -214,26 +214,18 @@ class RouteProviderContract:
         # Equal to what target_for parsed, or the planner would replace a converged route every sync.
         assert (listed.owned, listed.state, listed.target) == (True, RouteState.ACTIVE, target)
 
-    def test_listed_routes_of_ours_name_their_node(self, conformance_world: ConformanceWorld) -> None:
-        require(conformance_world, "node_names")
+    @pytest.mark.parametrize(("item", "mark"), [("node_names", "node"), ("node_uids", "node_uid")])
+    def test_listed_routes_of_ours_carry_their_node_marks(
+        self, conformance_world: ConformanceWorld, item: str, mark: str
+    ) -> None:
+        require(conformance_world, item)
         routes = [a_route(conformance_world, i, t) for i, t in enumerate(targets(conformance_world))]
         conformance_world.provider.create_routes(conformance_world.table, routes)
 
         listed = ours(conformance_world)
 
-        assert {r.destination: listed[r.destination].node for r in routes} == {
-            r.destination: r.node for r in routes
-        }
-
-    def test_listed_routes_of_ours_carry_their_node_uid(self, conformance_world: ConformanceWorld) -> None:
-        require(conformance_world, "node_uids")
-        routes = [a_route(conformance_world, i, t) for i, t in enumerate(targets(conformance_world))]
-        conformance_world.provider.create_routes(conformance_world.table, routes)
-
-        listed = ours(conformance_world)
-
-        assert {r.destination: listed[r.destination].node_uid for r in routes} == {
-            r.destination: r.node_uid for r in routes
+        assert {r.destination: getattr(listed[r.destination], mark) for r in routes} == {
+            r.destination: getattr(r, mark) for r in routes
         }
 
     @FAMILIES

@@ -11,11 +11,18 @@ Nothing here imports pytest, so a world can be type-checked and built outside a 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from providers.model import Network, Route, RouteProvider, Target
+
+CLUSTER_CIDRS: tuple[Network, ...] = (
+    ipaddress.ip_network("10.64.0.0/16"),
+    ipaddress.ip_network("fd00:64::/56"),
+)
+"""Cluster CIDRs a world may offer when its cloud takes any (AWS wants IPv6 from the VPC's block)."""
 
 Probe = Callable[[], object]
 """Reads one route as the cloud stores it now (any value that compares equal while nothing changed;
@@ -137,4 +144,4 @@ class ConformanceWorld(Protocol):
         ...
 
 
-__all__ = ["ConformanceWorld", "Probe", "Supports"]
+__all__ = ["CLUSTER_CIDRS", "ConformanceWorld", "Probe", "Supports"]

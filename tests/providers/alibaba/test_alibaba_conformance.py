@@ -3,14 +3,13 @@ emulator."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 
 from providers.alibaba import AlibabaProvider
-from providers.conformance import Probe, RouteProviderContract, Supports
+from providers.conformance import CLUSTER_CIDRS, Probe, RouteProviderContract, Supports
 from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.model import Network, Route, RouteProvider, Target
 
@@ -33,12 +32,9 @@ SUPPORTS = Supports(
 @dataclass(slots=True)
 class AlibabaWorld:
     emulator: AlibabaVpcEmulator
-    adapter: AlibabaProvider
+    provider: RouteProvider
     table: str
-    cluster_cidrs: Sequence[Network] = (
-        ipaddress.ip_network("10.64.0.0/16"),
-        ipaddress.ip_network("fd00:64::/56"),
-    )
+    cluster_cidrs: Sequence[Network] = CLUSTER_CIDRS
     invalid_provider_ids: Sequence[str] = (
         "aws:///us-east-1a/i-0abc",
         "cn-shanghai.i-bp1abc",
@@ -47,10 +43,6 @@ class AlibabaWorld:
     )
     missing_target: Target = MISSING
     supports: Supports = SUPPORTS
-
-    @property
-    def provider(self) -> RouteProvider:
-        return self.adapter
 
     @property
     def provider_ids(self) -> dict[str, Target]:

@@ -3,14 +3,13 @@ GCE emulator."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 from gcp_helpers import CLUSTER, NETWORK, PROJECT, ZONE
 
-from providers.conformance import Probe, RouteProviderContract, Supports
+from providers.conformance import CLUSTER_CIDRS, Probe, RouteProviderContract, Supports
 from providers.emulators.gce import BASE, GceEmulator
 from providers.gcp import GcpProvider, cluster_prefix, route_name
 from providers.model import Network, Route, RouteProvider, Target
@@ -28,12 +27,9 @@ SUPPORTS = Supports(
 @dataclass(slots=True)
 class GcpWorld:
     emulator: GceEmulator
-    adapter: GcpProvider
+    provider: RouteProvider
     table: str = NETWORK
-    cluster_cidrs: Sequence[Network] = (
-        ipaddress.ip_network("10.64.0.0/16"),
-        ipaddress.ip_network("fd00:64::/56"),
-    )
+    cluster_cidrs: Sequence[Network] = CLUSTER_CIDRS
     invalid_provider_ids: Sequence[str] = (
         "aws:///us-east-1a/i-0abc",
         "gce://proj/zone",
@@ -42,10 +38,6 @@ class GcpWorld:
     )
     missing_target: Target = MISSING
     supports: Supports = SUPPORTS
-
-    @property
-    def provider(self) -> RouteProvider:
-        return self.adapter
 
     @property
     def provider_ids(self) -> dict[str, Target]:

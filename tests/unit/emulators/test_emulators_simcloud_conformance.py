@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
 from providers import Network, Route, RouteProvider, Target
-from providers.conformance import Probe, RouteProviderContract, Supports
+from providers.conformance import CLUSTER_CIDRS, Probe, RouteProviderContract, Supports
 from providers.emulators.simcloud import WRITES, Fault, SimCloud
 
 TABLE = "rtb-main"
@@ -35,10 +34,7 @@ SUPPORTS = Supports(
 class SimWorld:
     sim: SimCloud
     table: str = TABLE
-    cluster_cidrs: Sequence[Network] = (
-        ipaddress.ip_network("10.244.0.0/16"),
-        ipaddress.ip_network("fd00:10:244::/56"),
-    )
+    cluster_cidrs: Sequence[Network] = CLUSTER_CIDRS
     provider_ids: dict[str, Target] = field(default_factory=dict)
     invalid_provider_ids: Sequence[str] = (
         "i-1",
