@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from providers.emulators.throttling import Bucket, CloudBucket
+
 Json = dict[str, Any]
 
 BASE = "https://www.googleapis.com/compute/v1/"
@@ -76,25 +78,6 @@ def _not_found(path: str) -> ApiError:
 
 def _bad_request(message: str) -> ApiError:
     return ApiError(400, "invalid", message)
-
-
-class _TokenBucket:
-    """`rate` calls per second with bursts of `burst`; `take()` is False when the bucket is empty."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
 
 
 @dataclasses.dataclass(slots=True)
@@ -169,7 +152,7 @@ class GceEmulator:
         self._pending: list[_Operation] = []
         self._calls: collections.Counter[str] = collections.Counter()
         self._faults: list[_Fault] = []
-        self._bucket: _TokenBucket | None = None
+        self._bucket: CloudBucket | None = None
         self._limited: frozenset[str] = frozenset()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -305,12 +288,8 @@ class GceEmulator:
     def rate_limit(self, rate: float, burst: int, apis: Iterable[str] = APIS) -> None:
         """Answer 403 rateLimitExceeded to calls of `apis` beyond `rate`/s (bursts of `burst`)."""
         with self._lock:
-            self._bucket = _TokenBucket(rate, burst)
+            self._bucket = CloudBucket(Bucket(burst, rate), time.monotonic())
             self._limited = frozenset(apis)
-
-    def clear_rate_limit(self) -> None:
-        with self._lock:
-            self._bucket = None
 
     # -- request handling (called by the HTTP handler) -------------------------------------------
 
@@ -345,7 +324,7 @@ class GceEmulator:
             return 0.0 if op is None else max(0.0, op.done_at - time.monotonic())
 
     def _admit(self, api: str) -> None:
-        if self._bucket is not None and api in self._limited and not self._bucket.take():
+        if self._bucket is not None and api in self._limited and not self._bucket.take(time.monotonic()):
             raise ApiError(403, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
         fault = next((f for f in self._faults if api in f.apis and f.times > 0), None)
         if fault is not None:

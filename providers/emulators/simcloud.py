@@ -35,6 +35,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
+from providers.emulators.throttling import Bucket, CloudBucket
 from providers.errors import Fatal, InvalidProviderID, NotFound, Throttled, Transient
 from providers.model import (
     CallObserver,
@@ -72,14 +73,6 @@ CHAOS_FAULTS = (Fault.SERVER_ERROR, Fault.TIMEOUT, Fault.TIMEOUT_AFTER_WRITE, Fa
 WRITES = ("create_routes", "replace_routes", "delete_routes")
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """A token bucket: `burst` tokens at most, `rate` tokens added per second."""
-
-    burst: int
-    rate: float
-
-
 @dataclass(slots=True)
 class SimRoute:
     """A route as the sim stores it; `owner` is the cluster named by its ownership mark ("" = none)."""
@@ -98,23 +91,6 @@ class SimRoute:
 class _Instance:
     zone: str
     alive: bool = True
-
-
-class _Bucket:
-    """Non-blocking token bucket: the cloud refuses a call it has no token for."""
-
-    def __init__(self, spec: Bucket, now: float) -> None:
-        self.spec = spec
-        self.tokens = float(spec.burst)
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(float(self.spec.burst), self.tokens + (now - self.stamp) * self.spec.rate)
-        self.stamp = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 @dataclass(slots=True)
@@ -169,8 +145,8 @@ class SimCloud:
         self._clock = clock
         self._sleep = sleep
         now = clock()
-        self._write_bucket = _Bucket(write, now) if write else None
-        self._read_bucket = _Bucket(read, now) if read else None
+        self._write_bucket = CloudBucket(write, now) if write else None
+        self._read_bucket = CloudBucket(read, now) if read else None
         self._limits = limits or Limits(
             write_rate=write.rate if write else 1000.0,
             write_burst=write.burst if write else 1000,
@@ -247,6 +223,8 @@ class SimCloud:
             self._chaos = _Chaos(rate, tuple(faults), random.Random(seed)) if rate > 0 else None
 
     def set_quota(self, quota: int | None) -> None:
+        """The route quota of every table from now on (the conformance kit fills a table with it);
+        `limits` keeps advertising the quota the sim was built with."""
         with self._lock:
             self._quota = quota
 
@@ -313,7 +291,7 @@ class SimCloud:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _enter(self, api: str, bucket: _Bucket | None) -> Fault | None:
+    def _enter(self, api: str, bucket: CloudBucket | None) -> Fault | None:
         """Count, throttle (raise Throttled), pay the latency; return the fault to act out (or None)."""
         with self._lock:
             self.calls[api] += 1

@@ -20,7 +20,7 @@ from typing import TextIO
 import providers
 from providers.emulators.embedded import CLOUDS, CLUSTER_NAME
 from providers.emulators.isolation import disable_metadata_probes
-from routectl.demo.harness import Outcome, embedded_config, run_until_converged
+from routectl.demo.harness import RunResult, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
 from routectl.ops import logs
 from routectl.ops.columns import columns
@@ -53,16 +53,16 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
         provider = providers.get(args.provider, cfg.provider_config)
         calls: collections.Counter[str] = collections.Counter()
         provider.observe(lambda api, code, seconds: calls.update([api]))
-        outcome = run_until_converged(cluster, provider, cfg, timeout_s=args.timeout, progress=_progress(err))
+        result = run_until_converged(cluster, provider, cfg, timeout_s=args.timeout, progress=_progress(err))
         print(file=err)
-        report = _report(args.provider, cidrs, outcome, cluster, provider, dict(calls))
+        report = _report(args.provider, cidrs, result, cluster, provider, dict(calls))
         provider.close()
     if args.output == "json":
         json.dump(dataclasses.asdict(report), out, indent=2)
         print(file=out)
     else:
         _print_table(report, out)
-    return 0 if outcome.converged else 1
+    return 0 if result.converged else 1
 
 
 def _progress(err: TextIO) -> Callable[[int, int], None]:
@@ -114,7 +114,7 @@ class Report:
 def _report(
     provider_name: str,
     cidrs: list[str],
-    outcome: Outcome,
+    result: RunResult,
     cluster: MemoryCluster,
     provider: providers.RouteProvider,
     api_calls: dict[str, int],
@@ -123,8 +123,8 @@ def _report(
     return Report(
         provider=provider_name,
         cluster_cidrs=cidrs,
-        converged=outcome.converged,
-        elapsed_s=round(outcome.elapsed_s, 3),
+        converged=result.converged,
+        elapsed_s=round(result.elapsed_s, 3),
         api_calls=dict(sorted(api_calls.items())),
         nodes=[
             NodeRow(
@@ -154,7 +154,7 @@ def _report(
             )
             for table in provider.tables()
         ],
-        violations=list(outcome.violations),
+        violations=list(result.violations),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.server import ThreadedMotoServer
 
 import providers
@@ -99,6 +100,11 @@ def moto_server() -> Iterator[str]:
         patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         # Without TCP_NODELAY every keep-alive response waits ~40 ms for the client's delayed ACK.
         patch.setattr(MotoRequestHandler, "disable_nagle_algorithm", True, raising=False)
+        # moto's backends are not thread-safe (a describe iterating a table's routes while a create adds
+        # one fails with "dictionary changed size"); EC2 itself is consistent, so requests take turns.
+        patch.setattr(
+            DomainDispatcherApplication, "__call__", _one_at_a_time(DomainDispatcherApplication.__call__)
+        )
         # Its per-request access log would drown every failure report.
         access_log = logging.getLogger("werkzeug")
         level = access_log.level
@@ -111,6 +117,16 @@ def moto_server() -> Iterator[str]:
         finally:
             server.stop()
             access_log.setLevel(level)
+
+
+def _one_at_a_time(app: Callable[..., Any]) -> Callable[..., Any]:
+    lock = threading.Lock()
+
+    def serve(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return app(*args, **kwargs)
+
+    return serve
 
 
 def a_world() -> World:
