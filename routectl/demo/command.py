@@ -18,17 +18,23 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import providers
-from providers.emulators.embedded import CLOUDS, CLUSTER_NAME
 from providers.emulators.isolation import disable_metadata_probes
+from providers.registry import DEMO_CLUSTER, Registry, RegistryError, discover
 from routectl.demo.harness import RunResult, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
 from routectl.ops import logs
 from routectl.ops.columns import columns
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(registry: Registry) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routectl demo", description=__doc__)
-    parser.add_argument("--provider", choices=providers.NAMES, default="aws")
+    embedded = [spec.name for spec in registry.specs if spec.embedded]
+    parser.add_argument(
+        "--provider",
+        choices=embedded,
+        default="aws" if "aws" in embedded else None,
+        help="an installed provider whose spec names an embedded cloud",
+    )
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
     parser.add_argument("--output", choices=("table", "json"), default="table")
@@ -37,7 +43,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = _parser().parse_args(list(argv))
+    try:
+        registry = discover()
+        args = _parser(registry).parse_args(list(argv))
+        embedded = registry[args.provider].embedded_cloud() if args.provider else None
+    except RegistryError as error:
+        print(f"routectl demo: {error}", file=err)
+        return 2
+    if embedded is None:
+        print("routectl demo: --provider: required (no default: aws is not installed)", file=err)
+        return 2
     if args.nodes < 1:
         print("routectl demo: --nodes must be at least 1", file=err)
         return 2
@@ -45,12 +60,15 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
     # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
     disable_metadata_probes(os.environ)
     cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
-    with CLOUDS[args.provider](args.nodes) as cloud:
-        cfg = embedded_config(args.provider, cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
+    with embedded(args.nodes) as cloud:
+        cfg = embedded_config(
+            args.provider, cidrs, cluster_name=DEMO_CLUSTER, extra=cloud.flags, registry=registry
+        )
+        assert cfg.cloud is not None  # routes are on in a `run` config
         cluster = MemoryCluster()
         for i, provider_id in enumerate(cloud.provider_ids):
             cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
-        provider = providers.get(args.provider, cfg.provider_config)
+        provider = cfg.cloud.build()
         calls: collections.Counter[str] = collections.Counter()
         provider.observe(lambda api, code, seconds: calls.update([api]))
         result = run_until_converged(cluster, provider, cfg, timeout_s=args.timeout, progress=_progress(err))

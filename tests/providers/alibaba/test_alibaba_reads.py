@@ -6,12 +6,11 @@ import ipaddress
 
 import pytest
 
-from providers import get
 from providers.alibaba import AlibabaProvider, Marks
-from providers.config import ProviderConfig
 from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.errors import ConfigurationError, Throttled
 from providers.model import RouteState, Target
+from tests.providers.configured import configured
 
 from .conftest import CLUSTER, REGION, VPC, Build, a_route, instances_for
 
@@ -133,9 +132,10 @@ def test_limits_are_conservative_and_serialise_writers(make_provider: Build) -> 
     ],
 )
 def test_unusable_configuration_is_rejected_at_build(settings: dict[str, str], names: str) -> None:
-    base = {"cluster_name": CLUSTER, "region": REGION, "vpc_id": VPC, "endpoint": "127.0.0.1:1"}
+    base = {"region": REGION, "vpc_id": VPC, "endpoint": "127.0.0.1:1"}
+    values = {**base, **settings}
     with pytest.raises(ConfigurationError, match=names):
-        get("alibaba", ProviderConfig(**{**base, **settings}))  # type: ignore[arg-type]
+        configured("alibaba", values.pop("cluster_name", CLUSTER), **values).build()
 
 
 def test_destinations_are_compared_as_networks(

@@ -22,9 +22,9 @@ from botocore.compat import HTTPHeaders
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.server import ThreadedMotoServer
 
-import providers
-from providers import ProviderConfig, Route, Target
+from providers import Route, Target
 from providers.aws import AwsProvider
+from tests.providers.configured import configured
 
 REGION = "us-east-1"
 CLUSTER = "kube-a"
@@ -142,9 +142,8 @@ def world_on(ec2: Any) -> World:
 
 
 def a_provider(**settings: Any) -> AwsProvider:
-    """The adapter as the controller gets it: through `providers.get`."""
-    config = ProviderConfig(**{"cluster_name": CLUSTER, "region": REGION, **settings})
-    provider = providers.get("aws", config)
+    """The adapter as the controller gets it: through the registry's `aws` spec."""
+    provider = configured("aws", CLUSTER, **{"region": REGION, **settings}).build()
     assert isinstance(provider, AwsProvider)
     return provider
 

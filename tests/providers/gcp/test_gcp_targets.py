@@ -12,7 +12,6 @@ from google.auth import exceptions as auth_exceptions
 from hypothesis import given
 from hypothesis import strategies as st
 
-import providers
 from providers.emulators.gce import GceEmulator
 from providers.errors import ConfigurationError, Fatal
 from providers.gcp import GcpProvider, cluster_prefix, route_name
@@ -54,7 +53,7 @@ def test_missing_network_is_a_configuration_error(emulator: GceEmulator) -> None
 
 
 def test_built_through_the_registry_it_satisfies_the_provider_protocol(emulator: GceEmulator) -> None:
-    adapter = providers.get("gcp", a_config(emulator.endpoint))
+    adapter = a_config(emulator.endpoint).build()
     assert isinstance(adapter, RouteProvider)
     assert adapter.tables() == [NETWORK]
     adapter.close()
@@ -63,14 +62,12 @@ def test_built_through_the_registry_it_satisfies_the_provider_protocol(emulator:
 @pytest.mark.parametrize("missing", ["project", "network"])
 def test_project_and_network_are_required(missing: str) -> None:
     with pytest.raises(ConfigurationError, match=missing):
-        providers.get("gcp", a_config("http://127.0.0.1:9", **{missing: ""}))
+        a_config("http://127.0.0.1:9", **{missing: ""})
 
 
 def test_limits_are_conservative_by_default_and_overridable(emulator: GceEmulator) -> None:
     default = a_provider(emulator).limits
-    tuned = providers.get(
-        "gcp", a_config(emulator.endpoint, write_rate=3.0, write_burst=4, route_table_quota=250)
-    ).limits
+    tuned = a_config(emulator.endpoint, write_rate=3.0, write_burst=4, route_table_quota=250).build().limits
 
     assert (default.write_rate, default.write_burst, default.read_rate, default.read_burst) == (
         10.0,
@@ -108,7 +105,7 @@ def test_missing_application_default_credentials_is_a_configuration_error(
         raise auth_exceptions.DefaultCredentialsError("Your default credentials were not found.")
 
     monkeypatch.setattr(google.auth, "default", no_credentials)
-    config = providers.ProviderConfig(cluster_name="c", project="p", network="n")
+    config = a_config("", cluster="c")
 
     with pytest.raises(ConfigurationError, match="Application Default Credentials"):
-        providers.get("gcp", config)
+        config.build()
