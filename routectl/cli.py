@@ -87,9 +87,9 @@ def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvide
     except ClusterConfigError as err:
         raise configuration.ConfigError(str(err)) from None
     provider: providers.RouteProvider | None = None
-    if cfg.configure_cloud_routes or cfg.command == "plan":
+    if cfg.cloud is not None:  # None: routes off for `run`, no provider at all
         try:
-            provider = providers.get(cfg.provider, cfg.provider_config)
+            provider = cfg.cloud.build()
             provider.tables()
         except providers.Fatal as err:
             raise configuration.ConfigError(f"--provider {cfg.provider}: {err}") from None

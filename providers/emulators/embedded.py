@@ -1,17 +1,17 @@
 """Embedded clouds for `routectl demo` and the benchmarks: a populated cloud behind the real SDK.
 
 AWS is moto's EC2 in-process; GCP and Alibaba are this package's HTTP emulators on 127.0.0.1. Each yields
-the provider flags that point routectl at it and one `spec.providerID` per node.
+the provider flags that point routectl at it and one `spec.providerID` per node. The built-in specs
+name these factories (`ProviderSpec.embedded`), so only the demo, when it runs one, imports this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-CLUSTER_NAME = "demo"
-
+from providers.registry import DEMO_CLUSTER, EmbeddedCloud
 
 AWS_MAX_ROUTES_PER_TABLE = 1000
 """The most an administrator can raise AWS's routes-per-table quota to (per IP family)."""
@@ -29,14 +29,6 @@ class RouteQuota:
         return self.routes is None or nodes * (1 if self.per_family else families) <= self.routes
 
 
-@dataclass(frozen=True, slots=True)
-class EmbeddedCloud:
-    flags: tuple[str, ...]
-    """Provider flags that point routectl at this cloud."""
-    provider_ids: tuple[str, ...]
-    """One `spec.providerID` per node, in node order."""
-
-
 @contextlib.contextmanager
 def aws_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
     import boto3
@@ -52,7 +44,7 @@ def aws_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
         for _ in range(tables):
             table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
             ec2.create_tags(
-                Resources=[table], Tags=[{"Key": f"kubernetes.io/cluster/{CLUSTER_NAME}", "Value": "owned"}]
+                Resources=[table], Tags=[{"Key": f"kubernetes.io/cluster/{DEMO_CLUSTER}", "Value": "owned"}]
             )
             # A route routectl does not own, to show it is left alone.
             ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
@@ -101,15 +93,10 @@ def alibaba_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
         )
 
 
-QUOTAS = {
-    "aws": RouteQuota(AWS_MAX_ROUTES_PER_TABLE, per_family=True),
-    "gcp": RouteQuota(None),
-    "alibaba": RouteQuota(200),
+ROUTE_QUOTAS: dict[object, RouteQuota] = {
+    aws_cloud: RouteQuota(AWS_MAX_ROUTES_PER_TABLE, per_family=True),
+    gcp_cloud: RouteQuota(None),
+    alibaba_cloud: RouteQuota(200),
 }
-"""Each embedded cloud's route quota per table (the GCE emulator sets none; Alibaba's is its default)."""
-
-CLOUDS: dict[str, Callable[[int], contextlib.AbstractContextManager[EmbeddedCloud]]] = {
-    "aws": aws_cloud,
-    "gcp": gcp_cloud,
-    "alibaba": alibaba_cloud,
-}
+"""Each embedded cloud's route quota per table, by factory (the GCE emulator sets none; Alibaba's is
+its default): `routectl demo` refuses more nodes than fit before starting the cloud."""

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -113,8 +113,12 @@ class _Operation:
         return body
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Fault:
+    """The next `times` calls of any of `apis` answer this error."""
+
+    apis: frozenset[str]
+    times: int
     status: int
     reason: str
     message: str
@@ -147,7 +151,7 @@ class GceEmulator:
         self._operations: dict[tuple[str, str], _Operation] = {}
         self._pending: list[_Operation] = []
         self._calls: collections.Counter[str] = collections.Counter()
-        self._faults: dict[str, collections.deque[_Fault]] = collections.defaultdict(collections.deque)
+        self._faults: list[_Fault] = []
         self._bucket: CloudBucket | None = None
         self._limited: frozenset[str] = frozenset()
         self._server: ThreadingHTTPServer | None = None
@@ -276,18 +280,20 @@ class GceEmulator:
 
     def fail_next(
         self,
-        api: str,
+        api: str | Collection[str],
         *,
         status: int = 503,
         reason: str = "backendError",
         message: str = "Internal error. Please try again.",
         count: int = 1,
     ) -> None:
-        """The next `count` calls of `api` answer with this error instead of being served."""
-        if api not in APIS:
-            raise ValueError(f"unknown api {api!r}")
+        """The next `count` calls of `api` (or of several APIs, counted together) answer with this
+        error instead of being served."""
+        apis = frozenset({api} if isinstance(api, str) else api)
+        if not apis <= APIS:
+            raise ValueError(f"unknown api {sorted(apis - APIS)}")
         with self._lock:
-            self._faults[api].extend([_Fault(status, reason, message)] * count)
+            self._faults.append(_Fault(apis, count, status, reason, message))
 
     def rate_limit(self, rate: float, burst: int, apis: Iterable[str] = APIS) -> None:
         """Answer 403 rateLimitExceeded to calls of `apis` beyond `rate`/s (bursts of `burst`)."""
@@ -330,9 +336,10 @@ class GceEmulator:
     def _admit(self, api: str) -> None:
         if self._bucket is not None and api in self._limited and not self._bucket.take(time.monotonic()):
             raise ApiError(403, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
-        faults = self._faults.get(api)
-        if faults:
-            fault = faults.popleft()
+        fault = next((f for f in self._faults if api in f.apis and f.times > 0), None)
+        if fault is not None:
+            fault.times -= 1
+            self._faults = [f for f in self._faults if f.times > 0]
             raise ApiError(fault.status, fault.reason, fault.message)
 
     def _serve(self, api: str, args: dict[str, str], query: dict[str, str], payload: Json) -> Json:

@@ -21,17 +21,24 @@ from typing import TextIO
 
 import ipam
 import providers
-from providers.emulators.embedded import CLOUDS, CLUSTER_NAME, QUOTAS
+from providers.emulators.embedded import ROUTE_QUOTAS, RouteQuota
 from providers.emulators.isolation import disable_metadata_probes
+from providers.registry import DEMO_CLUSTER, EmbeddedFactory, Registry, RegistryError, discover
 from routectl.demo.harness import RunResult, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
 from routectl.ops import logs
 from routectl.ops.columns import columns
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(registry: Registry) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routectl demo", description=__doc__)
-    parser.add_argument("--provider", choices=providers.NAMES, default="aws")
+    embedded = [spec.name for spec in registry.specs if spec.embedded]
+    parser.add_argument(
+        "--provider",
+        choices=embedded,
+        default="aws" if "aws" in embedded else None,
+        help="an installed provider whose spec names an embedded cloud",
+    )
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
     parser.add_argument("--output", choices=("table", "json"), default="table")
@@ -42,17 +49,26 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Exit 2 at once when the nodes cannot fit (pool, embedded route quota); otherwise the report
     within --timeout (set-up, convergence and report included), exit 0 only if converged."""
-    args = _parser().parse_args(list(argv))
+    try:
+        registry = discover()
+        args = _parser(registry).parse_args(list(argv))
+        embedded = registry[args.provider].embedded_cloud() if args.provider else None
+    except RegistryError as error:
+        print(f"routectl demo: {error}", file=err)
+        return 2
+    if embedded is None:
+        print("routectl demo: --provider: required (no default: aws is not installed)", file=err)
+        return 2
     deadline = time.monotonic() + args.timeout
     cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
-    refused = _refusal(args.provider, args.nodes, cidrs, args.timeout)
+    refused = _refusal(args.provider, ROUTE_QUOTAS.get(embedded), args.nodes, cidrs, args.timeout)
     if refused:
         print(f"routectl demo: {refused}", file=err)
         return 2
     logs.setup("error", err)
     # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
     disable_metadata_probes(os.environ)
-    run = _Run(args.provider, args.nodes, cidrs, deadline, err)
+    run = _Run(args.provider, embedded, registry, args.nodes, cidrs, deadline, err)
     # A daemon thread that writes nothing itself: the controller it starts has its own threads, and
     # when --timeout passes first the command ends without it (the CLI ends the process).
     worker = threading.Thread(target=run.go, name="demo", daemon=True)
@@ -72,8 +88,18 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
 class _Run:
     """One demo run against its deadline; `phase` says where it is, `report` is set when it is done."""
 
-    def __init__(self, provider: str, nodes: int, cidrs: list[str], deadline: float, err: TextIO) -> None:
-        self.provider, self.nodes, self.cidrs, self.deadline, self.err = provider, nodes, cidrs, deadline, err
+    def __init__(
+        self,
+        provider: str,
+        embedded: EmbeddedFactory,
+        registry: Registry,
+        nodes: int,
+        cidrs: list[str],
+        deadline: float,
+        err: TextIO,
+    ) -> None:
+        self.provider, self.embedded, self.registry = provider, embedded, registry
+        self.nodes, self.cidrs, self.deadline, self.err = nodes, cidrs, deadline, err
         self.phase = f"setting up the embedded {provider} cloud ({nodes} instances)"
         self.report: Report | None = None
 
@@ -84,12 +110,19 @@ class _Run:
             self.phase = f"{self.phase}: {type(failure).__name__}: {failure}"
 
     def _go(self) -> None:
-        with CLOUDS[self.provider](self.nodes) as cloud:
-            cfg = embedded_config(self.provider, self.cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
+        with self.embedded(self.nodes) as cloud:
+            cfg = embedded_config(
+                self.provider,
+                self.cidrs,
+                cluster_name=DEMO_CLUSTER,
+                extra=cloud.flags,
+                registry=self.registry,
+            )
+            assert cfg.cloud is not None  # routes are on in a `run` config
             cluster = MemoryCluster()
             for i, provider_id in enumerate(cloud.provider_ids):
                 cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
-            provider = providers.get(self.provider, cfg.provider_config)
+            provider = cfg.cloud.build()
             calls: collections.Counter[str] = collections.Counter()
             provider.observe(lambda api, code, seconds: calls.update([api]))
             # What is left of --timeout, less a share kept for stopping the controller and the report.
@@ -111,8 +144,9 @@ class _Run:
         self.report = report
 
 
-def _refusal(provider: str, nodes: int, cidrs: list[str], timeout_s: float) -> str:
-    """Why the demo cannot succeed, said before anything starts ("" when it can)."""
+def _refusal(provider: str, quota: RouteQuota | None, nodes: int, cidrs: list[str], timeout_s: float) -> str:
+    """Why the demo cannot succeed, said before anything starts ("" when it can); `quota` is the
+    embedded cloud's (None: not known, as for a third-party provider's)."""
     if nodes < 1:
         return "--nodes must be at least 1"
     if not timeout_s > 0:
@@ -127,9 +161,8 @@ def _refusal(provider: str, nodes: int, cidrs: list[str], timeout_s: float) -> s
             where = ", ".join(str(u.cidr) for u in usage if u.cidr.version == version)
             mask = next(u.node_mask for u in usage if u.cidr.version == version)
             return f"--nodes {nodes} do not fit the pool: {where} holds {blocks} /{mask} node blocks"
-    quota = QUOTAS[provider]
     families = len({u.cidr.version for u in usage})
-    if not quota.fits(nodes, families):
+    if quota is not None and not quota.fits(nodes, families):
         per = " per IP family" if quota.per_family else ""
         needed = nodes if quota.per_family else nodes * families
         return (
@@ -173,7 +206,7 @@ class TableRow:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The demo's result; its JSON form is DESIGN.md §4.7's output."""
+    """The demo's result; its JSON form is docs/architecture.md's "Demo" contract."""
 
     provider: str
     cluster_cidrs: list[str]

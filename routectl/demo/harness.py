@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ipam import inside
 from providers import RouteProvider
+from providers.registry import Registry
 from routectl import config as configuration
 from routectl.cluster import Node
 from routectl.controller import Controller
@@ -45,6 +46,7 @@ def embedded_config(
     cluster_name: str = "demo",
     extra: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
 ) -> configuration.Config:
     """A `run` config for an in-process controller: no HTTP endpoints, the lease in `routectl-demo`."""
     argv = [
@@ -56,7 +58,7 @@ def embedded_config(
         "--leader-elect-resource-namespace=routectl-demo",
         *extra,
     ]
-    return configuration.load(argv, env or {"POD_NAME": "routectl-embedded"}, "run")
+    return configuration.load(argv, env or {"POD_NAME": "routectl-embedded"}, "run", registry)
 
 
 def converged_nodes(cluster: MemoryCluster, exclude_label: tuple[str, str]) -> tuple[int, int]:

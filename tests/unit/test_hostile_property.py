@@ -94,10 +94,12 @@ class HostileCluster(RuleBasedStateMachine):
         )
         cfg = embedded_config("aws", [CLUSTER_CIDR], cluster_name="c1", extra=flags)
         self.controller = Controller(cfg, self.cluster, self.sim, Metrics())
+        # As a new leader starts: a synced cache and a rebuilt allocator first, then one full pass.
+        self.controller.informer._relist(threading.Event())
         if self.controller.allocator is not None:
             self.controller.allocator.rebuild(list_all_nodes(self.cluster))
-        self._observe()
         self.controller.resync()
+        self._settle()
 
     # --- hostile changes ------------------------------------------------------------------------------
 
@@ -106,19 +108,21 @@ class HostileCluster(RuleBasedStateMachine):
         if name in self.cluster.nodes():
             self.cluster.delete_node(name)  # re-created under the same name
         self.cluster.add_node(name, provider_id=self._provider_id(pid), pod_cidrs=cidrs)
+        self._settle()
 
     @rule(name=st.sampled_from(NAMES), like=st.sampled_from(NAMES))
     def join_with_a_copy(self, name: str, like: str) -> None:
         """A node restored from a backup: another node's podCIDRs, its own instance."""
         source = self.cluster.nodes().get(like)
-        if source is None or name in self.cluster.nodes():
-            return
-        self.cluster.add_node(name, provider_id=self._provider_id("home"), pod_cidrs=source.pod_cidrs)
+        if source is not None and name not in self.cluster.nodes():
+            self.cluster.add_node(name, provider_id=self._provider_id("home"), pod_cidrs=source.pod_cidrs)
+        self._settle()
 
     @rule(name=st.sampled_from(NAMES))
     def delete(self, name: str) -> None:
         if name in self.cluster.nodes():
             self.cluster.delete_node(name)
+        self._settle()
 
     @rule(name=st.sampled_from(NAMES), cidrs=st.sampled_from(POD_CIDRS[1:]))
     def set_by_hand(self, name: str, cidrs: tuple[str, ...]) -> None:
@@ -126,21 +130,16 @@ class HostileCluster(RuleBasedStateMachine):
         node = self.cluster.nodes().get(name)
         if node is not None and not node.pod_cidrs:
             self.cluster.update_node(name, pod_cidrs=cidrs)
+        self._settle()
 
     @precondition(lambda self: self.controller is not None)
     @rule()
     def full_resync(self) -> None:
         assert self.controller is not None
         self.controller.resync()
+        self._settle()
 
     # --- invariants ------------------------------------------------------------------------------------
-
-    @invariant()
-    def controller_worked_off_what_is_ready(self) -> None:
-        """Not an invariant itself: every check below runs after the controller caught up."""
-        if self.controller is not None:
-            self._catch_up()
-            self._observe()
 
     @invariant()
     def no_route_points_at_a_node_that_does_not_own_its_block(self) -> None:
@@ -192,6 +191,11 @@ class HostileCluster(RuleBasedStateMachine):
             self.controller.reconciler.close()
 
     # --- helpers ---------------------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """End of every step: the controller catches up, then the routes are recorded for the checks."""
+        self._catch_up()
+        self._observe()
 
     def _catch_up(self) -> None:
         """What the controller's informer and workers would do: fold in every change, then sync each
@@ -264,5 +268,5 @@ class HostileCluster(RuleBasedStateMachine):
 
 TestHostileCluster = seed(int(os.environ.get("ROUTECTL_PROPERTY_SEED", "14")))(HostileCluster.TestCase)
 TestHostileCluster.settings = settings(
-    max_examples=40, stateful_step_count=20, deadline=None, print_blob=True
+    max_examples=60, stateful_step_count=30, deadline=None, print_blob=True
 )
