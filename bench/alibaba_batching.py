@@ -29,7 +29,7 @@ def run(quick: bool) -> dict[str, Any]:
             extra=[
                 f"--region={REGION}",
                 f"--vpc-id={VPC}",
-                f"--cloud-endpoint={emulator.endpoint}",
+                f"--cloud-endpoint=http://{emulator.endpoint}",
                 f"--route-table-quota={quota}",
             ],
         )

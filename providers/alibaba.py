@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import tenacity
 from alibabacloud_credentials.client import Client as CredentialClient
+from alibabacloud_credentials.exceptions import CredentialException
 from alibabacloud_credentials.models import Config as CredentialConfig
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_ecs20140526.client import Client as EcsClient
@@ -817,28 +818,38 @@ def _in_batches(
 
 
 def _sdk_config(config: AlibabaConfig) -> OpenApiConfig:
-    """The SDK clients' config: default credential chain, or static dummy keys against a test endpoint."""
+    """The SDK clients' config: the default credential chain, resolved now so that missing credentials
+    are a configuration error at start; or static dummy keys against a test endpoint."""
     if config.common.endpoint:
         credential = CredentialClient(
             CredentialConfig(
                 type="access_key", access_key_id="routectl-test", access_key_secret="routectl-test"
             )
         )
-        endpoint = config.common.endpoint.removeprefix("http://")
+        scheme, sep, rest = config.common.endpoint.partition("://")
+        endpoint, protocol = (rest, scheme.upper()) if sep else (scheme, "HTTP")
         return OpenApiConfig(
-            credential=credential, region_id=config.region, endpoint=endpoint, protocol="HTTP"
+            credential=credential, region_id=config.region, endpoint=endpoint, protocol=protocol
         )
-    return OpenApiConfig(credential=CredentialClient(), region_id=config.region, protocol="HTTPS")
+    chain = CredentialClient()
+    try:
+        chain.get_credential()
+    except CredentialException as err:
+        detail = " ".join(str(err).split())
+        raise ConfigurationError(
+            f"alibaba: no usable credentials ({detail}); see docs/alibaba.md for RRSA or a Secret"
+        ) from None
+    return OpenApiConfig(credential=chain, region_id=config.region, protocol="HTTPS")
 
 
 def build(config: AlibabaConfig, *, poll: PollPolicy = PollPolicy()) -> AlibabaProvider:
-    """The adapter for `config`; raises ConfigurationError naming an unusable cluster name."""
+    """The adapter for `config`; raises ConfigurationError naming an unusable cluster name or missing
+    credentials."""
     name = config.common.cluster_name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
         raise ConfigurationError(f"cluster name {name!r}: 1-100 of [A-Za-z0-9._-] (used in route names)")
-    return AlibabaProvider(
-        config, VpcClient(_sdk_config(config)), ecs=EcsClient(_sdk_config(config)), poll=poll
-    )
+    sdk = _sdk_config(config)
+    return AlibabaProvider(config, VpcClient(sdk), ecs=EcsClient(sdk), poll=poll)
 
 
 __all__ = ["AlibabaProvider", "CloudError", "Kind", "Marks", "PollPolicy", "build"]

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from providers.errors import ConfigurationError
 from providers.model import Limits, RouteProvider
-from providers.settings import Setting, missing, non_negative_float, non_negative_int
+from providers.settings import Setting, endpoint_url, missing, non_negative_float, non_negative_int
 
 GROUP = "routectl.providers"
 """The entry-point group a distribution registers its `ProviderSpec` under (name = the provider name)."""
@@ -71,7 +71,9 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
         non_negative_int,
         0,
     ),
-    Setting("cloud-endpoint", "cloud API endpoint override (tests, emulators)", field="endpoint"),
+    Setting(
+        "cloud-endpoint", "cloud API endpoint override (tests, emulators)", endpoint_url, field="endpoint"
+    ),
     Setting(
         "cloud-write-rate",
         "cloud write calls per second; 0: provider default",

@@ -8,12 +8,17 @@ name ("--route-priority: 70000 is not within 0-65535").
 
 from __future__ import annotations
 
+import math
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 _NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_REGION = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+_RESOURCE_ID = re.compile(r"[a-z]+-[a-z0-9]+")
+_HOST = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,45 @@ def non_negative_int(text: str) -> int:
 
 def non_negative_float(text: str) -> float:
     value = float(text)
-    if value < 0:
-        raise ValueError(f"{value} must not be negative")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text.strip()!r} is not a finite number of at least 0")
     return value
+
+
+def region(text: str) -> str:
+    """A cloud region name, as every cloud spells them: `us-east-1`, `cn-hangzhou`, `europe-west4`."""
+    if len(text) > 64 or not _REGION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a region name (lowercase letters, digits and '-', like us-east-1)")
+    return text
+
+
+def resource_id(text: str) -> str:
+    """A cloud resource id of the `prefix-suffix` kind: `vpc-0abc12`, `rtb-0123`, `vtb-bp1x…`."""
+    if len(text) > 128 or not _RESOURCE_ID.fullmatch(text):
+        raise ValueError(f"{text!r} is not a resource id (like vpc-0abc123 or rtb-0123abcd)")
+    return text
+
+
+def endpoint_url(text: str) -> str:
+    """An API endpoint override: `http(s)://host[:port][/path]`; "" keeps the cloud's own endpoint."""
+    if not text:
+        return text
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port  # raises ValueError when the port is not a number within 0-65535
+    except ValueError:
+        parts, port = None, None
+    host = parts.hostname if parts is not None else None
+    fine = (
+        parts is not None
+        and parts.scheme in ("http", "https")
+        and host is not None
+        and (_HOST.fullmatch(host) is not None or ":" in host)  # a name, an IPv4 or a bracketed IPv6
+        and not parts.query
+        and not parts.fragment
+        and not any(c.isspace() for c in text)
+        and (port is None or port > 0)
+    )
+    if not fine:
+        raise ValueError(f"{text!r} is not an endpoint URL like https://host[:port] or http://127.0.0.1:5000")
+    return text

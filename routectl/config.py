@@ -1,7 +1,10 @@
 """One frozen, validated configuration built from YAML file → `ROUTECTL_*` env → flags (flags win).
 
 Invariant: a `Config` that exists is valid; every rule is checked here, once, before the controller
-touches the cluster or the cloud, and a broken rule is one `ConfigError` line naming the setting.
+touches the cluster or the cloud, and a broken rule is one `ConfigError` line naming the setting. Each
+setting's own rule lives in its declared parser (so a value is judged the same from a flag, the env or
+the file); only rules between settings are in `_validate`. The file must be UTF-8 YAML with each key
+once (errors name file, line and column); every `ROUTECTL_*` variable must be a setting.
 The provider settings, `--provider`'s choices and the provider's config object come from the installed
 providers' specs (`providers.registry`); nothing here names a cloud.
 """
@@ -9,11 +12,12 @@ providers' specs (`providers.registry`); nothing here names a cloud.
 from __future__ import annotations
 
 import argparse
+import difflib
 import ipaddress
 import os
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,7 +36,7 @@ from providers.registry import (
     common_config,
     discover,
 )
-from providers.settings import Setting, choice, parse_bool
+from providers.settings import Setting, choice, int_within, parse_bool
 
 
 class ConfigError(Exception):
@@ -43,6 +47,12 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_DAY_S = 86_400.0
+ENV_PREFIX = "ROUTECTL_"
+CONFIG_ENV = "ROUTECTL_CONFIG"
 
 
 def parse_duration(text: str) -> float:
@@ -53,34 +63,109 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
 
 
+def duration(minimum_s: float, maximum_s: float = _DAY_S) -> Callable[[str], float]:
+    """A duration within [minimum_s, maximum_s]; a minimum of 0 still refuses zero."""
+
+    def parse(text: str) -> float:
+        seconds = parse_duration(text)
+        if not (minimum_s <= seconds <= maximum_s and seconds > 0):
+            low = f"at least {minimum_s:g}s" if minimum_s else "more than 0s"
+            raise ValueError(f"{text.strip()!r} is out of range: {low} and at most {maximum_s / 3600:g}h")
+        return seconds
+
+    return parse
+
+
+def cluster_name(text: str) -> str:
+    if len(text) > 63 or not _CLUSTER_NAME.fullmatch(text):
+        raise ValueError(
+            f"{text!r}: must be ≤ 63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return text
+
+
+def cidr(text: str) -> Network:
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as err:
+        raise ValueError(f"{text!r}: {err}") from None
+
+
+def label(text: str) -> tuple[str, str]:
+    """`key=value`, both valid Kubernetes label syntax."""
+    key, sep, value = text.partition("=")
+    if not sep or not _LABEL_KEY.fullmatch(key) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+        raise ValueError(f"{text!r}: must be key=value with a valid label key and value")
+    return key, value
+
+
+def bind_address(text: str) -> tuple[str, int] | None:
+    """`[host]:port`, or `0` to disable."""
+    if text in ("0", ""):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or any(c.isspace() for c in host):
+        raise ValueError(f"{text!r}: must be [host]:port (port 0-65535) or 0 to disable")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def dns_label(text: str) -> str:
+    if not _DNS_LABEL.fullmatch(text):
+        raise ValueError(f"{text!r} is not a namespace name (≤ 63 lowercase letters, digits or '-')")
+    return text
+
+
+def dns_subdomain(text: str) -> str:
+    if not _DNS_SUBDOMAIN.fullmatch(text):
+        raise ValueError(f"{text!r} is not an object name (lowercase letters, digits, '-' or '.')")
+    return text
+
+
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
 _CLUSTER: tuple[Setting, ...] = (
     Setting("kubeconfig", "kubeconfig path; empty: in-cluster, then ~/.kube/config"),
-    Setting("cluster-name", "name of this cluster; marks the routes it owns (required)"),
-    Setting("cluster-cidr", "cluster CIDRs, IPv4 and/or IPv6 (required)", many=True, default=()),
-    Setting("node-cidr-mask-size-ipv4", "prefix length of each node's IPv4 podCIDR (24)", int, None),
-    Setting("node-cidr-mask-size-ipv6", "prefix length of each node's IPv6 podCIDR (64)", int, None),
-    Setting("reserved-cidr", "ranges never handed out (service CIDR …)", many=True, default=()),
+    Setting("cluster-name", "name of this cluster; marks the routes it owns (required)", cluster_name),
+    Setting("cluster-cidr", "cluster CIDRs, IPv4 and/or IPv6 (required)", cidr, many=True, default=()),
+    Setting(
+        "node-cidr-mask-size-ipv4", "prefix length of each node's IPv4 podCIDR (24)", int_within(1, 32), None
+    ),
+    Setting(
+        "node-cidr-mask-size-ipv6", "prefix length of each node's IPv6 podCIDR (64)", int_within(1, 128), None
+    ),
+    Setting("reserved-cidr", "ranges never handed out (service CIDR …)", cidr, many=True, default=()),
     Setting("allocate-node-cidrs", "assign podCIDRs to nodes", parse_bool, True),
     Setting("configure-cloud-routes", "program one VPC route per node podCIDR", parse_bool, True),
 )
 """routectl's own settings shown before `--provider` and the provider settings."""
 
 _CONTROLLER: tuple[Setting, ...] = (
-    Setting("route-reconciliation-period", "full resync period", parse_duration, 60.0),
-    Setting("concurrent-node-syncs", "nodes reconciled in parallel", int, 10),
-    Setting("exclude-label", "nodes with this label are left alone", default="routectl.io/exclude=true"),
+    Setting("route-reconciliation-period", "full resync period (1s-24h)", duration(1.0), 60.0),
+    Setting("concurrent-node-syncs", "nodes reconciled in parallel (1-1000)", int_within(1, 1000), 10),
+    Setting(
+        "exclude-label",
+        "nodes with this label are left alone",
+        label,
+        ("routectl.io/exclude", "true"),
+    ),
     Setting("leader-elect", "run leader election (needed with > 1 replica)", parse_bool, True),
-    Setting("leader-elect-lease-duration", "lease duration", parse_duration, 15.0),
-    Setting("leader-elect-renew-deadline", "leader gives up after this", parse_duration, 10.0),
-    Setting("leader-elect-retry-period", "interval between attempts", parse_duration, 2.0),
-    Setting("leader-elect-resource-namespace", "lease namespace; default $POD_NAMESPACE"),
-    Setting("leader-elect-resource-name", "lease name", default="routectl"),
-    Setting("metrics-bind-address", "Prometheus /metrics address; 0 disables", default=":10290"),
-    Setting("health-probe-bind-address", "/healthz and /readyz address; 0 disables", default=":10291"),
+    Setting("leader-elect-lease-duration", "lease duration", duration(0.0), 15.0),
+    Setting("leader-elect-renew-deadline", "leader gives up after this", duration(0.0), 10.0),
+    Setting("leader-elect-retry-period", "interval between attempts", duration(0.0), 2.0),
+    Setting("leader-elect-resource-namespace", "lease namespace; default $POD_NAMESPACE", dns_label),
+    Setting("leader-elect-resource-name", "lease name", dns_subdomain, "routectl"),
+    Setting(
+        "metrics-bind-address", "Prometheus /metrics address; 0 disables", bind_address, ("0.0.0.0", 10290)
+    ),
+    Setting(
+        "health-probe-bind-address",
+        "/healthz and /readyz address; 0 disables",
+        bind_address,
+        ("0.0.0.0", 10291),
+    ),
     Setting("dry-run", "compute and log the plan, change nothing", parse_bool, False),
     Setting("log-level", "log level", choice("debug", "info", "warning", "error"), "info"),
     Setting("once", "one full pass, then exit 0 if converged", parse_bool, False, commands=("run",)),
@@ -210,16 +295,45 @@ def _parse_value(setting: Setting, raw: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {err}") from None
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """The safe loader, refusing a mapping that gives one key twice (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (each setting may appear once)", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: str) -> dict[str, Any]:
+    """The file as a mapping; every way it can be wrong is one line naming the file (and, for YAML
+    errors, the line and column)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as err:
         raise ConfigError(f"--config {path}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"--config {path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader subclass: safe
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+        problem = " ".join(f"{err.context or ''} {err.problem or ''}".split())
+        raise ConfigError(f"--config {where}: not valid YAML: {problem}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"--config {path}: not valid YAML: {err}") from None
+        raise ConfigError(f"--config {path}: not valid YAML: {' '.join(str(err).split())}") from None
     if data is None:
         return {}
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ConfigError(f"--config {path}: must be a mapping of setting names to values")
     return data
 
@@ -250,9 +364,10 @@ def from_namespace(
 ) -> Config:
     """Build a Config from parsed flags (None = not given), applying YAML and env underneath."""
     known = settings(command, registry)
+    _check_env_names(env, registry)
     values: dict[str, Any] = {s.dest: s.default for s in known}
     given: set[str] = set()
-    config_path = args.get("config") or env.get("ROUTECTL_CONFIG")
+    config_path = args.get("config") or env.get(CONFIG_ENV)
     if config_path:
         file_values = _read_yaml(config_path)
         by_name = {s.name: s for s in known}
@@ -272,20 +387,14 @@ def from_namespace(
     return _validate(values, env, command, registry, given)
 
 
-def _network(text: str, setting: str) -> Network:
-    try:
-        return ipaddress.ip_network(text, strict=True)
-    except ValueError as err:
-        raise ConfigError(f"--{setting} {text!r}: {err}") from None
-
-
-def _bind_address(text: str, setting: str) -> tuple[str, int] | None:
-    if text in ("0", ""):
-        return None
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--{setting} {text!r}: must be [host]:port (port 0-65535) or 0 to disable")
-    return host.strip("[]") or "0.0.0.0", int(port)
+def _check_env_names(env: Mapping[str, str], registry: Registry) -> None:
+    """Every `ROUTECTL_*` variable must name a setting (of any command): a typo is not ignored."""
+    known = {s.env for command in ("run", "plan") for s in settings(command, registry)} | {CONFIG_ENV}
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            closest = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.0)
+            hint = f" (did you mean {closest[0]}?)" if closest else ""
+            raise ConfigError(f"env {name}: not a routectl setting{hint}")
 
 
 def _validate(
@@ -294,15 +403,10 @@ def _validate(
     name = v["cluster_name"]
     if not name:
         raise ConfigError("--cluster-name: required (it marks the routes this cluster owns)")
-    if len(name) > 63 or not _CLUSTER_NAME.fullmatch(name):
-        raise ConfigError(
-            f"--cluster-name {name!r}: must be ≤ 63 lowercase letters, digits or '-', "
-            "starting and ending with a letter or digit"
-        )
     if not v["cluster_cidr"]:
         raise ConfigError("--cluster-cidr: required (comma list of IPv4 and/or IPv6 CIDRs)")
-    cidrs = tuple(_network(c, "cluster-cidr") for c in v["cluster_cidr"])
-    reserved = tuple(_network(c, "reserved-cidr") for c in v["reserved_cidr"])
+    cidrs: tuple[Network, ...] = v["cluster_cidr"]
+    reserved: tuple[Network, ...] = v["reserved_cidr"]
     try:
         pool = ipam.validate(
             cidrs,
@@ -312,17 +416,10 @@ def _validate(
         )
     except ipam.IPAMError as err:
         raise ConfigError(f"--cluster-cidr/--node-cidr-mask-size/--reserved-cidr: {err}") from None
-    if v["concurrent_node_syncs"] < 1:
-        raise ConfigError(f"--concurrent-node-syncs {v['concurrent_node_syncs']}: must be at least 1")
-    if v["route_reconciliation_period"] < 1:
-        raise ConfigError(f"--route-reconciliation-period {v['route_reconciliation_period']}s: must be ≥ 1s")
     cloud: ConfiguredProvider[Any] | None = None
     ignored: tuple[str, ...] = ()
     if v["configure_cloud_routes"] or command == "plan":
         cloud, ignored = _provider(v, registry, name, given)
-    key, sep, label_value = v["exclude_label"].partition("=")
-    if not sep or not _LABEL_KEY.fullmatch(key):
-        raise ConfigError(f"--exclude-label {v['exclude_label']!r}: must be key=value with a valid label key")
     lease = _leader_election(v, env)
     return Config(
         command=command,
@@ -338,11 +435,11 @@ def _validate(
         cloud=cloud,
         resync_period_s=v["route_reconciliation_period"],
         concurrent_node_syncs=v["concurrent_node_syncs"],
-        exclude_label=(key, label_value),
+        exclude_label=v["exclude_label"],
         leader_election=lease,
         kubeconfig=v["kubeconfig"],
-        metrics_address=_bind_address(v["metrics_bind_address"], "metrics-bind-address"),
-        health_address=_bind_address(v["health_probe_bind_address"], "health-probe-bind-address"),
+        metrics_address=v["metrics_bind_address"],
+        health_address=v["health_probe_bind_address"],
         dry_run=v["dry_run"],
         log_level=v["log_level"],
         once=v.get("once", False),
@@ -393,8 +490,6 @@ def _leader_election(v: Mapping[str, Any], env: Mapping[str, str]) -> LeaderElec
             f"--leader-elect-renew-deadline {renew_s}s: must be greater than 1.2 x "
             f"--leader-elect-retry-period {retry_s}s"
         )
-    if retry_s <= 0:
-        raise ConfigError(f"--leader-elect-retry-period {retry_s}s: must be positive")
     pod = env.get("POD_NAME") or socket.gethostname()
     return LeaderElection(
         enabled=v["leader_elect"],

@@ -88,7 +88,7 @@ def alibaba_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
         ids = [f"i-demo{i:08d}" for i in range(nodes)]
         emulator.add_instances(vpc, *ids)
         yield EmbeddedCloud(
-            flags=("--region", region, "--vpc-id", vpc, "--cloud-endpoint", emulator.endpoint),
+            flags=("--region", region, "--vpc-id", vpc, "--cloud-endpoint", f"http://{emulator.endpoint}"),
             provider_ids=tuple(f"{region}.{i}" for i in ids),
         )
 

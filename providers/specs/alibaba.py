@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from providers.errors import ConfigurationError
 from providers.model import Limits
 from providers.registry import CommonConfig, ProviderSpec
-from providers.settings import Setting
+from providers.settings import Setting, region, resource_id
 
 MAX_BATCH = 50
 """Entries per CreateRouteEntries / DeleteRouteEntries call (API limit)."""
@@ -49,11 +49,16 @@ SPEC = ProviderSpec(
     build="providers.alibaba:build",
     limits=LIMITS,
     settings=(
-        Setting("region", "Alibaba Cloud region", required=True),
-        Setting("vpc-id", "VPC of the managed route tables; required unless --route-table-id is given"),
+        Setting("region", "Alibaba Cloud region", region, required=True),
+        Setting(
+            "vpc-id",
+            "VPC of the managed route tables; required unless --route-table-id is given",
+            resource_id,
+        ),
         Setting(
             "route-table-id",
             "managed route tables; default: every table of --vpc-id",
+            resource_id,
             many=True,
             default=(),
             field="route_table_ids",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from providers.model import Limits
 from providers.registry import CommonConfig, ProviderSpec
-from providers.settings import Setting
+from providers.settings import Setting, region, resource_id
 
 DEFAULT_ROUTES_PER_TABLE = 50
 """AWS's default route quota per table; the adapter asks Service Quotas for the account's value."""
@@ -39,11 +39,12 @@ SPEC = ProviderSpec(
     build="providers.aws:build",
     limits=LIMITS,
     settings=(
-        Setting("region", "AWS region", required=True),
-        Setting("vpc-id", "only manage route tables of this VPC (optional filter)"),
+        Setting("region", "AWS region", region, required=True),
+        Setting("vpc-id", "only manage route tables of this VPC (optional filter)", resource_id),
         Setting(
             "route-table-id",
             "managed route tables; default: discover the tables tagged for the cluster",
+            resource_id,
             many=True,
             default=(),
             field="route_table_ids",

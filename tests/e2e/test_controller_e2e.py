@@ -936,3 +936,43 @@ def test_an_adapter_installed_from_its_own_distribution_plans_with_no_change_to_
     not_installed = runner.command("plan-not-installed", replace(no_state, env=()), "plan")
     assert not_installed.code == 2
     assert "'memcloud' is not an installed provider" in not_installed.log[0]["raw"]
+
+
+@pytest.mark.parametrize(
+    ("file", "flag", "words"),
+    [
+        ("cluster-name: a\ncluster-name: b\n", "", ":2:1: not valid YAML: duplicate key 'cluster-name'"),
+        ("exclude-label: caf\u00e9=1\n", "", "not UTF-8 text"),
+        ("", "--route-reconciliation-period=99999999999999999999h", "out of range"),
+        ("", "--cloud-write-rate=nan", "finite"),
+        ("", "--cloud-endpoint=http://127.0.0.1:99999", "endpoint URL"),
+        ("", "--region=us east 1", "region name"),
+    ],
+)
+def test_configuration_errors_through_the_cli_are_exit_2_one_line_and_touch_nothing(
+    file: str,
+    flag: str,
+    words: str,
+    kube: Kube,
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    installed: Installed,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    extra = [flag] if flag else []
+    if file:
+        path = tmp_path / "routectl.yaml"
+        path.write_bytes(file.encode("latin-1"))
+        extra.append(f"--config={path}")
+    setup = setup_for(installed, cloud, moto_endpoint, "10.246.0.0/24", 28)
+    tables_before = cloud.snapshot()
+
+    done = runner.command("bad-config", setup, "run", "--once", *extra)
+
+    assert done.code == 2
+    line = one_line(done)
+    assert line.startswith("routectl: invalid configuration: ")
+    assert words in line
+    assert kube.lease() is None
+    assert cloud.snapshot() == tables_before

@@ -71,7 +71,7 @@ def test_bare_boolean_flag_means_true() -> None:
         (["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16"], {}, "--provider"),
         (["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=aws"], {}, "--region"),
         (
-            ["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=gcp", "--project=p"],
+            ["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=gcp", "--project=proj-1234"],
             {},
             "--network",
         ),

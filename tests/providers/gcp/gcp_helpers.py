@@ -11,7 +11,7 @@ from providers.registry import ConfiguredProvider
 from providers.specs.gcp import GcpConfig
 from tests.providers.configured import configured
 
-PROJECT = "proj"
+PROJECT = "proj-1234"
 NETWORK = "vpc"
 ZONE = "us-central1-a"
 CLUSTER = "prod"
