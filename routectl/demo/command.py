@@ -69,9 +69,8 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
     # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
     disable_metadata_probes(os.environ)
     run = _Run(args.provider, embedded, registry, args.nodes, cidrs, deadline, err)
-    # A daemon thread that writes nothing itself: the controller it starts has its own threads, and
-    # when --timeout passes first the command ends without it (the CLI ends the process).
-    worker = threading.Thread(target=run.go, name="demo", daemon=True)
+    # When --timeout passes first, the command reports and the CLI ends the process with this thread.
+    worker = threading.Thread(target=run.go, name="demo")
     worker.start()
     worker.join(timeout=max(0.0, deadline - time.monotonic()))
     if run.report is None:
