@@ -280,13 +280,21 @@ class Controller:
             if key is None:
                 continue
             try:
-                done = self.sync(key)
+                self.process(key)
             except LostLeadership:
-                self.queue.done(key)
                 stop.set()
                 return
+
+    def process(self, key: str) -> None:
+        """One item taken from the queue: sync it, then forget it (done) or re-queue it with backoff;
+        the item is marked done either way. LostLeadership propagates: the caller stops."""
+        try:
+            try:
+                done = self.sync(key)
             except AllocationFailed:
                 done = False  # its Event is recorded; retry with backoff
+            except LostLeadership:
+                raise
             except Exception:
                 log.exception("node sync failed", extra={"node": key, "op": "sync", "outcome": "error"})
                 done = False
@@ -294,6 +302,7 @@ class Controller:
                 self.queue.forget(key)
             else:
                 self.queue.add_rate_limited(key)
+        finally:
             self.queue.done(key)
 
     def sync(self, name: str) -> bool:

@@ -844,37 +844,37 @@ def test_a_node_in_another_vpc_gets_no_route_and_its_instance_is_left_as_it_is(
     assert attribute["SourceDestCheck"]["Value"] is True
 
 
-def test_plan_and_run_once_end_with_one_line_when_the_cloud_is_unreachable(
-    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+@pytest.mark.parametrize(
+    ("unreachable", "words"),
+    [
+        ("cloud", "Could not connect to the endpoint URL"),
+        ("api-server", "cannot reach the Kubernetes API server (3 attempts)"),
+    ],
+)
+def test_plan_and_run_once_end_with_one_line_when_the_cloud_or_api_server_is_unreachable(
+    unreachable: str,
+    words: str,
+    kube: Kube,
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    installed: Installed,
+    moto_endpoint: str,
+    tmp_path: Path,
 ) -> None:
-    setup = setup_for(installed, cloud, "http://127.0.0.1:1", "10.246.0.0/24", 28)
+    endpoint = "http://127.0.0.1:1" if unreachable == "cloud" else moto_endpoint
+    setup = setup_for(installed, cloud, endpoint, "10.246.0.0/24", 28)
+    if unreachable == "api-server":
+        closed = tmp_path / "closed-kubeconfig"
+        config = yaml.safe_load(installed.kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+        closed.write_text(yaml.safe_dump(config))
+        setup = dataclasses.replace(setup, kubeconfig=closed)
     for command, extra in (("plan", ()), ("run", ("--once",))):
         began = time.monotonic()
-        done = runner.command(f"{command}-no-cloud", setup, command, *extra)
+        done = runner.command(f"{command}-{unreachable}", setup, command, *extra)
         assert done.code == 1
-        assert "Could not connect to the endpoint URL" in one_line(done)
+        assert words in one_line(done)
         assert time.monotonic() - began < 30
-
-
-def test_plan_and_run_once_end_with_one_line_when_the_api_server_is_unreachable(
-    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str, tmp_path: Path
-) -> None:
-    closed = tmp_path / "closed-kubeconfig"
-    config = yaml.safe_load(installed.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
-    closed.write_text(yaml.safe_dump(config))
-    setup = dataclasses.replace(
-        setup_for(installed, cloud, moto_endpoint, "10.246.0.0/24", 28), kubeconfig=closed
-    )
-    for command, extra in (("plan", ()), ("run", ("--once",))):
-        began = time.monotonic()
-        done = runner.command(f"{command}-no-api", setup, command, *extra)
-        assert done.code == 1
-        assert "cannot reach the Kubernetes API server (3 attempts)" in one_line(done)
-        assert time.monotonic() - began < 30
-
-
-# --- an adapter from another distribution ----------------------------------------------------------
 
 
 def test_an_adapter_installed_from_its_own_distribution_plans_with_no_change_to_routectl(

@@ -30,7 +30,6 @@ from routectl.cluster import list_all_nodes
 from routectl.controller import Controller
 from routectl.demo.harness import embedded_config
 from routectl.demo.memcluster import MemoryCluster
-from routectl.engine.allocator import AllocationFailed
 from routectl.engine.ownership import owners
 from routectl.metrics import Metrics
 
@@ -207,15 +206,7 @@ class HostileCluster(RuleBasedStateMachine):
             key = controller.queue.get(timeout_s=0)
             if key is None:
                 return
-            try:
-                done = controller.sync(key)
-            except AllocationFailed:
-                done = False
-            if done:
-                controller.queue.forget(key)
-            else:
-                controller.queue.add_rate_limited(key)
-            controller.queue.done(key)
+            controller.process(key)
 
     def _observe(self) -> None:
         """Record, per block and owner, each new target its route shows."""
