@@ -116,7 +116,15 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("leader-elect-resource-namespace", str, "", "lease namespace; default $POD_NAMESPACE"),
     _Setting("leader-elect-resource-name", str, "routectl", "lease name"),
     _Setting("metrics-bind-address", str, ":10290", "Prometheus /metrics address; 0 disables"),
-    _Setting("health-probe-bind-address", str, ":10291", "/healthz and /readyz address; 0 disables"),
+    _Setting(
+        "metrics-secure",
+        parse_bool,
+        True,
+        "serve /metrics over HTTPS to callers the API server authenticates and authorizes for "
+        "GET /metrics; false: plain HTTP, loopback addresses only",
+    ),
+    _Setting("metrics-cert-dir", str, "", "directory with tls.crt and tls.key; empty: self-signed at start"),
+    _Setting("health-probe-bind-address", str, "127.0.0.1:10291", "/healthz and /readyz address; 0 disables"),
     _Setting("dry-run", parse_bool, False, "compute and log the plan, change nothing"),
     _Setting("log-level", _choice("debug", "info", "warning", "error"), "info", "log level"),
     _Setting("once", parse_bool, False, "one full pass, then exit 0 if converged", commands=("run",)),
@@ -157,6 +165,11 @@ class Config:
     leader_election: LeaderElection
     kubeconfig: str
     metrics_address: tuple[str, int] | None
+    metrics_secure: bool
+    """HTTPS with TokenReview authentication and SubjectAccessReview authorization; else plain HTTP,
+    which validation allows on loopback only."""
+    metrics_cert_dir: str
+    """Where `tls.crt`/`tls.key` are mounted; "" = a self-signed certificate made at start."""
     health_address: tuple[str, int] | None
     dry_run: bool
     log_level: str
@@ -180,7 +193,11 @@ def settings(command: str) -> tuple[_Setting, ...]:
 def build_parser(command: str, parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Flags for `command`; every default is None so the merge can tell "not given" from a value."""
     parser = parser or argparse.ArgumentParser(prog=f"routectl {command}")
-    parser.add_argument("--config", default=None, help="YAML file with the same settings (flags win)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="YAML file of settings, any command's (flags win); default $ROUTECTL_CONFIG",
+    )
     for s in settings(command):
         if s.many:
             parser.add_argument(f"--{s.name}", action="append", default=None, help=s.help)
@@ -238,12 +255,15 @@ def from_namespace(args: Mapping[str, Any], env: Mapping[str, str], command: str
     values: dict[str, Any] = {s.dest: s.default for s in known}
     config_path = args.get("config") or env.get("ROUTECTL_CONFIG")
     if config_path:
-        file_values = _read_yaml(config_path)
-        by_name = {s.name: s for s in known}
-        for key, raw in file_values.items():
+        # One file serves every command: a setting of another command (`once` for `plan`) is checked
+        # for its form, then left out; a key no command knows is a typo.
+        by_name = {s.name: s for s in _SETTINGS}
+        for key, raw in _read_yaml(config_path).items():
             if key not in by_name:
                 raise ConfigError(f"--config {config_path}: unknown setting {key!r}")
-            values[by_name[key].dest] = _parse_value(by_name[key], raw, f"--config {config_path}: {key}")
+            value = _parse_value(by_name[key], raw, f"--config {config_path}: {key}")
+            if command in by_name[key].commands:
+                values[by_name[key].dest] = value
     for s in known:
         if s.env in env:
             values[s.dest] = _parse_value(s, env[s.env], f"env {s.env}")
@@ -267,6 +287,13 @@ def _bind_address(text: str, setting: str) -> tuple[str, int] | None:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"--{setting} {text!r}: must be [host]:port (port 0-65535) or 0 to disable")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: where it resolves is not ours to trust
 
 
 def _positive(values: Mapping[str, Any], *names: str) -> None:
@@ -315,6 +342,12 @@ def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config
     if not sep or not _LABEL_KEY.fullmatch(key):
         raise ConfigError(f"--exclude-label {v['exclude_label']!r}: must be key=value with a valid label key")
     lease = _leader_election(v, env)
+    metrics_address = _bind_address(v["metrics_bind_address"], "metrics-bind-address")
+    if metrics_address is not None and not v["metrics_secure"] and not _loopback(metrics_address[0]):
+        raise ConfigError(
+            f"--metrics-secure=false: plain HTTP is served on loopback only, not on {metrics_address[0]!r}; "
+            "bind --metrics-bind-address to 127.0.0.1:PORT or [::1]:PORT, or keep HTTPS"
+        )
     return Config(
         command=command,
         cluster_name=name,
@@ -346,7 +379,9 @@ def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config
         exclude_label=(key, label_value),
         leader_election=lease,
         kubeconfig=v["kubeconfig"],
-        metrics_address=_bind_address(v["metrics_bind_address"], "metrics-bind-address"),
+        metrics_address=metrics_address,
+        metrics_secure=v["metrics_secure"],
+        metrics_cert_dir=v["metrics_cert_dir"],
         health_address=_bind_address(v["health_probe_bind_address"], "health-probe-bind-address"),
         dry_run=v["dry_run"],
         log_level=v["log_level"],

@@ -142,6 +142,9 @@ class Routectl:
         self.health_port = free_port()
         full = [
             *argv,
+            # The plain-HTTP opt-in on loopback: these scenarios read the metrics, they do not test who
+            # may (tests/e2e/test_install_e2e.py does, over HTTPS).
+            "--metrics-secure=false",
             f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
             f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
         ]
