@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.server import ThreadedMotoServer
 
 import providers
@@ -95,6 +96,12 @@ def moto_server() -> Iterator[str]:
         patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         # Without TCP_NODELAY every keep-alive response waits ~40 ms for the client's delayed ACK.
         patch.setattr(MotoRequestHandler, "disable_nagle_algorithm", True, raising=False)
+        # moto's models are not thread-safe: a CreateRoute that validates against a table while another
+        # adds to it fails with "dictionary changed size during iteration" (a 500). EC2 applies each call
+        # atomically, so the server answers one call at a time.
+        patch.setattr(
+            DomainDispatcherApplication, "__call__", _one_call_at_a_time(DomainDispatcherApplication.__call__)
+        )
         # Its per-request access log would drown every failure report.
         access_log = logging.getLogger("werkzeug")
         level = access_log.level
@@ -107,6 +114,16 @@ def moto_server() -> Iterator[str]:
         finally:
             server.stop()
             access_log.setLevel(level)
+
+
+def _one_call_at_a_time(call: Callable[..., Any]) -> Callable[..., Any]:
+    lock = threading.Lock()
+
+    def serialized(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return call(*args, **kwargs)
+
+    return serialized
 
 
 def a_world() -> World:
