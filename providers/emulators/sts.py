@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from providers.emulators.params import request_params
+
 Json = dict[str, Any]
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -312,17 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the exchanges are the record."""
 
     def _serve(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        if body and "json" in (self.headers.get("content-type") or ""):
-            params.update({k: str(v) for k, v in json.loads(body).items() if not isinstance(v, list | dict)})
-        elif body:
-            params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
+        params = request_params(self)
         headers = {k.lower(): v for k, v in self.headers.items()}
+        path = urllib.parse.urlsplit(self.path).path
         try:
-            status, payload = 200, self.service.handle(self.command, url.path, params, headers)
+            status, payload = 200, self.service.handle(self.command, path, params, headers)
         except Refused as refused:
             status, payload = refused.status, self.service.refusal(refused)
         data = json.dumps(payload).encode()

@@ -22,7 +22,7 @@ import socket
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -89,22 +89,13 @@ class ServingCertificate:
         return context
 
 
-def _server_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-def _self_signed_context() -> ssl.SSLContext:
-    """A P-256 key and a certificate naming this host, loaded from a private temp dir that is removed
-    at once (ssl loads certificates from files only; the chart's /tmp is an emptyDir)."""
+def self_signed(common_name: str, hosts: Sequence[str] = ()) -> tuple[bytes, bytes]:
+    """PEM certificate and key of a fresh P-256 key, self-signed for `common_name` and naming `hosts`
+    (names or IP addresses), valid from five minutes ago for a year."""
     key = ec.generate_private_key(ec.SECP256R1())
-    host = socket.gethostname()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"routectl@{host}")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    sans: list[x509.GeneralName] = [x509.DNSName(host), x509.DNSName("localhost")]
-    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")]
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -112,23 +103,46 @@ def _self_signed_context() -> ssl.SSLContext:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=_SELF_SIGNED_DAYS))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
     )
+    if hosts:
+        builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(h) for h in hosts]), False)
+    cert = builder.sign(key, hashes.SHA256())
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), pem_key
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """A TLS server context (TLS 1.2 at least) for a certificate chain and key held in memory; ssl loads
+    them from files only, so they pass through a private temp dir that is removed at once."""
     context = _server_context()
     with tempfile.TemporaryDirectory(prefix="routectl-tls-") as directory:
         cert_path, key_path = Path(directory) / CERT_FILE, Path(directory) / KEY_FILE
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        cert_path.write_bytes(cert_pem)
+        key_path.write_bytes(key_pem)
         context.load_cert_chain(cert_path, key_path)
     return context
+
+
+def _server_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _self_signed_context() -> ssl.SSLContext:
+    """A certificate naming this host (the chart's /tmp, where the temp dir goes, is an emptyDir)."""
+    host = socket.gethostname()
+    return server_context(*self_signed(f"routectl@{host}", (host, "localhost", "127.0.0.1", "::1")))
 
 
 class _Server(ThreadingHTTPServer):

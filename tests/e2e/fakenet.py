@@ -18,13 +18,11 @@ sees any endpoint it did not expect; `close()` ends every thread it started.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fnmatch
 import http.client
 import ipaddress
 import socket
 import ssl
-import tempfile
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -35,9 +33,12 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pki import certificate, leaf_extensions, new_ca
+
+from routectl.ops.serving import server_context
 
 _TIMEOUT_S = 30.0
 _HOLD_S = 60.0
@@ -73,37 +74,8 @@ class TestCA:
     __test__ = False  # not a pytest test class
 
     def __init__(self, directory: Path) -> None:
-        self._dir = directory
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "routectl test clouds CA")])
-        now = datetime.datetime.now(datetime.UTC)
-        self._name = name
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self._key, hashes.SHA256())
-        )
-        self.pem = self._cert.public_bytes(serialization.Encoding.PEM)
+        self._issuer, cert = new_ca("routectl test clouds CA")
+        self.pem = cert.public_bytes(serialization.Encoding.PEM)
         self.file = directory / "ca.crt"
         self.file.write_bytes(self.pem)
         self._contexts: dict[str, ssl.SSLContext] = {}
@@ -119,35 +91,16 @@ class TestCA:
 
     def _leaf_context(self, host: str) -> ssl.SSLContext:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
         try:
-            san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+            name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
         except ValueError:
-            san = x509.DNSName(host)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(self._name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-            .sign(self._key, hashes.SHA256())
+            name = x509.DNSName(host)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+        leaf = certificate(self._issuer, subject, key, leaf_extensions(ExtendedKeyUsageOID.SERVER_AUTH, name))
+        pem_key = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with tempfile.TemporaryDirectory(dir=self._dir) as directory:
-            cert_path, key_path = Path(directory) / "leaf.crt", Path(directory) / "leaf.key"
-            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + self.pem)
-            key_path.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            context.load_cert_chain(cert_path, key_path)
-        return context
+        return server_context(leaf.public_bytes(serialization.Encoding.PEM) + self.pem, pem_key)
 
     def trust_env(self) -> dict[str, str]:
         """The variables through which the SDKs here take a CA bundle: botocore, requests (google-auth,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -32,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apiserver import ControlPlane, dying_with_parent, stop_process
+from apiserver import ControlPlane, dying_with_parent
 from kubernetes import client
-from routectl_proc import ROUTECTL, LogRecord, read_log
+from routectl_proc import ROUTECTL, LoggedProcess, LogRecord, read_log
 
 from providers.emulators.isolation import METADATA_PROBES_OFF
 
@@ -214,7 +215,7 @@ class Kubelet:
         log_path = pod.resolv_conf.with_name(f"exec-{command[0]}-{time.monotonic_ns()}.log")
         with log_path.open("wb") as log:
             done = subprocess.run(
-                _in_pod(pod, [str(ROUTECTL), *command]),
+                dying_with_parent(_in_pod(pod, [str(ROUTECTL), *command])),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -236,49 +237,22 @@ class Completed:
     log: list[LogRecord]
 
 
-class PodProcess:
-    """The container's main process: its JSON log (stderr) in a file."""
+class PodProcess(LoggedProcess):
+    """The container's main process (stdout and stderr in one log, as `kubectl logs` shows them)."""
 
     def __init__(self, pod: Pod, argv: Sequence[str]) -> None:
         self.pod = pod
-        self.log_path = pod.resolv_conf.with_name(f"{pod.name}.log")
-        with self.log_path.open("wb") as log:
-            self._popen = subprocess.Popen(
-                _in_pod(pod, argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=pod.env,
-            )
-
-    def running(self) -> bool:
-        return self._popen.poll() is None
+        log_path = pod.resolv_conf.with_name(f"{pod.name}.log")
+        super().__init__(_in_pod(pod, argv), pod.env, log_path, stop_timeout_s=_STOP_TIMEOUT_S)
 
     def terminate(self) -> None:
-        self._popen.terminate()
-
-    def wait(self, timeout_s: float) -> int:
-        return self._popen.wait(timeout_s)
-
-    def log(self) -> list[LogRecord]:
-        return read_log(self.log_path)
-
-    def logged(self, message: str) -> list[LogRecord]:
-        return [r for r in self.log() if r.get("msg") == message]
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> int:
-        return stop_process(self._popen, _STOP_TIMEOUT_S)
+        self.send(signal.SIGTERM)
 
 
 def _in_pod(pod: Pod, argv: Sequence[str]) -> list[str]:
     """`argv` in a mount namespace of its own whose /etc/resolv.conf is the pod's."""
     bind = f'mount --bind "{pod.resolv_conf}" /etc/resolv.conf && exec "$@"'
-    return dying_with_parent(
-        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", bind, "sh", *argv]
-    )
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", bind, "sh", *argv]
 
 
 def _host_env() -> Mapping[str, str]:

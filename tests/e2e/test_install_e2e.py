@@ -20,6 +20,7 @@ loopback ports through the chart's own `extraEnv`, and the clouds' CA is mounted
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import random
@@ -480,14 +481,35 @@ IDENTITY: dict[str, Callable[[Node, Release], str]] = {
 # --- the tests ---------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def installed(cluster: Cluster, node: Node, world: World, tmp_path: Path, **extra: Any) -> Iterator[Release]:
+    """A release of `world`'s example; afterwards its pods are stopped, it is uninstalled (unless the
+    test did) and the world's Nodes are deleted."""
+    release = install(cluster, node, world, tmp_path, **extra)
+    try:
+        yield release
+    finally:
+        cluster.kubelet.stop_all()
+        listed = cluster.helm_run("list", "-n", release.namespace, "-q")
+        if release.name in listed.split():
+            cluster.helm_run("uninstall", release.name, "-n", release.namespace)
+        delete_nodes(cluster, world)
+
+
+def upgrade(cluster: Cluster, release: Release, *sets: str) -> str:
+    """`helm upgrade` with the install's values files, and `--set` for each of `sets`; the NOTES."""
+    files = ["-f", str(EXAMPLES[release.example]), "-f", str(release.values_file)]
+    changes = [arg for change in sets for arg in ("--set", change)]
+    return cluster.helm_run("upgrade", release.name, str(CHART), "-n", release.namespace, *files, *changes)
+
+
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_each_example_installs_runs_with_its_exchanged_identity_converges_and_uninstalls(
     cluster: Cluster, node: Node, tmp_path: Path, example: str
 ) -> None:
     world = WORLDS[example](node)
-    release = install(cluster, node, world, tmp_path)
-    assert f"{DOCS}/install.md" in release.notes
-    try:
+    with installed(cluster, node, world, tmp_path) as release:
+        assert f"{DOCS}/install.md" in release.notes
         create_nodes(cluster, world)
         started = time.monotonic()
         pod, process = run_pod(cluster, release)
@@ -511,55 +533,41 @@ def test_each_example_installs_runs_with_its_exchanged_identity_converges_and_un
         process.terminate()
         assert process.wait(60) == 0
         figure(f"{example}: SIGTERM -> exit, idle: {time.monotonic() - stopped:.2f}s")
-    finally:
-        cluster.kubelet.stop_all()
-    routes_before = world.routes()
-    cidrs_before = {n: cluster.core.read_node(n).spec.pod_cidrs for n in world.nodes}
-    try:
+
+        routes_before = world.routes()
+        cidrs_before = {n: cluster.core.read_node(n).spec.pod_cidrs for n in world.nodes}
         cluster.helm_run("uninstall", release.name, "-n", release.namespace)
         assert release_objects(cluster, release) == []
         # Uninstalling leaves the pod network as it is: podCIDRs on the Nodes, routes in the tables.
         assert world.routes() == routes_before
         assert {n: cluster.core.read_node(n).spec.pod_cidrs for n in world.nodes} == cidrs_before
-    finally:
-        delete_nodes(cluster, world)
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_upgrade_with_a_changed_value_rolls_the_deployment_and_with_the_same_values_does_not(
     cluster: Cluster, node: Node, tmp_path: Path, example: str
 ) -> None:
-    world = WORLDS[example](node)
-    release = install(cluster, node, world, tmp_path)
-
-    def template() -> dict[str, Any]:
+    def template(release: Release) -> dict[str, Any]:
         read = cluster.apps.read_namespaced_deployment(release.fullname, release.namespace)
         spec: dict[str, Any] = client.ApiClient().sanitize_for_serialization(read.spec.template)
         return spec
 
-    try:
-        before = template()
-        same = ["-f", str(EXAMPLES[example]), "-f", str(release.values_file)]
-        cluster.helm_run("upgrade", release.name, str(CHART), "-n", release.namespace, *same)
-        assert template() == before
-        cluster.helm_run(
-            "upgrade", release.name, str(CHART), "-n", release.namespace, *same, "--set", "logLevel=warning"
-        )
-        after = template()
+    with installed(cluster, node, WORLDS[example](node), tmp_path) as release:
+        before = template(release)
+        upgrade(cluster, release)
+        assert template(release) == before
+        upgrade(cluster, release, "logLevel=warning")
+        checksum = "checksum/config"
         assert (
-            after["metadata"]["annotations"]["checksum/config"]
-            != before["metadata"]["annotations"]["checksum/config"]
+            template(release)["metadata"]["annotations"][checksum]
+            != before["metadata"]["annotations"][checksum]
         )
-        config = cluster.core.read_namespaced_config_map(release.fullname, release.namespace).data[
-            "config.yaml"
-        ]
-        assert yaml.safe_load(config)["log-level"] == "warning"
+        config = cluster.core.read_namespaced_config_map(release.fullname, release.namespace)
+        assert yaml.safe_load(config.data["config.yaml"])["log-level"] == "warning"
         # The Deployment controller rolls the pods because the template changed (none runs here); a pod
         # started from the new template reads the new setting.
         pod = cluster.kubelet.pod_of(release.namespace, release.fullname)
         assert yaml.safe_load(Path(pod.env["ROUTECTL_CONFIG"]).read_text())["log-level"] == "warning"
-    finally:
-        cluster.helm_run("uninstall", release.name, "-n", release.namespace)
 
 
 def _get(port: int, token: str) -> int:
@@ -580,78 +588,69 @@ def _get(port: int, token: str) -> int:
         return 0
 
 
+def _service_account(cluster: Cluster, namespace: str, name: str) -> str:
+    """A token of the ServiceAccount (namespace and account made when missing)."""
+    for create, body in (
+        (cluster.core.create_namespace, client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))),
+        (
+            lambda b: cluster.core.create_namespaced_service_account(namespace, b),
+            client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)),
+        ),
+    ):
+        try:
+            create(body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+    return cluster.plane.service_account_token(namespace, name)
+
+
 def test_metrics_answer_no_token_401_a_token_without_the_role_403_the_scraper_200(
     cluster: Cluster, node: Node, tmp_path: Path
 ) -> None:
-    world = aws_world(node)
-    release = install(cluster, node, world, tmp_path)
     (reader,) = chart_values("aws")["metrics"]["readers"]
-    try:
-        for namespace in (reader["namespace"],):
-            try:
-                cluster.core.create_namespace(
-                    client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
-                )
-            except ApiException as err:
-                if err.status != 409:
-                    raise
-        for namespace, name in ((reader["namespace"], reader["name"]), (release.namespace, "stranger")):
-            try:
-                cluster.core.create_namespaced_service_account(
-                    namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
-                )
-            except ApiException as err:
-                if err.status != 409:
-                    raise
+    with installed(cluster, node, aws_world(node), tmp_path) as release:
+        scraper = _service_account(cluster, reader["namespace"], reader["name"])
+        stranger = _service_account(cluster, release.namespace, "stranger")
         _, process = run_pod(cluster, release)
-        eventually(
-            lambda: _get(release.metrics_port, "") == 401 or not process.running(), 60, "metrics serving"
-        )
+        serving = lambda: _get(release.metrics_port, "") == 401 or not process.running()  # noqa: E731
+        eventually(serving, 60, "metrics serving")
         assert process.running(), process.log_tail()
 
-        scraper = cluster.plane.service_account_token(reader["namespace"], reader["name"])
-        stranger = cluster.plane.service_account_token(release.namespace, "stranger")
         assert _get(release.metrics_port, "") == 401
         assert _get(release.metrics_port, "not-a-token") == 401
         assert _get(release.metrics_port, stranger) == 403
         assert _get(release.metrics_port, scraper) == 200
-    finally:
-        cluster.kubelet.stop_all()
-        cluster.helm_run("uninstall", release.name, "-n", release.namespace)
 
 
 def test_sigterm_with_a_cloud_write_in_flight_releases_the_lease_and_exits_within_the_grace_period(
     cluster: Cluster, node: Node, tmp_path: Path
 ) -> None:
     world = aws_world(node)
-    release = install(cluster, node, world, tmp_path)
     lease = chart_values("aws")["leaderElection"]["leaseName"]
-    grace_s = cluster.apps.read_namespaced_deployment(
-        release.fullname, release.namespace
-    ).spec.template.spec.termination_grace_period_seconds
     answer = node.clouds.hold("ec2.*.amazonaws.com", b"Action=CreateRoute")
     try:
-        _, process = run_pod(cluster, release)
-        eventually(lambda: bool(cluster.lease_holder(release.namespace, lease)), 60, "routectl leads")
-        create_nodes(cluster, world)
-        eventually(lambda: node.clouds.holding() > 0, 60, "a CreateRoute in flight")
-        terminated = time.monotonic()
-        process.terminate()
-        code = process.wait(grace_s)
-        took_s = time.monotonic() - terminated
+        with installed(cluster, node, world, tmp_path) as release:
+            deployment = cluster.apps.read_namespaced_deployment(release.fullname, release.namespace)
+            grace_s = deployment.spec.template.spec.termination_grace_period_seconds
+            _, process = run_pod(cluster, release)
+            eventually(lambda: bool(cluster.lease_holder(release.namespace, lease)), 60, "routectl leads")
+            create_nodes(cluster, world)
+            eventually(lambda: node.clouds.holding() > 0, 60, "a CreateRoute in flight")
+            terminated = time.monotonic()
+            process.terminate()
+            code = process.wait(grace_s)
+            took_s = time.monotonic() - terminated
 
-        assert code == 0, process.log_tail()
-        assert took_s < grace_s
-        assert cluster.lease_holder(release.namespace, lease) == ""
-        assert process.logged("released lease")
-        (drained,) = process.logged("drain window over with work in flight; its writes are fenced off")
-        assert drained["count"] >= 1
-        figure(f"aws: SIGTERM -> exit with a CreateRoute unanswered: {took_s:.2f}s (grace period {grace_s}s)")
+            assert code == 0, process.log_tail()
+            assert took_s < grace_s
+            assert cluster.lease_holder(release.namespace, lease) == ""
+            assert process.logged("released lease")
+            (drained,) = process.logged("drain window over with work in flight; its writes are fenced off")
+            assert drained["count"] >= 1
+            figure(f"aws: SIGTERM -> exit with a CreateRoute unanswered: {took_s:.2f}s (grace {grace_s}s)")
     finally:
         answer.set()
-        cluster.kubelet.stop_all()
-        cluster.helm_run("uninstall", release.name, "-n", release.namespace)
-        delete_nodes(cluster, world)
 
 
 def test_with_cluster_dns_routectl_cannot_reach_the_cloud_and_with_the_nodes_resolver_it_needs_no_cluster_dns(
@@ -661,20 +660,15 @@ def test_with_cluster_dns_routectl_cannot_reach_the_cloud_and_with_the_nodes_res
     until the pod network routectl programs exists; dnsPolicy Default (the chart now) asks the node's
     resolver, and routectl asks it nothing but the cloud's API names."""
     world = aws_world(node)
-    release = install(cluster, node, world, tmp_path, dnsPolicy="ClusterFirstWithHostNet")
-    try:
+    with installed(cluster, node, world, tmp_path, dnsPolicy="ClusterFirstWithHostNet") as release:
         create_nodes(cluster, world)
         _, process = run_pod(cluster, release)
-        code = process.wait(60)
-        assert code != 0
+        assert process.wait(60) != 0
         assert node.resolver.questions() == []  # nothing reached the node's resolver
         assert node.clouds.exchanges() == []  # nor any cloud
         assert not routed(cluster, world)
 
-        same = ["-f", str(EXAMPLES["aws"]), "-f", str(release.values_file)]
-        cluster.helm_run(
-            "upgrade", release.name, str(CHART), "-n", release.namespace, *same, "--set", "dnsPolicy=Default"
-        )
+        upgrade(cluster, release, "dnsPolicy=Default")
         _, process = run_pod(cluster, release)
         eventually(lambda: routed(cluster, world) or not process.running(), CONVERGE_TIMEOUT_S, "converged")
         assert process.running(), process.log_tail()
@@ -683,10 +677,6 @@ def test_with_cluster_dns_routectl_cannot_reach_the_cloud_and_with_the_nodes_res
         assert set(asked) <= {f"{api}.{region}.amazonaws.com" for api in ("sts", "ec2", "servicequotas")}
         assert f"ec2.{region}.amazonaws.com" in asked
         figure(f"dnsPolicy Default: names routectl resolved: {', '.join(asked)}")
-    finally:
-        cluster.kubelet.stop_all()
-        cluster.helm_run("uninstall", release.name, "-n", release.namespace)
-        delete_nodes(cluster, world)
 
 
 def test_monitoring_objects_appear_once_the_operators_api_exists_and_go_with_the_release(
@@ -698,29 +688,26 @@ def test_monitoring_objects_appear_once_the_operators_api_exists_and_go_with_the
         if os.environ.get("CI") == "true":
             pytest.fail(str(missing), pytrace=False)
         pytest.skip(f"*** MONITORING CRD TEST SKIPPED: {missing} ***")
-    world = aws_world(node)
-    release = install(cluster, node, world, tmp_path)
+    names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in crds]
     extensions = client.ApiextensionsV1Api(cluster.api)
     try:
-        kinds = {name.split("/")[0] for name in release_objects(cluster, release)}
-        assert not kinds & {"servicemonitors", "prometheusrules"}
-        assert "No ServiceMonitor/PrometheusRule was created" in release.notes
+        with installed(cluster, node, aws_world(node), tmp_path) as release:
+            kinds = {name.split("/")[0] for name in release_objects(cluster, release)}
+            assert not kinds & {"servicemonitors", "prometheusrules"}
+            assert "No ServiceMonitor/PrometheusRule was created" in release.notes
 
-        cluster.plane.apply_manifests(yaml.safe_load(path.read_text()) for path in crds)
-        for path in crds:
-            name = yaml.safe_load(path.read_text())["metadata"]["name"]
-            eventually(lambda n=name: _established(extensions, n), 30, f"CRD {name} established")  # type: ignore[misc]
-        same = ["-f", str(EXAMPLES["aws"]), "-f", str(release.values_file)]
-        notes = cluster.helm_run("upgrade", release.name, str(CHART), "-n", release.namespace, *same)
-        assert "No ServiceMonitor/PrometheusRule was created" not in notes
-        kinds = {name.split("/")[0] for name in release_objects(cluster, release)}
-        assert {"servicemonitors", "prometheusrules"} <= kinds
+            cluster.plane.apply_manifests(yaml.safe_load(path.read_text()) for path in crds)
+            for name in names:
+                eventually(lambda n=name: _established(extensions, n), 30, f"CRD {name} established")  # type: ignore[misc]
+            notes = upgrade(cluster, release)
+            assert "No ServiceMonitor/PrometheusRule was created" not in notes
+            kinds = {name.split("/")[0] for name in release_objects(cluster, release)}
+            assert {"servicemonitors", "prometheusrules"} <= kinds
 
-        cluster.helm_run("uninstall", release.name, "-n", release.namespace)
-        assert release_objects(cluster, release) == []
+            cluster.helm_run("uninstall", release.name, "-n", release.namespace)
+            assert release_objects(cluster, release) == []
     finally:
-        for path in crds:
-            name = yaml.safe_load(path.read_text())["metadata"]["name"]
+        for name in names:
             try:
                 extensions.delete_custom_resource_definition(name)
             except ApiException as err:

@@ -16,14 +16,18 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from routectl.access import Verdict
 from routectl.metrics import Metrics
 from routectl.ops import logs
-from routectl.ops.serving import HttpEndpoint, ServingCertificate, health_endpoint, metrics_endpoint
+from routectl.ops.serving import (
+    HttpEndpoint,
+    ServingCertificate,
+    health_endpoint,
+    metrics_endpoint,
+    self_signed,
+)
 
 
 def get(port: int, path: str, *, token: str = "", tls: ssl.SSLContext | None = None) -> tuple[int, str]:
@@ -157,24 +161,9 @@ def test_the_self_signed_certificate_names_this_host() -> None:
 
 
 def write_certificate(directory: Path, common_name: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (directory / "tls.key").write_bytes(pem_key)
-    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert, key = self_signed(common_name)
+    (directory / "tls.key").write_bytes(key)
+    (directory / "tls.crt").write_bytes(cert)
 
 
 def served_common_name(port: int) -> str:
