@@ -1,10 +1,13 @@
-"""Prometheus metrics of DESIGN.md §4.5, defined once and owned by one registry per controller.
+"""Prometheus metrics, defined once and owned by one registry per controller (docs/architecture.md,
+"Status, Events, metrics").
 
 No module-level registry: each controller (and each test) builds its own `Metrics`, so two controllers in
 one process — the chaos tests and the demo — never share counters.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -87,3 +90,13 @@ class Metrics:
             buckets=_WORK_BUCKETS,
             registry=r,
         )
+
+    def cloud_calls(self, provider: str) -> Callable[[str, str, float], None]:
+        """The observer a provider reports every real cloud call to (`RouteProvider.observe`): one per
+        request, so an adapter without a batch API counts one per route."""
+
+        def count(api: str, code: str, seconds: float) -> None:
+            self.cloud_api_requests.labels(provider, api, code).inc()
+            self.cloud_api_duration.labels(provider, api).observe(seconds)
+
+        return count

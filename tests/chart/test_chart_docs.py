@@ -3,10 +3,10 @@ NOTES and Chart.yaml point at pages that exist, under the project URL the packag
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import tomllib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,34 +16,38 @@ from chartlib import CHART, REPO
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Source"]
 
 
-def _leaves(values: Any, schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Every value the schema declares by name (a free-form map such as `resources` is one value)."""
-    if isinstance(values, dict) and "properties" in schema:
-        for key, value in values.items():
-            yield from _leaves(value, schema["properties"].get(key, {}), f"{prefix}{key}.")
-    else:
-        yield prefix.rstrip("."), values
+def _table_script() -> Any:
+    """scripts/chart-values-table.py, loaded as a module."""
+    path = REPO / "scripts" / "chart-values-table.py"
+    spec = importlib.util.spec_from_file_location("chart_values_table", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _documented() -> dict[str, str]:
-    """README table: value -> its default as written."""
-    rows = re.findall(r"^\| `([^`]+)` \| `(.*)` \| .* \|$", (CHART / "README.md").read_text(), re.MULTILINE)
-    return dict(rows)
+def _readme_table() -> str:
+    text = (CHART / "README.md").read_text()
+    return text[text.index("| Key | Default | Description |") :]
 
 
-def test_the_readme_lists_every_value_with_its_default() -> None:
+def test_the_readme_lists_every_value_with_its_default_and_description() -> None:
+    """The table is what `scripts/chart-values-table.py` writes from values.yaml; run it after a change."""
+    script = _table_script()
+    assert _readme_table() == script.table()
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = json.loads((CHART / "values.schema.json").read_text())
-    declared = dict(_leaves(values, schema))
-    documented = _documented()
-    assert sorted(documented) == sorted(declared)
-    for key, default in declared.items():
-        assert json.loads(documented[key]) == default, key
+    listed = re.findall(r"^\| `([^`]+)` \|", _readme_table(), re.MULTILINE)
+    assert listed == [key for key, _ in script.leaves(values, schema)]
+    assert "replicaCount" in listed
+    assert "workloadIdentity.aws.roleARN" in listed
 
 
 def test_every_value_has_a_description_in_values_yaml() -> None:
     """The README's descriptions come from the `# --` comments; a value without one is undocumented."""
-    rows = re.findall(r"^\| `([^`]+)` \| `.*` \| (.*) \|$", (CHART / "README.md").read_text(), re.MULTILINE)
+    rows = re.findall(r"^\| `([^`]+)` \| `.*` \| (.*) \|$", _readme_table(), re.MULTILINE)
+    assert rows
     assert [key for key, description in rows if not description.strip()] == []
 
 
@@ -80,10 +84,14 @@ def test_links_in_notes_and_readme_name_pages_and_headings_that_exist(link: str)
 
 
 def test_the_notes_link_a_page_for_every_provider() -> None:
+    """A built-in provider's own page; for any other, the page on providers from other distributions."""
     notes = (CHART / "templates" / "NOTES.txt").read_text()
-    assert "{{ $docs }}/{{ .Values.provider }}.md" in notes
-    for provider in ("aws", "gcp", "alibaba"):
-        assert (REPO / "docs" / f"{provider}.md").is_file()
+    (pages,) = re.findall(
+        r'\$providerPage := has \.Values\.provider \(list ([^)]*)\) \| ternary \S+ "(\w+)"', notes
+    )
+    assert "{{ $docs }}/{{ $providerPage }}.md" in notes
+    for page in (*re.findall(r'"(\w+)"', pages[0]), pages[1]):
+        assert (REPO / "docs" / f"{page}.md").is_file(), page
 
 
 def test_the_changelog_has_a_section_for_the_charts_app_version() -> None:

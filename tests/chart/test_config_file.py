@@ -23,9 +23,13 @@ from chartlib import (
     settings,
 )
 
+from providers.registry import discover
 from routectl import config
+from tests.sim_provider import with_sim
 
 CONFIG_FILE = "/etc/routectl/config.yaml"
+NAMED_SECTION = {"region": "region", "vpc-id": "vpcID", "project": "project", "network": "network"}
+"""Provider settings with a value in the provider's own section of values.yaml (aws, gcp, alibaba)."""
 
 
 def _families(cidrs: Iterable[str]) -> set[str]:
@@ -33,8 +37,21 @@ def _families(cidrs: Iterable[str]) -> set[str]:
     return {"v6" if ":" in cidr else "v4" for cidr in cidrs}
 
 
+def _provider_settings(values: dict[str, Any]) -> dict[str, object]:
+    """Each setting of the selected provider as the chart's values say: its section, the route tables of
+    `routes`, `providerSettings` (lists as tuples), or else the spec's default."""
+    section = values.get(values["provider"], {})
+    given: dict[str, object] = {flag: section[key] for flag, key in NAMED_SECTION.items() if section.get(key)}
+    if "routePriority" in section:
+        given["route-priority"] = section["routePriority"]
+    if values["routes"]["routeTableIDs"]:
+        given["route-table-id"] = tuple(values["routes"]["routeTableIDs"])
+    for flag, value in values["providerSettings"].items():
+        given[flag] = tuple(value) if isinstance(value, list) else value
+    return {s.name: given.get(s.name, s.default) for s in discover()[values["provider"]].settings}
+
+
 def _expected(values: dict[str, Any]) -> dict[str, object]:
-    cloud = values.get(values["provider"], {})
     leader = values["leaderElection"]
     metrics = values["metrics"]
     key, _, label_value = values["ipam"]["excludeLabel"].partition("=")
@@ -49,12 +66,7 @@ def _expected(values: dict[str, Any]) -> dict[str, object]:
         "allocate_node_cidrs": values["ipam"]["allocateNodeCIDRs"],
         "configure_cloud_routes": values["routes"]["configureCloudRoutes"],
         "provider": values["provider"],
-        "region": cloud.get("region", ""),
-        "vpc_id": cloud.get("vpcID", ""),
-        "project": values["gcp"]["project"] if values["provider"] == "gcp" else "",
-        "network": values["gcp"]["network"] if values["provider"] == "gcp" else "",
-        "route_priority": values["gcp"]["routePriority"] if values["provider"] == "gcp" else 1000,
-        "route_table_ids": tuple(values["routes"]["routeTableIDs"]),
+        "provider_settings": _provider_settings(values),
         "route_table_quota": values["routes"]["routeTableQuota"],
         "endpoint": values["cloud"]["endpoint"],
         "rates": tuple(values["cloud"][k] for k in ("writeRate", "writeBurst", "readRate", "readBurst")),
@@ -79,7 +91,8 @@ def _expected(values: dict[str, Any]) -> dict[str, object]:
 
 
 def _actual(cfg: config.Config) -> dict[str, object]:
-    cloud = cfg.provider_config
+    assert cfg.cloud is not None
+    cloud, common = cfg.cloud.config, cfg.cloud.config.common
     lease = cfg.leader_election
     return {
         "cluster_name": cfg.cluster_name,
@@ -92,15 +105,10 @@ def _actual(cfg: config.Config) -> dict[str, object]:
         "allocate_node_cidrs": cfg.allocate_node_cidrs,
         "configure_cloud_routes": cfg.configure_cloud_routes,
         "provider": cfg.provider,
-        "region": cloud.region,
-        "vpc_id": cloud.vpc_id,
-        "project": cloud.project,
-        "network": cloud.network,
-        "route_priority": cloud.route_priority,
-        "route_table_ids": tuple(cloud.route_table_ids),
-        "route_table_quota": cloud.route_table_quota,
-        "endpoint": cloud.endpoint,
-        "rates": (cloud.write_rate, cloud.write_burst, cloud.read_rate, cloud.read_burst),
+        "provider_settings": {s.name: getattr(cloud, s.attribute) for s in cfg.cloud.spec.settings},
+        "route_table_quota": common.route_table_quota,
+        "endpoint": common.endpoint,
+        "rates": (common.write_rate, common.write_burst, common.read_rate, common.read_burst),
         "resync_period_s": cfg.resync_period_s,
         "concurrent_node_syncs": cfg.concurrent_node_syncs,
         "exclude_label": cfg.exclude_label,
@@ -158,7 +166,9 @@ def test_plan_typed_into_the_pod_reads_the_same_settings(rendered: list[Manifest
         run.cluster_cidrs,
         run.provider,
     )
-    assert plan.provider_config == run.provider_config
+    assert run.cloud is not None
+    assert plan.cloud is not None
+    assert plan.cloud.config == run.cloud.config
 
 
 def test_leader_identity_is_the_pod_name_from_the_downward_api(
@@ -179,7 +189,7 @@ def test_every_provider_value_is_a_setting_the_controller_knows(helm: Helm, prov
     }
     objects = helm.template([EXAMPLES[provider]], sets={provider: section})
     rendered = settings(objects)
-    known = {s.name for command in ("run", "plan") for s in config.settings(command)}
+    known = {s.name for command in ("run", "plan") for s in config.settings(command, discover())}
     for key, value in section.items():
         kebab = next(name for name in rendered if name.replace("-", "") == key.lower())
         assert kebab in known
@@ -195,3 +205,17 @@ def test_a_changed_setting_rolls_the_pods_and_an_unchanged_one_does_not(helm: He
     assert checksum(helm.template([EXAMPLES["aws"]])) == base
     assert checksum(helm.template([EXAMPLES["aws"]], sets={"logLevel": "debug"})) != base
     assert checksum(helm.template([EXAMPLES["aws"]], sets={"aws.vpcID": "vpc-1"})) != base
+
+
+def test_a_provider_without_a_chart_section_gets_its_settings_from_provider_settings(
+    helm: Helm, tmp_path: Path
+) -> None:
+    sets = {"provider": "sim", "providerSettings": {"sim-table": ["rtb-a", "rtb-b"]}}
+    objects = helm.template([EXAMPLES["gcp"]], sets=sets)
+
+    assert settings(objects)["sim-table"] == ["rtb-a", "rtb-b"]
+    assert "project" not in settings(objects)  # only a built-in provider's own section is rendered
+    env = {**pod_env(controller(objects)), "ROUTECTL_CONFIG": str(_mounted(objects, tmp_path))}
+    cfg = config.load([], env, registry=with_sim())
+    assert cfg.cloud is not None
+    assert cfg.cloud.build().tables() == ("rtb-a", "rtb-b")

@@ -1,5 +1,5 @@
 """Optional monitoring objects: the ServiceMonitor scrapes the metrics Service over HTTPS with a token,
-the alerts and the dashboard use the metric names of DESIGN.md §4.5, and the prometheus-operator
+the alerts and the dashboard use the metric names routectl/metrics.py defines, and the prometheus-operator
 objects are rendered only where the cluster serves their API."""
 
 from __future__ import annotations

@@ -129,9 +129,9 @@ projected token at tokenURL, then impersonates serviceAccount when one is set.
 
 {{/*
 The controller's settings as the config file holds them: setting name (the flag without "--") ->
-value, for every command (DESIGN.md §4.1; `routectl plan` in the pod reads the same file). Empty
-optional strings are left out so the controller's default applies; the selected provider's section is
-rendered key by key in kebab case, so a new provider setting needs no change here.
+value, for every command (`routectl plan` in the pod reads the same file). Empty optional strings are
+left out so the controller's default applies; a built-in provider's section is rendered key by key in
+kebab case and `providerSettings` by flag name, so a new provider setting needs no change here.
 */}}
 {{- define "routectl.settings" -}}
 {{- $v := .Values -}}
@@ -175,12 +175,16 @@ mask given for a family it does not manage. */ -}}
 {{- if and $v.metrics.enabled $v.metrics.secure $v.metrics.certSecret }}
 {{- $_ := set $s "metrics-cert-dir" (include "routectl.metricsCertDir" .) }}
 {{- end }}
-{{- if $v.provider }}
-{{- range $key, $value := (get $v $v.provider | default dict) }}
+{{- if has $v.provider (list "aws" "gcp" "alibaba") }}
+{{- range $key, $value := get $v $v.provider }}
 {{- if not (and (kindIs "string" $value) (eq $value "")) }}
 {{- $_ := set $s (kebabcase $key) $value }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- /* Any provider's settings by flag name (an adapter without a section above, docs/providers.md). */}}
+{{- range $name, $value := $v.providerSettings }}
+{{- $_ := set $s $name $value }}
 {{- end }}
 {{- toYaml $s }}
 {{- end -}}
