@@ -154,7 +154,7 @@ class LoggedProcess:
             self._popen = subprocess.Popen(
                 dying_with_parent(argv),
                 stdin=subprocess.DEVNULL,
-                stdout=out if out_path is not None else subprocess.STDOUT,
+                stdout=out if out_path is not None else log,
                 stderr=log,
                 env=dict(env),
             )
