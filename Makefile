@@ -25,8 +25,8 @@ demo: $(STAMP)
 	$(VENV)/bin/routectl demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check $(PKGS) tests bench
-	$(VENV)/bin/ruff format --check $(PKGS) tests bench
+	$(VENV)/bin/ruff check $(PKGS) tests bench scripts
+	$(VENV)/bin/ruff format --check $(PKGS) tests bench scripts
 	$(VENV)/bin/mypy --strict $(PKGS)
 
 unit: $(STAMP)

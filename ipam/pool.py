@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
-from ipam.cidr import CIDRLike, Network, family, parse_cidr
+from ipam.cidr import CIDRLike, Network, family, overlaps, parse_cidr
 from ipam.cidrset import CIDRSet
 from ipam.errors import CIDROutsidePool, IPAMError, PoolExhausted
 from ipam.validation import check_disjoint, validate
@@ -132,7 +132,7 @@ class CIDRPool:
         self._sets.append(CIDRSet(cidr, node_mask, reserved=self._config.reserved))
 
     def _sets_for(self, net: Network) -> list[CIDRSet]:
-        return [s for s in self._sets if s.cidr.version == net.version and s.cidr.overlaps(net)]
+        return [s for s in self._sets if overlaps(s.cidr, net)]
 
 
 def _parse_all(cidrs: CIDRLike | Iterable[CIDRLike]) -> list[Network]:

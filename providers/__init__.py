@@ -1,13 +1,11 @@
-"""Cloud route providers: the RouteProvider protocol, error taxonomy and the adapters.
+"""Cloud route providers: the RouteProvider protocol, error taxonomy, the registry and the adapters.
 
 `providers` imports nothing from `routectl`: adapters depend on this port, never the other way round.
+Adapters are found through `providers.registry` (entry points `routectl.providers`), never by name here.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from providers.config import ProviderConfig
 from providers.errors import (
     ConfigurationError,
     Conflict,
@@ -32,21 +30,7 @@ from providers.model import (
     WriteGuard,
 )
 
-NAMES = ("aws", "gcp", "alibaba")
-"""Providers selectable with `--provider`; each lives in `providers/<name>.py` and exposes `build`."""
-
-
-def get(name: str, config: ProviderConfig) -> RouteProvider:
-    """Build the adapter for `name`; SDKs are imported only for the provider in use."""
-    if name not in NAMES:
-        raise ConfigurationError(f"provider {name!r}: must be one of {', '.join(NAMES)}")
-    module = importlib.import_module(f"providers.{name}")
-    provider: RouteProvider = module.build(config)
-    return provider
-
-
 __all__ = [
-    "NAMES",
     "CallObserver",
     "ConfigurationError",
     "Conflict",
@@ -56,7 +40,6 @@ __all__ = [
     "Network",
     "NotFound",
     "Outcome",
-    "ProviderConfig",
     "ProviderError",
     "QuotaExceeded",
     "Route",
@@ -67,5 +50,4 @@ __all__ = [
     "Throttled",
     "Transient",
     "WriteGuard",
-    "get",
 ]

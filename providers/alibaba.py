@@ -35,7 +35,6 @@ from alibabacloud_vpc20160428 import models as vpc_models
 from alibabacloud_vpc20160428.client import Client as VpcClient
 from darabonba.runtime import ExtendsParameters, RuntimeOptions
 
-from providers.config import ProviderConfig
 from providers.errors import (
     ConfigurationError,
     Conflict,
@@ -59,15 +58,12 @@ from providers.model import (
     WriteGuard,
     no_guard,
 )
+from providers.specs.alibaba import LIMITS, MAX_BATCH, AlibabaConfig
 
 NAME = "alibaba"
-MAX_BATCH = 50
-"""Entries per CreateRouteEntries / DeleteRouteEntries call (API limit)."""
 PAGE_SIZE = 100
 """DescribeRouteEntryList MaxResult upper bound."""
 TABLE_PAGE_SIZE = 50
-DEFAULT_QUOTA = 200
-"""Default custom entries per route table."""
 NAME_LIMIT = 128
 DESCRIPTION_LIMIT = 256
 MARK = "routectl"
@@ -300,7 +296,7 @@ class AlibabaProvider:
 
     def __init__(
         self,
-        config: ProviderConfig,
+        config: AlibabaConfig,
         client: VpcClient,
         *,
         poll: PollPolicy = PollPolicy(),
@@ -310,7 +306,7 @@ class AlibabaProvider:
         self._config = config
         self._client = client
         self._region = config.region
-        self._marks = Marks(config.cluster_name)
+        self._marks = Marks(config.common.cluster_name)
         self._poll = poll
         self._timeouts = {"connect_timeout": connect_timeout_ms, "read_timeout": read_timeout_ms}
         self._table_vpc: dict[str, str] = {}
@@ -320,16 +316,7 @@ class AlibabaProvider:
         self._guard = threading.Lock()
         self._observers: list[CallObserver] = []
         self._write_guard: WriteGuard = no_guard
-        self._limits = Limits(
-            write_rate=config.write_rate or 5.0,
-            write_burst=config.write_burst or 10,
-            read_rate=config.read_rate or 20.0,
-            read_burst=config.read_burst or 40,
-            max_batch=MAX_BATCH,
-            batch_api=True,
-            routes_per_table=config.route_table_quota or DEFAULT_QUOTA,
-            writers_per_table=1,
-        )
+        self._limits = config.common.limits(LIMITS)
 
     @property
     def limits(self) -> Limits:
@@ -801,31 +788,26 @@ def _in_batches(
     return results
 
 
-def _sdk_client(config: ProviderConfig) -> VpcClient:
+def _sdk_client(config: AlibabaConfig) -> VpcClient:
     """The VPC client: default credential chain, or static dummy keys against a test endpoint."""
-    if config.endpoint:
+    if config.common.endpoint:
         credential = CredentialClient(
             CredentialConfig(
                 type="access_key", access_key_id="routectl-test", access_key_secret="routectl-test"
             )
         )
-        endpoint = config.endpoint.removeprefix("http://")
+        endpoint = config.common.endpoint.removeprefix("http://")
         return VpcClient(
             OpenApiConfig(credential=credential, region_id=config.region, endpoint=endpoint, protocol="HTTP")
         )
     return VpcClient(OpenApiConfig(credential=CredentialClient(), region_id=config.region, protocol="HTTPS"))
 
 
-def build(config: ProviderConfig, *, poll: PollPolicy = PollPolicy()) -> AlibabaProvider:
-    """The adapter for `config`; raises ConfigurationError naming the missing or invalid setting."""
-    if not config.region:
-        raise ConfigurationError("alibaba: region is required")
-    if not config.vpc_id and not config.route_table_ids:
-        raise ConfigurationError("alibaba: vpc id or at least one route table id is required")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", config.cluster_name):
-        raise ConfigurationError(
-            f"cluster name {config.cluster_name!r}: 1-100 of [A-Za-z0-9._-] (used in route names)"
-        )
+def build(config: AlibabaConfig, *, poll: PollPolicy = PollPolicy()) -> AlibabaProvider:
+    """The adapter for `config`; raises ConfigurationError naming an unusable cluster name."""
+    name = config.common.cluster_name
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise ConfigurationError(f"cluster name {name!r}: 1-100 of [A-Za-z0-9._-] (used in route names)")
     return AlibabaProvider(config, _sdk_client(config), poll=poll)
 
 

@@ -71,10 +71,10 @@ def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvide
         cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=timeout_s)
     except ClusterConfigError as err:
         raise configuration.ConfigError(str(err)) from None
-    if not cfg.configure_cloud_routes and cfg.command == "run":
+    if cfg.cloud is None:  # routes off for `run`: no provider at all
         return cluster, None
     try:
-        provider = providers.get(cfg.provider, cfg.provider_config)
+        provider = cfg.cloud.build()
         provider.tables()
     except providers.Fatal as err:
         raise configuration.ConfigError(f"--provider {cfg.provider}: {err}") from None

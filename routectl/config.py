@@ -2,6 +2,8 @@
 
 Invariant: a `Config` that exists is valid; every rule is checked here, once, before the controller
 touches the cluster or the cloud, and a broken rule is one `ConfigError` line naming the setting.
+The provider settings, `--provider`'s choices and the provider's config object come from the installed
+providers' specs (`providers.registry`); nothing here names a cloud.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import ipaddress
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,8 +21,18 @@ from typing import Any, NoReturn
 import yaml
 
 import ipam
-import providers
-from providers import Network, ProviderConfig
+from providers import ConfigurationError, Network
+from providers.registry import (
+    COMMON_SETTINGS,
+    GROUP,
+    ConfiguredProvider,
+    ProviderSpec,
+    Registry,
+    RegistryError,
+    common_config,
+    discover,
+)
+from providers.settings import Setting, choice, parse_bool
 
 
 class ConfigError(Exception):
@@ -41,87 +53,63 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
 
 
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValueError(f"{text!r} is not true or false")
-
-
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-@dataclass(frozen=True, slots=True)
-class _Setting:
-    """One setting: its flag name, how to parse a string form of it, and its default."""
+_CLUSTER: tuple[Setting, ...] = (
+    Setting("kubeconfig", "kubeconfig path; empty: in-cluster, then ~/.kube/config"),
+    Setting("cluster-name", "name of this cluster; marks the routes it owns (required)"),
+    Setting("cluster-cidr", "cluster CIDRs, IPv4 and/or IPv6 (required)", many=True, default=()),
+    Setting("node-cidr-mask-size-ipv4", "prefix length of each node's IPv4 podCIDR (24)", int, None),
+    Setting("node-cidr-mask-size-ipv6", "prefix length of each node's IPv6 podCIDR (64)", int, None),
+    Setting("reserved-cidr", "ranges never handed out (service CIDR …)", many=True, default=()),
+    Setting("allocate-node-cidrs", "assign podCIDRs to nodes", parse_bool, True),
+    Setting("configure-cloud-routes", "program one VPC route per node podCIDR", parse_bool, True),
+)
+"""routectl's own settings shown before `--provider` and the provider settings."""
 
-    name: str
-    parse: Callable[[str], Any]
-    default: Any
-    help: str
-    many: bool = False
-    """A list: flags repeat or take commas; YAML takes a list; env takes commas."""
-    commands: tuple[str, ...] = ("run", "plan")
+_CONTROLLER: tuple[Setting, ...] = (
+    Setting("route-reconciliation-period", "full resync period", parse_duration, 60.0),
+    Setting("concurrent-node-syncs", "nodes reconciled in parallel", int, 10),
+    Setting("exclude-label", "nodes with this label are left alone", default="routectl.io/exclude=true"),
+    Setting("leader-elect", "run leader election (needed with > 1 replica)", parse_bool, True),
+    Setting("leader-elect-lease-duration", "lease duration", parse_duration, 15.0),
+    Setting("leader-elect-renew-deadline", "leader gives up after this", parse_duration, 10.0),
+    Setting("leader-elect-retry-period", "interval between attempts", parse_duration, 2.0),
+    Setting("leader-elect-resource-namespace", "lease namespace; default $POD_NAMESPACE"),
+    Setting("leader-elect-resource-name", "lease name", default="routectl"),
+    Setting("metrics-bind-address", "Prometheus /metrics address; 0 disables", default=":10290"),
+    Setting("health-probe-bind-address", "/healthz and /readyz address; 0 disables", default=":10291"),
+    Setting("dry-run", "compute and log the plan, change nothing", parse_bool, False),
+    Setting("log-level", "log level", choice("debug", "info", "warning", "error"), "info"),
+    Setting("once", "one full pass, then exit 0 if converged", parse_bool, False, commands=("run",)),
+    Setting("output", "plan output format", choice("table", "json"), "table", commands=("plan",)),
+)
+"""routectl's own settings shown after the provider settings."""
 
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
 
-    @property
-    def env(self) -> str:
-        return "ROUTECTL_" + self.dest.upper()
+def _provider_setting(registry: Registry) -> Setting:
+    installed = ", ".join(registry.names) or "none"
 
-
-def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        if text not in allowed:
-            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        if text not in registry.names:
+            raise ValueError(f"{text!r} is not an installed provider (installed: {installed})")
         return text
 
-    return parse
+    return Setting("provider", f"cloud provider: {installed} (entry points {GROUP})", parse)
 
 
-_SETTINGS: tuple[_Setting, ...] = (
-    _Setting("kubeconfig", str, "", "kubeconfig path; empty: in-cluster, then ~/.kube/config"),
-    _Setting("cluster-name", str, "", "name of this cluster; marks the routes it owns (required)"),
-    _Setting("cluster-cidr", str, (), "cluster CIDRs, IPv4 and/or IPv6 (required)", many=True),
-    _Setting("node-cidr-mask-size-ipv4", int, None, "prefix length of each node's IPv4 podCIDR (24)"),
-    _Setting("node-cidr-mask-size-ipv6", int, None, "prefix length of each node's IPv6 podCIDR (64)"),
-    _Setting("reserved-cidr", str, (), "ranges never handed out (service CIDR …)", many=True),
-    _Setting("allocate-node-cidrs", parse_bool, True, "assign podCIDRs to nodes"),
-    _Setting("configure-cloud-routes", parse_bool, True, "program one VPC route per node podCIDR"),
-    _Setting("provider", _choice(*providers.NAMES), "", "cloud provider: aws, gcp or alibaba"),
-    _Setting("region", str, "", "cloud region (aws, alibaba)"),
-    _Setting("project", str, "", "GCP project"),
-    _Setting("network", str, "", "GCP VPC network name"),
-    _Setting("route-priority", int, 1000, "GCP route priority"),
-    _Setting("vpc-id", str, "", "VPC id (aws: optional discovery filter; alibaba: required)"),
-    _Setting("route-table-id", str, (), "managed route tables; default: discover", many=True),
-    _Setting("route-table-quota", int, 0, "routes per table; 0: ask the cloud or use its default"),
-    _Setting("cloud-endpoint", str, "", "cloud API endpoint override (tests, emulators)"),
-    _Setting("cloud-write-rate", float, 0.0, "cloud write calls per second; 0: provider default"),
-    _Setting("cloud-write-burst", int, 0, "cloud write burst; 0: provider default"),
-    _Setting("cloud-read-rate", float, 0.0, "cloud read calls per second; 0: provider default"),
-    _Setting("cloud-read-burst", int, 0, "cloud read burst; 0: provider default"),
-    _Setting("route-reconciliation-period", parse_duration, 60.0, "full resync period"),
-    _Setting("concurrent-node-syncs", int, 10, "nodes reconciled in parallel"),
-    _Setting("exclude-label", str, "routectl.io/exclude=true", "nodes with this label are left alone"),
-    _Setting("leader-elect", parse_bool, True, "run leader election (needed with > 1 replica)"),
-    _Setting("leader-elect-lease-duration", parse_duration, 15.0, "lease duration"),
-    _Setting("leader-elect-renew-deadline", parse_duration, 10.0, "leader gives up after this"),
-    _Setting("leader-elect-retry-period", parse_duration, 2.0, "interval between attempts"),
-    _Setting("leader-elect-resource-namespace", str, "", "lease namespace; default $POD_NAMESPACE"),
-    _Setting("leader-elect-resource-name", str, "routectl", "lease name"),
-    _Setting("metrics-bind-address", str, ":10290", "Prometheus /metrics address; 0 disables"),
-    _Setting("health-probe-bind-address", str, ":10291", "/healthz and /readyz address; 0 disables"),
-    _Setting("dry-run", parse_bool, False, "compute and log the plan, change nothing"),
-    _Setting("log-level", _choice("debug", "info", "warning", "error"), "info", "log level"),
-    _Setting("once", parse_bool, False, "one full pass, then exit 0 if converged", commands=("run",)),
-    _Setting("output", _choice("table", "json"), "table", "plan output format", commands=("plan",)),
-)
+def settings(command: str, registry: Registry) -> tuple[Setting, ...]:
+    """Every setting `command` takes: routectl's own, `--provider`, each provider's, the common ones."""
+    provider = _provider_setting(registry)
+    taken = {s.name for s in (*_CLUSTER, provider, *_CONTROLLER)}
+    for setting in registry.settings():
+        if setting.name in taken:
+            declared = ", ".join(registry.declaring(setting.name))
+            raise ConfigError(f"provider {declared}: --{setting.name} is one of routectl's own settings")
+    every = (*_CLUSTER, provider, *registry.settings(), *COMMON_SETTINGS, *_CONTROLLER)
+    return tuple(s for s in every if command in s.commands)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +138,9 @@ class Config:
     allocate_node_cidrs: bool
     configure_cloud_routes: bool
     provider: str
-    provider_config: ProviderConfig
+    cloud: ConfiguredProvider[Any] | None
+    """The provider's spec and validated config (`cloud.build()` makes the adapter); None when routes
+    are off for `run`, which then builds no provider."""
     resync_period_s: float
     concurrent_node_syncs: int
     exclude_label: tuple[str, str]
@@ -173,30 +163,35 @@ class Config:
         )
 
 
-def settings(command: str) -> tuple[_Setting, ...]:
-    return tuple(s for s in _SETTINGS if command in s.commands)
-
-
-def build_parser(command: str, parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    command: str, registry: Registry, parser: argparse.ArgumentParser | None = None
+) -> argparse.ArgumentParser:
     """Flags for `command`; every default is None so the merge can tell "not given" from a value."""
     parser = parser or argparse.ArgumentParser(prog=f"routectl {command}")
     parser.add_argument("--config", default=None, help="YAML file with the same settings (flags win)")
-    for s in settings(command):
+    cloud = parser.add_argument_group(
+        "provider settings",
+        f"Declared by the installed providers (entry points {GROUP}); each help names the providers that "
+        "take the flag. The route-table-quota and cloud-* settings apply to every provider.",
+    )
+    in_cloud = {s.name for s in (*registry.settings(), *COMMON_SETTINGS)}
+    for s in settings(command, registry):
+        group = cloud if s.name in in_cloud else parser
         if s.many:
-            parser.add_argument(f"--{s.name}", action="append", default=None, help=s.help)
+            group.add_argument(f"--{s.name}", action="append", default=None, help=s.help)
         elif s.parse is parse_bool:
-            parser.add_argument(f"--{s.name}", nargs="?", const="true", default=None, help=s.help)
+            group.add_argument(f"--{s.name}", nargs="?", const="true", default=None, help=s.help)
         else:
-            parser.add_argument(f"--{s.name}", default=None, help=s.help)
+            group.add_argument(f"--{s.name}", default=None, help=s.help)
     return parser
 
 
-def _parse_value(setting: _Setting, raw: Any, where: str) -> Any:
+def _parse_value(setting: Setting, raw: Any, where: str) -> Any:
     """Turn a raw value (string from flag/env, or a YAML scalar/list) into the setting's type."""
     try:
         if setting.many:
             items = raw if isinstance(raw, list) else [raw]
-            return tuple(part for item in items for part in _split(str(item)))
+            return tuple(setting.parse(part) for item in items for part in _split(str(item)))
         if isinstance(raw, bool) and setting.parse is parse_bool:
             return raw
         if isinstance(raw, list):
@@ -220,22 +215,34 @@ def _read_yaml(path: str) -> dict[str, Any]:
     return data
 
 
-def load(argv: Sequence[str], env: Mapping[str, str], command: str = "run") -> Config:
-    """Merge file → env → flags for `command` and validate; raises ConfigError."""
-    parser = build_parser(command)
+def load(
+    argv: Sequence[str], env: Mapping[str, str], command: str = "run", registry: Registry | None = None
+) -> Config:
+    """Merge file → env → flags for `command` and validate; raises ConfigError.
+
+    The providers on offer are `registry`, by default those installed (`providers.registry.discover`)."""
+    if registry is None:
+        try:
+            registry = discover()
+        except RegistryError as err:
+            raise ConfigError(str(err)) from None
+    parser = build_parser(command, registry)
     parser.error = _raise_config_error  # type: ignore[method-assign]
     args = vars(parser.parse_args(list(argv)))
-    return from_namespace(args, env, command)
+    return from_namespace(args, env, command, registry)
 
 
 def _raise_config_error(message: str) -> NoReturn:
     raise ConfigError(message)
 
 
-def from_namespace(args: Mapping[str, Any], env: Mapping[str, str], command: str) -> Config:
+def from_namespace(
+    args: Mapping[str, Any], env: Mapping[str, str], command: str, registry: Registry
+) -> Config:
     """Build a Config from parsed flags (None = not given), applying YAML and env underneath."""
-    known = settings(command)
+    known = settings(command, registry)
     values: dict[str, Any] = {s.dest: s.default for s in known}
+    given: set[str] = set()
     config_path = args.get("config") or env.get("ROUTECTL_CONFIG")
     if config_path:
         file_values = _read_yaml(config_path)
@@ -244,13 +251,16 @@ def from_namespace(args: Mapping[str, Any], env: Mapping[str, str], command: str
             if key not in by_name:
                 raise ConfigError(f"--config {config_path}: unknown setting {key!r}")
             values[by_name[key].dest] = _parse_value(by_name[key], raw, f"--config {config_path}: {key}")
+            given.add(key)
     for s in known:
         if s.env in env:
             values[s.dest] = _parse_value(s, env[s.env], f"env {s.env}")
+            given.add(s.name)
     for s in known:
         if args.get(s.dest) is not None:
             values[s.dest] = _parse_value(s, args[s.dest], f"--{s.name}")
-    return _validate(values, env, command)
+            given.add(s.name)
+    return _validate(values, env, command, registry, given)
 
 
 def _network(text: str, setting: str) -> Network:
@@ -269,13 +279,9 @@ def _bind_address(text: str, setting: str) -> tuple[str, int] | None:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def _positive(values: Mapping[str, Any], *names: str) -> None:
-    for name in names:
-        if values[name.replace("-", "_")] < 0:
-            raise ConfigError(f"--{name} {values[name.replace('-', '_')]}: must not be negative")
-
-
-def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config:
+def _validate(
+    v: dict[str, Any], env: Mapping[str, str], command: str, registry: Registry, given: set[str]
+) -> Config:
     name = v["cluster_name"]
     if not name:
         raise ConfigError("--cluster-name: required (it marks the routes this cluster owns)")
@@ -297,20 +303,14 @@ def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config
         )
     except ipam.IPAMError as err:
         raise ConfigError(f"--cluster-cidr/--node-cidr-mask-size/--reserved-cidr: {err}") from None
-    _positive(
-        v,
-        "route-table-quota",
-        "cloud-write-rate",
-        "cloud-write-burst",
-        "cloud-read-rate",
-        "cloud-read-burst",
-    )
     if v["concurrent_node_syncs"] < 1:
         raise ConfigError(f"--concurrent-node-syncs {v['concurrent_node_syncs']}: must be at least 1")
     if v["route_reconciliation_period"] < 1:
         raise ConfigError(f"--route-reconciliation-period {v['route_reconciliation_period']}s: must be ≥ 1s")
+    cloud: ConfiguredProvider[Any] | None = None
+    ignored: tuple[str, ...] = ()
     if v["configure_cloud_routes"] or command == "plan":
-        _validate_provider(v)
+        cloud, ignored = _provider(v, registry, name, given)
     key, sep, label_value = v["exclude_label"].partition("=")
     if not sep or not _LABEL_KEY.fullmatch(key):
         raise ConfigError(f"--exclude-label {v['exclude_label']!r}: must be key=value with a valid label key")
@@ -322,25 +322,11 @@ def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config
         node_mask_v4=v["node_cidr_mask_size_ipv4"],
         node_mask_v6=v["node_cidr_mask_size_ipv6"],
         reserved_cidrs=reserved,
-        warnings=pool.warnings,
+        warnings=(*pool.warnings, *ignored),
         allocate_node_cidrs=v["allocate_node_cidrs"],
         configure_cloud_routes=v["configure_cloud_routes"],
         provider=v["provider"],
-        provider_config=ProviderConfig(
-            cluster_name=name,
-            region=v["region"],
-            project=v["project"],
-            network=v["network"],
-            vpc_id=v["vpc_id"],
-            route_table_ids=v["route_table_id"],
-            route_priority=v["route_priority"],
-            route_table_quota=v["route_table_quota"],
-            endpoint=v["cloud_endpoint"],
-            write_rate=v["cloud_write_rate"],
-            write_burst=v["cloud_write_burst"],
-            read_rate=v["cloud_read_rate"],
-            read_burst=v["cloud_read_burst"],
-        ),
+        cloud=cloud,
         resync_period_s=v["route_reconciliation_period"],
         concurrent_node_syncs=v["concurrent_node_syncs"],
         exclude_label=(key, label_value),
@@ -355,24 +341,31 @@ def _validate(v: dict[str, Any], env: Mapping[str, str], command: str) -> Config
     )
 
 
-_PROVIDER_REQUIRES: dict[str, tuple[tuple[str, str], ...]] = {
-    "aws": (("region", "AWS region"),),
-    "gcp": (("project", "GCP project"), ("network", "GCP VPC network")),
-    "alibaba": (("region", "Alibaba Cloud region"),),
-}
-
-
-def _validate_provider(v: Mapping[str, Any]) -> None:
-    provider = v["provider"]
-    if not provider:
-        raise ConfigError("--provider: required when --configure-cloud-routes is true (aws, gcp or alibaba)")
-    for setting, what in _PROVIDER_REQUIRES[provider]:
-        if not v[setting]:
-            raise ConfigError(f"--{setting}: the {what} is required for --provider {provider}")
-    if provider == "alibaba" and not v["vpc_id"] and not v["route_table_id"]:
-        raise ConfigError("--vpc-id: required for --provider alibaba unless --route-table-id is given")
-    if not 0 <= v["route_priority"] <= 65535:
-        raise ConfigError(f"--route-priority {v['route_priority']}: must be within 0-65535")
+def _provider(
+    v: Mapping[str, Any], registry: Registry, cluster_name: str, given: set[str]
+) -> tuple[ConfiguredProvider[Any], tuple[str, ...]]:
+    """The selected provider's spec with its validated config, and a warning per provider setting given
+    that this provider does not take (harmless, but likely a mistake)."""
+    name = v["provider"]
+    if not name:
+        installed = ", ".join(registry.names) or "none installed"
+        raise ConfigError(f"--provider: required when --configure-cloud-routes is true ({installed})")
+    spec: ProviderSpec[Any] = registry[name]
+    common = common_config(cluster_name, {s.name: v[s.dest] for s in COMMON_SETTINGS})
+    try:
+        cloud = spec.configure(common, {s.name: v[s.dest] for s in spec.settings})
+    except ConfigurationError as err:
+        raise ConfigError(str(err)) from None
+    except (TypeError, ValueError) as err:  # an adapter's config refusing its values its own way
+        raise ConfigError(f"--provider {name}: {' '.join(str(err).split())}") from None
+    own = {s.name for s in spec.settings}
+    ignored = tuple(
+        f"--{s.name}: not a setting of --provider {name} (only of {', '.join(registry.declaring(s.name))}); "
+        "ignored"
+        for s in registry.settings()
+        if s.name in given and s.name not in own
+    )
+    return cloud, ignored
 
 
 def _leader_election(v: Mapping[str, Any], env: Mapping[str, str]) -> LeaderElection:

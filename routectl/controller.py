@@ -1,6 +1,7 @@
 """Wires the node cache, work queue, leader election, allocator and route reconciler into one controller.
 
-Invariants kept here: nothing is allocated or written before this process leads and its node cache has
+Invariants kept here: the shared provider's call observer and write guard are set once, by
+`route_reconciler`; nothing is allocated or written before this process leads and its node cache has
 synced and the allocator has been rebuilt from it; a deleted node's routes are removed from every table
 before its CIDR is released; on shutdown the workers are stopped and joined before the lease is released.
 """
@@ -11,13 +12,18 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import ipam
 from providers import RouteProvider
 from routectl.cluster import Cluster, Node, list_all_nodes
 from routectl.config import Config
 from routectl.engine.allocator import AllocationFailed, Allocator
+from routectl.engine.executor import Executor
+from routectl.engine.nodestatus import NodeStatus
+from routectl.engine.ratelimit import Pacer
 from routectl.engine.reconciler import Reconciler
+from routectl.engine.routeview import RouteView
 from routectl.fence import Fence, LostLeadership, Unfenced
 from routectl.kube.informer import NodeChange, NodeInformer
 from routectl.kube.leader import LeaderElector
@@ -61,6 +67,42 @@ class _Workers:
                 thread.join(timeout=_JOIN_TIMEOUT_S)
 
 
+def route_reconciler(
+    cluster: Cluster,
+    provider: RouteProvider,
+    fence: Fence,
+    metrics: Metrics,
+    *,
+    cluster_cidrs: Sequence[ipam.CIDRLike],
+    nodes: Callable[[], list[Node]],
+    exclude_label: tuple[str, str],
+    concurrency: int,
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    max_attempts: int = 4,
+    base_delay_s: float = 0.5,
+) -> Reconciler:
+    """The route side, wired: the one place the shared provider is told where its calls are counted
+    (the cloud-API metrics) and what guards its writes (the fence); no constructor rewires it."""
+    provider.observe(metrics.cloud_calls(provider.name))
+    provider.guard_writes(fence.check)
+    pacer = Pacer(
+        provider.limits, max_attempts=max_attempts, base_delay_s=base_delay_s, clock=clock, sleep=sleep
+    )
+    return Reconciler(
+        RouteView(provider, pacer, metrics, [ipam.parse_cidr(c) for c in cluster_cidrs]),
+        NodeStatus(cluster, fence, metrics, clock=clock),
+        Executor(provider, fence, metrics, pacer, concurrency=concurrency),
+        metrics,
+        nodes=nodes,
+        target_for=provider.target_for,
+        exclude_label=exclude_label,
+        dry_run=dry_run,
+        clock=clock,
+    )
+
+
 class Controller:
     def __init__(
         self,
@@ -87,7 +129,7 @@ class Controller:
             else None
         )
         self.reconciler = (
-            Reconciler(
+            route_reconciler(
                 cluster,
                 provider,
                 fence,

@@ -6,6 +6,8 @@ one process — the chaos tests and the demo — never share counters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -87,3 +89,13 @@ class Metrics:
             buckets=_WORK_BUCKETS,
             registry=r,
         )
+
+    def cloud_calls(self, provider: str) -> Callable[[str, str, float], None]:
+        """The observer a provider reports every real cloud call to (`RouteProvider.observe`): one per
+        request, so an adapter without a batch API counts one per route."""
+
+        def count(api: str, code: str, seconds: float) -> None:
+            self.cloud_api_requests.labels(provider, api, code).inc()
+            self.cloud_api_duration.labels(provider, api).observe(seconds)
+
+        return count

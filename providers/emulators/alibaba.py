@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -128,9 +128,9 @@ class _Table:
 
 @dataclass(slots=True)
 class _Fault:
-    """An injected whole-call error for the next `times` calls of `action` (None = any action)."""
+    """An injected whole-call error for the next `times` calls of `actions` (None = any action)."""
 
-    action: str | None
+    actions: frozenset[str] | None
     times: int
     error: _ApiError
     after: bool = False
@@ -273,6 +273,11 @@ class AlibabaVpcEmulator:
             entry.settles_at = float("inf") if status != "Available" else 0.0
             return entry.id
 
+    def set_quota(self, table_id: str, quota: int) -> None:
+        """The table's custom-entry quota from now on (entries beyond it stay; new ones are refused)."""
+        with self._lock:
+            self._tables[table_id].quota = quota
+
     def set_route_status(self, table_id: str, destination: str, status: str) -> None:
         with self._lock:
             entry = self._tables[table_id].entries[destination]
@@ -289,7 +294,7 @@ class AlibabaVpcEmulator:
 
     def throttle(
         self,
-        action: str | None = None,
+        action: str | Collection[str] | None = None,
         *,
         times: int = 1,
         retry_after_ms: int = 1000,
@@ -300,7 +305,7 @@ class AlibabaVpcEmulator:
 
     def fail(
         self,
-        action: str | None = None,
+        action: str | Collection[str] | None = None,
         *,
         times: int = 1,
         status: int = 503,
@@ -308,15 +313,17 @@ class AlibabaVpcEmulator:
         message: str = "The request has failed due to a temporary failure of the server.",
         retry_after_ms: int | None = None,
     ) -> None:
-        """The next `times` calls of `action` fail with `code` and HTTP `status` (5xx by default)."""
+        """The next `times` calls of `action` (several actions count together; None = any action) fail
+        with `code` and HTTP `status` (5xx by default)."""
+        error = _ApiError(status, code, message, retry_after_ms)
         with self._lock:
-            self._faults.append(_Fault(action, times, _ApiError(status, code, message, retry_after_ms)))
+            self._faults.append(_Fault(_actions(action), times, error))
 
     def lose_response(self, action: str, *, times: int = 1) -> None:
         """The next `times` calls of `action` take effect, but the caller gets a 503 instead of the result."""
         error = _ApiError(503, "ServiceUnavailable", "The request has failed due to a temporary failure.")
         with self._lock:
-            self._faults.append(_Fault(action, times, error, after=True))
+            self._faults.append(_Fault(_actions(action), times, error, after=True))
 
     @property
     def calls(self) -> dict[str, int]:
@@ -352,7 +359,11 @@ class AlibabaVpcEmulator:
 
     def _inject_fault(self, action: str, *, after: bool) -> None:
         for fault in self._faults:
-            if fault.times > 0 and fault.after is after and fault.action in (None, action):
+            if (
+                fault.times > 0
+                and fault.after is after
+                and (fault.actions is None or action in fault.actions)
+            ):
                 fault.times -= 1
                 raise fault.error
         self._faults = [f for f in self._faults if f.times > 0]
@@ -582,6 +593,12 @@ class AlibabaVpcEmulator:
         "CreateRouteEntries": _create_route_entries,
         "DeleteRouteEntries": _delete_route_entries,
     }
+
+
+def _actions(action: str | Collection[str] | None) -> frozenset[str] | None:
+    if action is None:
+        return None
+    return frozenset({action} if isinstance(action, str) else action)
 
 
 def _find(table: _Table, spec: Mapping[str, str]) -> _Entry | None:

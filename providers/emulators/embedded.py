@@ -1,24 +1,16 @@
 """Embedded clouds for `routectl demo` and the benchmarks: a populated cloud behind the real SDK.
 
 AWS is moto's EC2 in-process; GCP and Alibaba are this package's HTTP emulators on 127.0.0.1. Each yields
-the provider flags that point routectl at it and one `spec.providerID` per node.
+the provider flags that point routectl at it and one `spec.providerID` per node. The built-in specs
+name these factories (`ProviderSpec.embedded`), so only the demo, when it runs one, imports this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-CLUSTER_NAME = "demo"
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedCloud:
-    flags: tuple[str, ...]
-    """Provider flags that point routectl at this cloud."""
-    provider_ids: tuple[str, ...]
-    """One `spec.providerID` per node, in node order."""
+from providers.registry import DEMO_CLUSTER, EmbeddedCloud
 
 
 @contextlib.contextmanager
@@ -36,7 +28,7 @@ def aws_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
         for _ in range(tables):
             table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
             ec2.create_tags(
-                Resources=[table], Tags=[{"Key": f"kubernetes.io/cluster/{CLUSTER_NAME}", "Value": "owned"}]
+                Resources=[table], Tags=[{"Key": f"kubernetes.io/cluster/{DEMO_CLUSTER}", "Value": "owned"}]
             )
             # A route routectl does not own, to show it is left alone.
             ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
@@ -83,10 +75,3 @@ def alibaba_cloud(nodes: int, tables: int = 2) -> Iterator[EmbeddedCloud]:
             flags=("--region", region, "--vpc-id", vpc, "--cloud-endpoint", emulator.endpoint),
             provider_ids=tuple(f"{region}.{i}" for i in ids),
         )
-
-
-CLOUDS: dict[str, Callable[[int], contextlib.AbstractContextManager[EmbeddedCloud]]] = {
-    "aws": aws_cloud,
-    "gcp": gcp_cloud,
-    "alibaba": alibaba_cloud,
-}

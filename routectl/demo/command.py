@@ -18,17 +18,23 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import providers
-from providers.emulators.embedded import CLOUDS, CLUSTER_NAME
 from providers.emulators.isolation import disable_metadata_probes
-from routectl.demo.harness import Outcome, embedded_config, run_until_converged
+from providers.registry import DEMO_CLUSTER, Registry, RegistryError, discover
+from routectl.demo.harness import RunResult, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
 from routectl.ops import logs
 from routectl.ops.columns import columns
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(registry: Registry) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routectl demo", description=__doc__)
-    parser.add_argument("--provider", choices=providers.NAMES, default="aws")
+    embedded = [spec.name for spec in registry.specs if spec.embedded]
+    parser.add_argument(
+        "--provider",
+        choices=embedded,
+        default="aws" if "aws" in embedded else None,
+        help="an installed provider whose spec names an embedded cloud",
+    )
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
     parser.add_argument("--output", choices=("table", "json"), default="table")
@@ -37,7 +43,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = _parser().parse_args(list(argv))
+    try:
+        registry = discover()
+        args = _parser(registry).parse_args(list(argv))
+        embedded = registry[args.provider].embedded_cloud() if args.provider else None
+    except RegistryError as error:
+        print(f"routectl demo: {error}", file=err)
+        return 2
+    if embedded is None:
+        print("routectl demo: --provider: required (no default: aws is not installed)", file=err)
+        return 2
     if args.nodes < 1:
         print("routectl demo: --nodes must be at least 1", file=err)
         return 2
@@ -45,24 +60,27 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
     # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
     disable_metadata_probes(os.environ)
     cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
-    with CLOUDS[args.provider](args.nodes) as cloud:
-        cfg = embedded_config(args.provider, cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
+    with embedded(args.nodes) as cloud:
+        cfg = embedded_config(
+            args.provider, cidrs, cluster_name=DEMO_CLUSTER, extra=cloud.flags, registry=registry
+        )
+        assert cfg.cloud is not None  # routes are on in a `run` config
         cluster = MemoryCluster()
         for i, provider_id in enumerate(cloud.provider_ids):
             cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
-        provider = providers.get(args.provider, cfg.provider_config)
+        provider = cfg.cloud.build()
         calls: collections.Counter[str] = collections.Counter()
         provider.observe(lambda api, code, seconds: calls.update([api]))
-        outcome = run_until_converged(cluster, provider, cfg, timeout_s=args.timeout, progress=_progress(err))
+        result = run_until_converged(cluster, provider, cfg, timeout_s=args.timeout, progress=_progress(err))
         print(file=err)
-        report = _report(args.provider, cidrs, outcome, cluster, provider, dict(calls))
+        report = _report(args.provider, cidrs, result, cluster, provider, dict(calls))
         provider.close()
     if args.output == "json":
         json.dump(dataclasses.asdict(report), out, indent=2)
         print(file=out)
     else:
         _print_table(report, out)
-    return 0 if outcome.converged else 1
+    return 0 if result.converged else 1
 
 
 def _progress(err: TextIO) -> Callable[[int, int], None]:
@@ -114,7 +132,7 @@ class Report:
 def _report(
     provider_name: str,
     cidrs: list[str],
-    outcome: Outcome,
+    result: RunResult,
     cluster: MemoryCluster,
     provider: providers.RouteProvider,
     api_calls: dict[str, int],
@@ -123,8 +141,8 @@ def _report(
     return Report(
         provider=provider_name,
         cluster_cidrs=cidrs,
-        converged=outcome.converged,
-        elapsed_s=round(outcome.elapsed_s, 3),
+        converged=result.converged,
+        elapsed_s=round(result.elapsed_s, 3),
         api_calls=dict(sorted(api_calls.items())),
         nodes=[
             NodeRow(
@@ -154,7 +172,7 @@ def _report(
             )
             for table in provider.tables()
         ],
-        violations=list(outcome.violations),
+        violations=list(result.violations),
     )
 
 

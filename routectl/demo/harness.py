@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ipam import inside, overlaps
 from providers import RouteProvider
+from providers.registry import Registry
 from routectl import config as configuration
 from routectl.cluster import Node
 from routectl.controller import Controller
 from routectl.demo.memcluster import MemoryCluster
-from routectl.engine.planner import inside
 from routectl.metrics import Metrics
 from routectl.reasons import ConditionReason
 
@@ -28,7 +29,9 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RunResult:
+    """How a run of the whole controller ended (not a route's `providers.Outcome`)."""
+
     converged: bool
     elapsed_s: float
     violations: tuple[str, ...]
@@ -42,6 +45,7 @@ def embedded_config(
     cluster_name: str = "demo",
     extra: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
 ) -> configuration.Config:
     """A `run` config for an in-process controller: no HTTP endpoints, the lease in `routectl-demo`."""
     argv = [
@@ -53,13 +57,12 @@ def embedded_config(
         "--leader-elect-resource-namespace=routectl-demo",
         *extra,
     ]
-    return configuration.load(argv, env or {"POD_NAME": "routectl-embedded"}, "run")
+    return configuration.load(argv, env or {"POD_NAME": "routectl-embedded"}, "run", registry)
 
 
 def converged_nodes(cluster: MemoryCluster, exclude_label: tuple[str, str]) -> tuple[int, int]:
     """(nodes whose condition says RouteCreated, nodes that want a route)."""
-    key, value = exclude_label
-    wanted = [n for n in cluster.nodes().values() if n.labels.get(key) != value and not n.deleting]
+    wanted = [n for n in cluster.nodes().values() if not n.excluded_by(exclude_label) and not n.deleting]
     done = sum(
         1
         for n in wanted
@@ -73,8 +76,7 @@ def converged_nodes(cluster: MemoryCluster, exclude_label: tuple[str, str]) -> t
 def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configuration.Config) -> tuple[str, ...]:
     """Every broken invariant, read from the cluster and from the cloud's own listing."""
     problems: list[str] = []
-    key, value = cfg.exclude_label
-    nodes = [n for n in cluster.nodes().values() if n.labels.get(key) != value]
+    nodes = [n for n in cluster.nodes().values() if not n.excluded_by(cfg.exclude_label)]
     seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
     for node in nodes:
         problems += _node_problems(node, cfg, seen)
@@ -113,7 +115,7 @@ def _node_problems(
         if not inside(cidr, cfg.cluster_cidrs):
             problems.append(f"node {node.name}: podCIDR {cidr} outside the cluster CIDRs")
         for other, owner in seen.items():
-            if other.version == cidr.version and other.overlaps(cidr):
+            if overlaps(other, cidr):
                 problems.append(f"node {node.name}: podCIDR {cidr} overlaps {owner}'s {other}")
         seen[cidr] = node.name
     condition = node.network_unavailable
@@ -131,7 +133,7 @@ def run_until_converged(
     metrics: Metrics | None = None,
     progress: Progress | None = None,
     poll_s: float = 0.1,
-) -> Outcome:
+) -> RunResult:
     """Start the controller, wait until every node reports RouteCreated (or the timeout), stop it
     (SIGTERM semantics: workers joined, lease released), then verify against the cloud."""
     controller = Controller(cfg, cluster, provider, metrics or Metrics())
@@ -153,6 +155,6 @@ def run_until_converged(
         stop.set()
         thread.join(timeout=60)
     found = violations(cluster, provider, cfg)
-    return Outcome(
+    return RunResult(
         converged=not found, elapsed_s=elapsed, violations=found, exit_code=exit_code[0] if exit_code else -1
     )

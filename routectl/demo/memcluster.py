@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from routectl.cluster import (
     AmbiguousError,
@@ -40,18 +40,6 @@ class RecordedEvent:
     count: int = 1
 
 
-@dataclass(slots=True)
-class _Faults:
-    """Injected failures, consumed per call: op name -> queue of callables run before the op."""
-
-    queues: dict[str, deque[Callable[[], None]]] = field(default_factory=dict)
-
-    def fire(self, op: str) -> None:
-        queue = self.queues.get(op)
-        if queue:
-            queue.popleft()()
-
-
 class MemoryCluster:
     """Thread-safe; every mutation bumps the global resourceVersion and appends to the watch history."""
 
@@ -66,7 +54,8 @@ class MemoryCluster:
         self._leases: dict[tuple[str, str], Lease] = {}
         self._snapshots: dict[str, tuple[Node, ...]] = {}
         self._bookmark_interval_s = bookmark_interval_s
-        self._faults = _Faults()
+        self._faults: dict[str, deque[Callable[[], None]]] = {}
+        """Injected failures, consumed per call: op name → callables run before the op."""
         self.events: list[RecordedEvent] = []
         self.calls: dict[str, int] = {}
 
@@ -119,7 +108,7 @@ class MemoryCluster:
     def inject(self, op: str, fault: Callable[[], None]) -> None:
         """Run `fault` before the next call of `op` (it may raise, sleep, or mutate)."""
         with self._lock:
-            self._faults.queues.setdefault(op, deque()).append(fault)
+            self._faults.setdefault(op, deque()).append(fault)
 
     def nodes(self) -> dict[str, Node]:
         with self._lock:
@@ -253,7 +242,7 @@ class MemoryCluster:
         """Count the call and run its injected fault; a hang longer than the timeout is a timeout."""
         with self._lock:
             self.calls[op] = self.calls.get(op, 0) + 1
-            queue = self._faults.queues.get(op)
+            queue = self._faults.get(op)
             fault = queue.popleft() if queue else None
         if fault is None:
             return

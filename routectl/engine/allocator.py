@@ -126,7 +126,7 @@ class Allocator:
             if node.pod_cidrs:
                 self._account(node)
                 return node
-            if node.deleting or self._excluded(node):
+            if node.deleting or node.excluded_by(self._exclude_label):
                 return node
             return self._assign(node)
 
@@ -330,10 +330,6 @@ class Allocator:
                 )
 
     # --- small helpers -------------------------------------------------------------------------
-
-    def _excluded(self, node: Node) -> bool:
-        key, value = self._exclude_label
-        return node.labels.get(key) == value
 
     def _drop(self, name: str) -> None:
         """Give back a reservation whose patch certainly did not happen (never one in doubt)."""

@@ -12,11 +12,14 @@ cluster CIDR. A foreign route is never in any write list — when it collides wi
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from providers import Network, Route, RouteState, Target
+from ipam import inside, overlaps
+from providers import InvalidProviderID, Network, Route, RouteState, Target
+from routectl.cluster import Node
 
 
 class BlockReason(enum.StrEnum):
@@ -29,7 +32,7 @@ class BlockReason(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DesiredNode:
-    """What one Node asks for, parsed at the edge (the reconciler builds these from `cluster.Node`)."""
+    """What one Node asks for, parsed at the edge (`of`)."""
 
     name: str
     uid: str = ""
@@ -39,6 +42,29 @@ class DesiredNode:
     """Why `target` is None: no providerID, an unparsable one, a target that could not be prepared."""
     excluded: bool = False
     """Excluded (label) or gone: it wants no route, so its owned routes are deleted."""
+
+    @classmethod
+    def of(
+        cls, node: Node, target_for: Callable[[str], Target], exclude_label: tuple[str, str]
+    ) -> DesiredNode:
+        """Parse a Node once: its podCIDRs, its target (`target_for` is the provider's providerID
+        parser) or why it has none, and whether the exclude label is on it."""
+        cidrs: list[Network] = []
+        reason = ""
+        for text in node.pod_cidrs:
+            try:
+                cidrs.append(ipaddress.ip_network(text))
+            except ValueError:
+                reason = f"podCIDR {text!r} is not a CIDR"
+        target: Target | None = None
+        if not reason and not node.provider_id:
+            reason = "node has no providerID"
+        elif not reason:
+            try:
+                target = target_for(node.provider_id)
+            except InvalidProviderID as err:
+                reason = str(err)
+        return cls(node.name, node.uid, tuple(cidrs), target, reason, node.excluded_by(exclude_label))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +80,7 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
+class RouteConflict:
     """A foreign route on (or inside) a desired destination: reported, never touched."""
 
     table: str
@@ -77,7 +103,7 @@ class Plan:
     create: tuple[Change, ...] = ()
     replace: tuple[Change, ...] = ()
     delete: tuple[Change, ...] = ()
-    conflicts: tuple[Conflict, ...] = ()
+    conflicts: tuple[RouteConflict, ...] = ()
     blocked: tuple[Blocked, ...] = ()
     in_place: tuple[Change, ...] = ()
     """Desired routes already listed active with the right target: nothing to do."""
@@ -138,19 +164,10 @@ def _concerns(node: DesiredNode, route: Route, by_name: bool) -> bool:
     Routes that merely point at the node's instance are left to the full resync: matching on the
     instance could take another node's route when an instance re-registers under a new name; a
     route naming an earlier Node of the same name (another uid) is likewise not this node's."""
-    if any(_overlaps(route.destination, cidr) for cidr in node.pod_cidrs):
+    if any(overlaps(route.destination, cidr) for cidr in node.pod_cidrs):
         return True
     same_uid = not route.node_uid or not node.uid or route.node_uid == node.uid
     return by_name and route.owned and bool(route.node) and route.node == node.name and same_uid
-
-
-def _overlaps(a: Network, b: Network) -> bool:
-    return a.version == b.version and a.overlaps(b)
-
-
-def inside(net: Network, cidrs: Sequence[Network]) -> bool:
-    """`net` lies within one of `cidrs` (same family); the first half of the ownership test."""
-    return any(net.version == c.version and net.subnet_of(c) for c in cidrs)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -158,7 +175,7 @@ class _Acc:
     create: list[Change] = field(default_factory=list)
     replace: list[Change] = field(default_factory=list)
     delete: list[Change] = field(default_factory=list)
-    conflicts: list[Conflict] = field(default_factory=list)
+    conflicts: list[RouteConflict] = field(default_factory=list)
     blocked: list[Blocked] = field(default_factory=list)
     in_place: list[Change] = field(default_factory=list)
 
@@ -181,7 +198,7 @@ def _net_key(net: Network | None) -> tuple[int, int, int]:
     return (net.version, int(net.network_address), net.prefixlen)
 
 
-def _key(item: Change | Conflict) -> tuple[str, tuple[int, int, int], str]:
+def _key(item: Change | RouteConflict) -> tuple[str, tuple[int, int, int], str]:
     return (item.table, _net_key(item.destination), item.node)
 
 
@@ -290,7 +307,7 @@ class _Planner:
             for dest, node in self._overlapping(route.destination, wanted):
                 inside_dest = route.destination.subnet_of(dest)  # type: ignore[arg-type]
                 if inside_dest or inside(route.destination, self.cidrs):
-                    acc.conflicts.append(Conflict(table, dest, node.name, route))
+                    acc.conflicts.append(RouteConflict(table, dest, node.name, route))
                     via = route.next_hop or "?"
                     detail = f"route conflict in {table}: {route.destination} via {via} is not ours"
                     acc.blocked.append(Blocked(node.name, BlockReason.CONFLICT, detail, table, dest))
@@ -303,7 +320,7 @@ class _Planner:
     ) -> list[tuple[Network, DesiredNode]]:
         if net in wanted:
             return [(net, wanted[net])]
-        return [(d, n) for d, n in wanted.items() if _overlaps(net, d)]
+        return [(d, n) for d, n in wanted.items() if overlaps(net, d)]
 
     def _within_quota(self, table: str, kept: Counter[int], creates: list[Change], acc: _Acc) -> None:
         """Creates in node-name order until the table's quota (per family, where the cloud counts
@@ -324,10 +341,9 @@ __all__ = [
     "BlockReason",
     "Blocked",
     "Change",
-    "Conflict",
     "DesiredNode",
     "Plan",
-    "inside",
+    "RouteConflict",
     "plan",
     "plan_node",
 ]

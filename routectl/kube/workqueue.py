@@ -23,25 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from routectl.metrics import Metrics
+from routectl.pacing import TokenBucket
 
 _JITTER = 0.1
 """Per-key backoff is drawn from [(1 - _JITTER) x d, d]: stays under the cap, spreads retries."""
-
-
-class _TokenBucket:
-    """Overall rate cap: each reservation takes a token; an empty bucket answers with the wait."""
-
-    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
-        self._rate = rate_per_s
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._last = now
-
-    def reserve(self, now: float) -> float:
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        self._tokens -= 1.0
-        return max(0.0, -self._tokens / self._rate)
 
 
 @dataclass(slots=True)
@@ -93,7 +78,7 @@ class WorkQueue:
         self._failures: dict[str, int] = {}
         self._base_delay_s = base_delay_s
         self._max_delay_s = max_delay_s
-        self._bucket = _TokenBucket(rate_per_s, burst, clock())
+        self._bucket = TokenBucket(rate_per_s, burst, clock=clock)
         self._random = random.Random()
         self._instruments = _Instruments(metrics, name) if metrics is not None else None
 
@@ -123,7 +108,7 @@ class WorkQueue:
             self._failures[key] = failures + 1
             backoff = min(self._max_delay_s, self._base_delay_s * 2.0**failures)
             backoff *= self._random.uniform(1.0 - _JITTER, 1.0)
-            delay = max(backoff, self._bucket.reserve(self._clock()))
+            delay = max(backoff, self._bucket.reserve())
             if self._instruments is not None:
                 self._instruments.retried()
         self.add_after(key, delay)

@@ -1,7 +1,7 @@
 """`routectl plan`: the plan against the real cluster and cloud, printed as a table or JSON.
 
-Read-only by construction: the reconciler runs in dry-run mode behind a fence that is never open for
-writes it would not make anyway, and only its `plan()` (list every table, compute) is called.
+Read-only by construction: only the route view (one list of every table, through the read bucket) and
+the pure planner are built — no executor, so no write path and no thread pool exist.
 """
 
 from __future__ import annotations
@@ -13,30 +13,19 @@ from typing import TextIO
 from providers import Route, RouteProvider
 from routectl.cluster import Cluster, list_all_nodes
 from routectl.config import Config
-from routectl.engine.planner import Change, Plan
-from routectl.engine.reconciler import Reconciler
-from routectl.fence import Unfenced
+from routectl.engine.planner import Change, DesiredNode, Plan, plan
+from routectl.engine.ratelimit import Pacer
+from routectl.engine.routeview import RouteView
 from routectl.metrics import Metrics
 from routectl.ops.columns import columns
 
 
 def compute(cfg: Config, cluster: Cluster, provider: RouteProvider) -> Plan:
-    nodes = list_all_nodes(cluster)
-    reconciler = Reconciler(
-        cluster,
-        provider,
-        Unfenced(),
-        Metrics(),
-        cluster_cidrs=cfg.cluster_cidrs,
-        nodes=lambda: nodes,
-        exclude_label=cfg.exclude_label,
-        concurrency=1,
-        dry_run=True,
-    )
-    try:
-        return reconciler.plan()
-    finally:
-        reconciler.close()
+    """The full plan for every Node against a fresh list of every table; changes nothing."""
+    desired = [DesiredNode.of(n, provider.target_for, cfg.exclude_label) for n in list_all_nodes(cluster)]
+    view = RouteView(provider, Pacer(provider.limits), Metrics(), cfg.cluster_cidrs)
+    listed = view.refresh()
+    return plan(desired, listed, view.cidrs, **view.quota_rules(listed))
 
 
 def _hop(route: Route | None) -> str:

@@ -6,9 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from chartlib import NAMESPACE, Manifest, chart_values, controller
+from chartlib import EXAMPLES, NAMESPACE, Helm, Manifest, chart_values, controller
 
+from providers.registry import discover
 from routectl import config
+from tests.sim_provider import with_sim
+
+NAMED_SECTION = {"region": "region", "vpc-id": "vpcID", "project": "project", "network": "network"}
+"""Provider settings with a value in the provider's own section of values.yaml (aws, gcp, alibaba)."""
 
 
 def _pod_env(container: Manifest) -> dict[str, str]:
@@ -32,8 +37,21 @@ def _bind(enabled: bool, port: int) -> tuple[str, int] | None:
     return ("0.0.0.0", port) if enabled else None
 
 
+def _provider_settings(values: dict[str, Any]) -> dict[str, object]:
+    """Each setting of the selected provider as the chart's values say: its section, the route tables of
+    `routes`, `providerSettings` (lists as tuples), or else the spec's default."""
+    section = values.get(values["provider"], {})
+    given: dict[str, object] = {flag: section[key] for flag, key in NAMED_SECTION.items() if section.get(key)}
+    if "routePriority" in section:
+        given["route-priority"] = section["routePriority"]
+    if values["routes"]["routeTableIDs"]:
+        given["route-table-id"] = tuple(values["routes"]["routeTableIDs"])
+    for flag, value in values["providerSettings"].items():
+        given[flag] = tuple(value) if isinstance(value, list) else value
+    return {s.name: given.get(s.name, s.default) for s in discover()[values["provider"]].settings}
+
+
 def _expected(values: dict[str, Any]) -> dict[str, object]:
-    cloud = values.get(values["provider"], {})
     leader = values["leaderElection"]
     key, _, label_value = values["ipam"]["excludeLabel"].partition("=")
     return {
@@ -47,12 +65,7 @@ def _expected(values: dict[str, Any]) -> dict[str, object]:
         "allocate_node_cidrs": values["ipam"]["allocateNodeCIDRs"],
         "configure_cloud_routes": values["routes"]["configureCloudRoutes"],
         "provider": values["provider"],
-        "region": cloud.get("region", ""),
-        "vpc_id": cloud.get("vpcID", ""),
-        "project": values["gcp"]["project"] if values["provider"] == "gcp" else "",
-        "network": values["gcp"]["network"] if values["provider"] == "gcp" else "",
-        "route_priority": values["gcp"]["routePriority"] if values["provider"] == "gcp" else 1000,
-        "route_table_ids": tuple(values["routes"]["routeTableIDs"]),
+        "provider_settings": _provider_settings(values),
         "route_table_quota": values["routes"]["routeTableQuota"],
         "endpoint": values["cloud"]["endpoint"],
         "rates": tuple(values["cloud"][k] for k in ("writeRate", "writeBurst", "readRate", "readBurst")),
@@ -74,7 +87,8 @@ def _expected(values: dict[str, Any]) -> dict[str, object]:
 
 
 def _actual(cfg: config.Config) -> dict[str, object]:
-    cloud = cfg.provider_config
+    assert cfg.cloud is not None
+    cloud, common = cfg.cloud.config, cfg.cloud.config.common
     lease = cfg.leader_election
     return {
         "cluster_name": cfg.cluster_name,
@@ -87,15 +101,10 @@ def _actual(cfg: config.Config) -> dict[str, object]:
         "allocate_node_cidrs": cfg.allocate_node_cidrs,
         "configure_cloud_routes": cfg.configure_cloud_routes,
         "provider": cfg.provider,
-        "region": cloud.region,
-        "vpc_id": cloud.vpc_id,
-        "project": cloud.project,
-        "network": cloud.network,
-        "route_priority": cloud.route_priority,
-        "route_table_ids": tuple(cloud.route_table_ids),
-        "route_table_quota": cloud.route_table_quota,
-        "endpoint": cloud.endpoint,
-        "rates": (cloud.write_rate, cloud.write_burst, cloud.read_rate, cloud.read_burst),
+        "provider_settings": {s.name: getattr(cloud, s.attribute) for s in cfg.cloud.spec.settings},
+        "route_table_quota": common.route_table_quota,
+        "endpoint": common.endpoint,
+        "rates": (common.write_rate, common.write_burst, common.read_rate, common.read_burst),
         "resync_period_s": cfg.resync_period_s,
         "concurrent_node_syncs": cfg.concurrent_node_syncs,
         "exclude_label": cfg.exclude_label,
@@ -124,3 +133,16 @@ def test_leader_identity_is_the_pod_name_from_the_downward_api(rendered: list[Ma
     env = _pod_env(container)
     cfg = config.load(container["args"][1:], env)
     assert cfg.leader_election.identity.startswith(env["POD_NAME"] + "_")
+
+
+def test_a_provider_without_a_chart_section_gets_its_settings_from_provider_settings(helm: Helm) -> None:
+    sets = {"provider": "sim", "providerSettings": {"sim-table": ["rtb-a", "rtb-b"]}}
+    container = controller(helm.template([EXAMPLES["gcp"]], sets=sets))
+
+    assert [f for f in container["args"] if f.startswith("--sim-")] == [
+        "--sim-table=rtb-a",
+        "--sim-table=rtb-b",
+    ]
+    cfg = config.load(container["args"][1:], _pod_env(container), registry=with_sim())
+    assert cfg.cloud is not None
+    assert cfg.cloud.build().tables() == ("rtb-a", "rtb-b")

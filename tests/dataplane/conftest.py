@@ -63,7 +63,9 @@ def host_blockers() -> list[str]:
     elif shutil.which("ip") is None:
         reasons.append("no `ip` command (iproute2)")
     elif shutil.which("nft") is None:
-        reasons.append("no `nft` (nftables), which flanneld runs in each node; `make dataplane-bins` installs it")
+        reasons.append(
+            "no `nft` (nftables), which flanneld runs in each node (`make dataplane-bins` installs it)"
+        )
     else:
         probe = f"{netns.run_prefix()}-probe"
         try:

@@ -17,17 +17,18 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from adapter_dist import MEMCLOUD, build_and_install
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from providers.emulators import embedded as clouds
+from providers.registry import DEMO_CLUSTER, discover
 from routectl.kube.leader import JITTER_FACTOR
 from routectl.reasons import ConditionReason, Reason
 from tests.chart.chartlib import Manifest
@@ -496,13 +497,15 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
     provider: str, kube: Kube, runner: RoutectlRunner, installed: Installed
 ) -> None:
     names = [f"{provider}-{i}" for i in range(3)]
-    with clouds.CLOUDS[provider](len(names)) as embedded:
+    factory = discover()[provider].embedded_cloud()
+    assert factory is not None
+    with factory(len(names)) as embedded:
         setup = Setup(
             kubeconfig=installed.kubeconfig,
             lease_namespace=installed.namespace,
             lease_name=installed.lease_name,
             cloud=(f"--provider={provider}", *embedded.flags),
-            cluster_name=clouds.CLUSTER_NAME,
+            cluster_name=DEMO_CLUSTER,
             cluster_cidr="10.248.0.0/24",
             node_mask=26,
         )
@@ -528,3 +531,67 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
         assert again["converged"] is True
         tables = 1 if provider == "gcp" else 2
         assert again["in_place"] == len(names) * tables
+
+
+# --- an adapter from another distribution ----------------------------------------------------------
+
+
+def test_an_adapter_installed_from_its_own_distribution_plans_with_no_change_to_routectl(
+    kube: Kube, runner: RoutectlRunner, installed: Installed, tmp_path: Path
+) -> None:
+    site = build_and_install(MEMCLOUD, tmp_path / "memcloud")
+    cluster = "outside"
+    state = tmp_path / "memcloud.json"
+    state.write_text(
+        json.dumps(
+            {
+                "routes": [
+                    {"destination": "0.0.0.0/0", "instance": "igw"},
+                    {"destination": "10.249.0.64/26", "instance": "i-foreign"},
+                    {
+                        "destination": "10.249.0.128/26",
+                        "instance": "i-gone",
+                        "cluster": cluster,
+                        "node": "gone",
+                    },
+                ]
+            }
+        )
+    )
+    before = state.read_bytes()
+    for name, instance, cidr in (("mem-a", "i-a", "10.249.0.0/26"), ("mem-b", "i-b", "10.249.0.64/26")):
+        spec = client.V1NodeSpec(provider_id=f"memcloud://{instance}", pod_cidr=cidr, pod_cidrs=[cidr])
+        kube.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
+    setup = Setup(
+        kubeconfig=installed.kubeconfig,
+        lease_namespace=installed.namespace,
+        lease_name=installed.lease_name,
+        cloud=("--provider=memcloud", f"--memcloud-state={state}"),
+        cluster_name=cluster,
+        cluster_cidr="10.249.0.0/24",
+        node_mask=26,
+        env=(("PYTHONPATH", str(site)),),
+    )
+
+    plan = runner.command("plan", setup, "plan", "--output=json")
+
+    assert plan.code == 0, plan.log
+    printed = json.loads(plan.stdout)
+    assert [(c["node"], c["table"], c["destination"], c["target"]) for c in printed["create"]] == [
+        ("mem-a", "mem-main", "10.249.0.0/26", "i-a")
+    ]
+    assert [(c["destination"], c["target"]) for c in printed["delete"]] == [("10.249.0.128/26", "i-gone")]
+    assert [(c["node"], c["existing_next_hop"]) for c in printed["conflicts"]] == [("mem-b", "i-foreign")]
+    assert printed["converged"] is False
+    assert state.read_bytes() == before
+
+    no_state = replace(setup, cloud=("--provider=memcloud",))
+    missing = runner.command("plan-no-state", no_state, "plan")
+    assert missing.code == 2
+    assert [r["raw"] for r in missing.log] == [
+        "routectl: invalid configuration: --memcloud-state: required for --provider memcloud "
+        "(JSON file holding the route table)"
+    ]
+    not_installed = runner.command("plan-not-installed", replace(no_state, env=()), "plan")
+    assert not_installed.code == 2
+    assert "'memcloud' is not an installed provider" in not_installed.log[0]["raw"]

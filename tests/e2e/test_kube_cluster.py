@@ -33,7 +33,8 @@ from routectl.cluster import (
     Node,
     NotFoundError,
 )
-from routectl.kube.client import EventPolicy, KubeCluster
+from routectl.kube.client import KubeCluster
+from routectl.kube.events import EventPolicy
 from routectl.kube.informer import NodeChange, NodeInformer
 from tests.support.apiserver import ControlPlane
 

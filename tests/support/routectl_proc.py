@@ -67,6 +67,8 @@ class Setup:
     timings: LeaseTimings = LeaseTimings()
     resync: str = "5s"
     extra: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """Added to the process environment (e.g. PYTHONPATH of an adapter installed with --target)."""
 
     def flags(self, command: str) -> list[str]:
         common = [
@@ -90,8 +92,9 @@ class Setup:
         ]
 
 
-def subprocess_env(pod_name: str, namespace: str) -> dict[str, str]:
-    """The Pod's env: downward-API names, and dummy AWS credentials through the env link of the chain."""
+def subprocess_env(pod_name: str, namespace: str, extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """The Pod's env: downward-API names, dummy AWS credentials through the env link of the chain, and
+    `extra`."""
     keep = ("PATH", "HOME", "LANG", "TMPDIR")
     env = {key: os.environ[key] for key in keep if key in os.environ}
     env.update(
@@ -105,6 +108,7 @@ def subprocess_env(pod_name: str, namespace: str) -> dict[str, str]:
         NO_PROXY="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra)
     return env
 
 
@@ -219,7 +223,7 @@ class RoutectlRunner:
         process = Routectl(
             name,
             [str(ROUTECTL), "run", *setup.flags("run"), *extra],
-            subprocess_env(f"{name}-pod", setup.lease_namespace),
+            subprocess_env(f"{name}-pod", setup.lease_namespace, setup.env),
             self.workdir,
         )
         self.started.append(process)
@@ -239,7 +243,7 @@ class RoutectlRunner:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                env=subprocess_env(f"{name}-pod", setup.lease_namespace),
+                env=subprocess_env(f"{name}-pod", setup.lease_namespace, setup.env),
                 timeout=_COMMAND_TIMEOUT_S,
                 check=False,
             )

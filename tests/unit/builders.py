@@ -8,6 +8,7 @@ import threading
 from providers import Network, Route, RouteState, Target
 from providers.emulators.simcloud import SimCloud
 from routectl.cluster import Node
+from routectl.controller import route_reconciler
 from routectl.demo.memcluster import MemoryCluster
 from routectl.engine.planner import DesiredNode
 from routectl.engine.reconciler import Reconciler
@@ -105,6 +106,7 @@ class World:
         return self.cluster.get_node(name)
 
     def reconciler(self, fence: Fence | None = None, **options: object) -> Reconciler:
+        """Wired as the controller wires it (the sim's observer and write guard set here)."""
         settings: dict[str, object] = {
             "cluster_cidrs": ["10.244.0.0/16"],
             "nodes": lambda: list(self.cluster.nodes().values()),
@@ -115,7 +117,7 @@ class World:
             "base_delay_s": 0.05,
         }
         settings.update(options)
-        rec = Reconciler(self.cluster, self.sim, fence or Unfenced(), self.metrics, **settings)  # type: ignore[arg-type]
+        rec = route_reconciler(self.cluster, self.sim, fence or Unfenced(), self.metrics, **settings)  # type: ignore[arg-type]
         self._reconcilers.append(rec)
         return rec
 

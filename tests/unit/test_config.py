@@ -40,13 +40,15 @@ def test_flags_win_over_env_which_wins_over_file(tmp_path: Path) -> None:
     assert cfg.cluster_name == "from-flag"
     assert cfg.node_mask_v4 == 25
     assert [str(c) for c in cfg.cluster_cidrs] == ["10.1.0.0/16", "fd00::/48"]
-    assert cfg.provider_config.route_table_ids == ("rtb-a",)
-    assert cfg.provider_config.region == "us-east-1"
+    assert cfg.cloud is not None
+    assert cfg.cloud.config.route_table_ids == ("rtb-a",)
+    assert cfg.cloud.config.region == "us-east-1"
 
 
 def test_repeatable_flags_accept_repeats_and_commas() -> None:
     cfg = a_config("--route-table-id=rtb-1", "--route-table-id=rtb-2,rtb-3", "--reserved-cidr=10.0.255.0/24")
-    assert cfg.provider_config.route_table_ids == ("rtb-1", "rtb-2", "rtb-3")
+    assert cfg.cloud is not None
+    assert cfg.cloud.config.route_table_ids == ("rtb-1", "rtb-2", "rtb-3")
     assert [str(r) for r in cfg.reserved_cidrs] == ["10.0.255.0/24"]
 
 

@@ -103,6 +103,13 @@ mask given for a family it does not manage. */ -}}
   (printf "--network=%s" $v.gcp.network)
   (printf "--route-priority=%d" (int $v.gcp.routePriority))) }}
 {{- end }}
+{{- /* Any provider's settings by flag name (an adapter without a section above, docs/providers.md);
+a list repeats the flag. */ -}}
+{{- range $name, $value := $v.providerSettings }}
+{{- range (ternary $value (list $value) (kindIs "slice" $value)) }}
+{{- $args = append $args (printf "--%s=%v" $name .) }}
+{{- end }}
+{{- end }}
 {{- with $v.cloud.endpoint }}
 {{- $args = append $args (printf "--cloud-endpoint=%s" .) }}
 {{- end }}

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ipam import inside
 from providers import Route, RouteState, Target
-from routectl.engine.planner import BlockReason, DesiredNode, Plan, inside, plan, plan_node
+from routectl.engine.planner import BlockReason, DesiredNode, Plan, plan, plan_node
 from tests.unit.builders import CLUSTER, TABLE, a_node, a_route, net
 
 
@@ -255,10 +256,6 @@ def test_target_comparison_includes_zone() -> None:
     node = a_node("a", "10.244.1.0/24")
     moved = Route(net("10.244.1.0/24"), Target("i-a", zone="other"), owned=True)
     assert len(plan([node], {TABLE: [moved]}, CLUSTER).replace) == 1
-
-
-def test_inside_is_family_aware() -> None:
-    assert not inside(ipaddress.ip_network("fd00::/64"), CLUSTER)
 
 
 def test_a_replace_addresses_the_route_it_replaces_by_its_cloud_id() -> None:

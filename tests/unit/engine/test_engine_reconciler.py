@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -188,12 +189,6 @@ def test_dry_run_plans_and_logs_but_changes_nothing(world: World, caplog: pytest
     assert world.sim.routes(TABLE) == {}
     assert world.cluster.calls.get("set_network_unavailable", 0) == 0
     assert sum("would create" in r.getMessage() for r in caplog.records) == 3
-
-
-def test_plan_is_read_only(world: World) -> None:
-    world.add_nodes(3)
-    assert len(world.reconciler().plan().create) == 3
-    assert world.sim.routes(TABLE) == {}
 
 
 def test_write_logs_carry_the_structured_keys(world: World, caplog: pytest.LogCaptureFixture) -> None:
@@ -422,3 +417,48 @@ def test_removal_is_judged_from_a_fresh_list_not_from_writes_of_unknown_outcome(
     assert rec.remove_node(node) is False  # the fresh list shows the route the view never learnt of
     assert rec.remove_node(node) is True
     assert world.owned_routes() == {}
+
+
+# --- preparing instances --------------------------------------------------------------------------
+
+DUAL_STACK = ["10.244.0.0/16", "fd00::/48"]
+
+
+def a_dual_stack_world(nodes: int) -> World:
+    """`nodes` dual-stack nodes, two managed tables: 4 routes per instance written at once. The sim's
+    latency is real time, so the chunks that write them overlap for real in the executor's pool."""
+    clock = FakeClock()
+    sim = SimCloud("c1", tables=("rtb-a", "rtb-b"), latency_s=0.02, clock=clock, sleep=time.sleep)
+    w = World(sim=sim, clock=clock)
+    for i in range(nodes):
+        w.add_node(i, pod_cidrs=[f"10.244.{i}.0/24", f"fd00:0:0:{i:x}::/64"])
+    return w
+
+
+def test_routes_to_one_instance_prepare_it_once_with_two_tables_and_two_families() -> None:
+    w = a_dual_stack_world(2)
+    try:
+        rec = w.reconciler(cluster_cidrs=DUAL_STACK, concurrency=8)
+        assert rec.resync() is True
+        assert w.sim.calls["create_routes"] == 2 * 2 * 2
+        assert w.sim.calls["prepare_target"] == 2
+        assert w.sim.prepared == {"i-000", "i-001"}
+    finally:
+        w.close()
+
+
+def test_concurrent_routes_share_a_failed_prepare_and_the_next_pass_prepares_again() -> None:
+    w = a_dual_stack_world(1)
+    try:
+        rec = w.reconciler(cluster_cidrs=DUAL_STACK, concurrency=4, max_attempts=2)
+        w.sim.inject("prepare_target", Fault.SERVER_ERROR, Fault.SERVER_ERROR)
+        assert rec.resync() is False
+        assert w.sim.calls["prepare_target"] == 2  # one flight's attempts, not one per route
+        assert w.sim.calls["create_routes"] == 0
+        assert w.condition("n000") == "True/NoRouteCreated"
+
+        assert rec.resync() is True
+        assert w.sim.calls["prepare_target"] == 3
+        assert w.sim.calls["create_routes"] == 4
+    finally:
+        w.close()
