@@ -22,12 +22,11 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bins="$repo/tests/dataplane/bins"
 cache_dir=${1:?usage: $0 CACHE_DIR}
+# shellcheck source=lib/gobuild.sh
+source "$repo/scripts/lib/gobuild.sh"
 
-version_of() { # KEY -> value from tests/dataplane/VERSIONS
-    sed -n "s/^$1=//p" "$repo/tests/dataplane/VERSIONS"
-}
-FLANNEL_VERSION=$(version_of FLANNEL_VERSION)
-CNI_PLUGINS_VERSION=$(version_of CNI_PLUGINS_VERSION)
+FLANNEL_VERSION=$(version_of "$repo/tests/dataplane/VERSIONS" FLANNEL_VERSION)
+CNI_PLUGINS_VERSION=$(version_of "$repo/tests/dataplane/VERSIONS" CNI_PLUGINS_VERSION)
 flannel_dir="$cache_dir/dataplane/flannel-$FLANNEL_VERSION"
 cni_dir="$cache_dir/dataplane/cni-plugins-$CNI_PLUGINS_VERSION"
 plugins=(main/bridge ipam/host-local)
@@ -57,29 +56,8 @@ command -v go >/dev/null || { echo "build-dataplane-bins.sh: go toolchain not fo
 
 export GOFLAGS="-mod=mod -buildvcs=false"
 
-check_pin() { # MODULE WANT: the go.mod pin must equal VERSIONS
-    local got
-    got=$(cd "$bins" && go list -m -f '{{.Version}}' "$1")
-    [[ "$got" == "$2" ]] || { echo "build-dataplane-bins.sh: $bins/go.mod pins $1 $got, VERSIONS says $2" >&2; exit 1; }
-}
-check_pin github.com/flannel-io/flannel "$FLANNEL_VERSION"
-check_pin github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION"
-
-build_into() { # DEST_DIR SOURCE_NOTE CGO LDFLAGS OUT PACKAGE...: go build -o TMP/OUT, then rename into DEST_DIR
-    local dest_dir=$1 note=$2 cgo=$3 ldflags=$4 out=$5 tmp binary
-    shift 5
-    mkdir -p "$dest_dir"
-    tmp=$(mktemp -d "$dest_dir/.build.XXXXXX")
-    echo "building $* into $dest_dir (go build; flanneld takes several minutes) ..."
-    if ! (cd "$bins" && CGO_ENABLED=$cgo nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/$out" "$@"); then
-        rm -rf "$tmp"
-        echo "build-dataplane-bins.sh: go build $* failed" >&2
-        exit 1
-    fi
-    echo "$note" >"$dest_dir/SOURCE"
-    for binary in "$tmp"/*; do mv "$binary" "$dest_dir/"; done
-    rm -rf "$tmp"
-}
+check_pin "$bins" github.com/flannel-io/flannel "$FLANNEL_VERSION"
+check_pin "$bins" github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION"
 
 if ! flannel_built; then
     # The manifest first: the binary, renamed last, is what marks the directory complete.
@@ -87,16 +65,19 @@ if ! flannel_built; then
     manifest="$(cd "$bins" && go list -m -f '{{.Dir}}' github.com/flannel-io/flannel)/Documentation/kube-flannel.yml"
     cp "$manifest" "$flannel_dir/.kube-flannel.yml.$$" && mv "$flannel_dir/.kube-flannel.yml.$$" "$flannel_dir/kube-flannel.yml"
     need_command "${CC:-gcc}" gcc "flannel's udp backend needs cgo"
+    export CGO_ENABLED=1
     build_into "$flannel_dir" \
         "go module github.com/flannel-io/flannel@$FLANNEL_VERSION (CGO_ENABLED=1; tencentcloud-sdk-go vpc replaced by v1.3.75)" \
-        1 "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" flanneld \
-        github.com/flannel-io/flannel
+        "$bins" "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" flanneld \
+        github.com/flannel-io/flannel \
+        || { echo "build-dataplane-bins.sh: flanneld build failed" >&2; exit 1; }
 fi
 
 if ! cni_built; then
-    # Several packages: -o names a directory, each binary is named after its package's last path element.
+    export CGO_ENABLED=0
     build_into "$cni_dir" "go module github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION (CGO_ENABLED=0)" \
-        0 "-s -w" "" "${plugins[@]/#/github.com/containernetworking/plugins/plugins/}"
+        "$bins" "-s -w" "" "${plugins[@]/#/github.com/containernetworking/plugins/plugins/}" \
+        || { echo "build-dataplane-bins.sh: CNI plugins build failed" >&2; exit 1; }
 fi
 
 "$flannel_dir/flanneld" --version

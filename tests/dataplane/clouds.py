@@ -18,16 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import boto3
-
 from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.emulators.gce import GceEmulator
 from tests.dataplane.router import AlibabaView, AwsView, CloudView, GceView, get_json
+from tests.providers.aws.awsworld import REGION, ec2_at
 
 IPv4 = ipaddress.IPv4Address
 SUBNET = ipaddress.IPv4Network("10.0.0.0/24")
 """The nodes' subnet in every cloud (exists only inside the tier's namespaces)."""
-REGION = "us-east-1"
 _HTTP_TIMEOUT_S = 5.0
 
 
@@ -204,14 +202,7 @@ class AlibabaCloud:
 def cloud_for(provider: str, cluster_name: str, moto_endpoint: str) -> Iterator[DataplaneCloud]:
     """The provider's cloud, started (emulators) or set up (a fresh VPC in the session's moto)."""
     if provider == "aws":
-        ec2 = boto3.client(
-            "ec2",
-            region_name=REGION,
-            endpoint_url=moto_endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        yield AwsCloud(ec2, cluster_name, moto_endpoint)
+        yield AwsCloud(ec2_at(moto_endpoint), cluster_name, moto_endpoint)
     elif provider == "gcp":
         with GceEmulator() as gce:
             yield GcpCloud(gce)

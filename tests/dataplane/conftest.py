@@ -16,7 +16,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -24,12 +23,13 @@ from kubernetes import client
 from tests.chart.chartlib import Manifest
 from tests.dataplane import figures, netns
 from tests.dataplane.clouds import cloud_for
-from tests.dataplane.flannel import Cluster
+from tests.dataplane.flannel import Flannel
 from tests.dataplane.router import RouterSync
 from tests.dataplane.topology import Fabric
 from tests.dataplane.world import BASELINE, CLUSTER_CIDR, LEASE, NODE_MASK, PROVIDERS, RESYNC, World
 from tests.support.apiserver import ControlPlane
 from tests.support.binaries import (
+    Binaries,
     BinariesMissing,
     DataplaneBinaries,
     cache_dir_from_env,
@@ -52,6 +52,7 @@ from tests.support.routectl_proc import Setup, denials_checked
 __all__ = ["admin_api", "chart_rbac", "control_plane", "e2e_binaries", "moto_endpoint"]
 
 _BLOCKERS = pytest.StashKey[list[str]]()
+_CLEARED = pytest.StashKey[list[str]]()
 _FIGURES = pytest.StashKey[figures.Figures]()
 
 
@@ -92,9 +93,7 @@ def dataplane_binaries(request: pytest.FixtureRequest, tier: str) -> Iterator[Da
     request.config.stash[_BLOCKERS] = blockers
     if blockers:
         unavailable(tier, "; ".join(blockers))
-    removed = netns.clear_leftovers()
-    if removed:
-        print(f"\ndataplane: removed leftovers of a killed run: {', '.join(removed)}")
+    request.config.stash[_CLEARED] = netns.clear_leftovers()
     yield locate_dataplane_binaries(cache_dir_from_env())
     left = netns.owned_by(os.getpid())
     for name in left:
@@ -110,13 +109,13 @@ def installed(
 
 
 @pytest.fixture(scope="session")
-def flannel(control_plane: ControlPlane, dataplane_binaries: DataplaneBinaries) -> Cluster:
-    return Cluster.install(control_plane, dataplane_binaries, CLUSTER_CIDR)
+def flannel(control_plane: ControlPlane, dataplane_binaries: DataplaneBinaries) -> Flannel:
+    return Flannel.install(control_plane, dataplane_binaries, CLUSTER_CIDR)
 
 
 @pytest.fixture(scope="session")
 def measured(
-    request: pytest.FixtureRequest, e2e_binaries: Any, dataplane_binaries: DataplaneBinaries
+    request: pytest.FixtureRequest, e2e_binaries: Binaries, dataplane_binaries: DataplaneBinaries
 ) -> Iterator[figures.Figures]:
     found = figures.Figures(
         started=datetime.datetime.now(datetime.UTC),
@@ -138,7 +137,7 @@ def world(
     dataplane_binaries: DataplaneBinaries,
     admin_api: client.ApiClient,
     installed: Installed,
-    flannel: Cluster,
+    flannel: Flannel,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
     """One provider's cluster: routectl leading, nodes n1-n3 up with two pods each (not yet converged)."""
@@ -178,6 +177,9 @@ def world(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    cleared = config.stash.get(_CLEARED, [])
+    if cleared:
+        terminalreporter.write_line(f"dataplane: removed leftovers of a killed run: {', '.join(cleared)}")
     found = config.stash.get(_FIGURES, None)
     if found is not None:
         for line in found.report():

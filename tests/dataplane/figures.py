@@ -24,6 +24,8 @@ _MARK = {True: "ok", False: "--", None: " ."}
 class Figures:
     started: datetime.datetime
     versions: dict[str, str]
+    load_average: float = field(default_factory=lambda: os.getloadavg()[0])
+    """The machine is shared: the 1-minute load average when the run started, for reading the times."""
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, provider: str, key: str, value: Any) -> None:
@@ -36,6 +38,7 @@ class Figures:
         return {
             "generated": self.started.isoformat(timespec="seconds"),
             "cpus": os.cpu_count(),
+            "load_average_at_start": round(self.load_average, 2),
             "versions": self.versions,
             "providers": self.providers,
             "notes": [

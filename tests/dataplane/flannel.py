@@ -16,6 +16,7 @@ Invariant: `stop()` leaves no flanneld process and no proxy thread of this node 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import subprocess
@@ -104,7 +105,7 @@ class SubnetEnv:
 
 
 @dataclass(slots=True)
-class Cluster:
+class Flannel:
     """What every node's flannel shares: the release, the control plane, flannel's token, the binaries."""
 
     release: FlannelRelease
@@ -114,7 +115,7 @@ class Cluster:
     cluster_cidr: str
 
     @classmethod
-    def install(cls, plane: ControlPlane, binaries: DataplaneBinaries, cluster_cidr: str) -> Cluster:
+    def install(cls, plane: ControlPlane, binaries: DataplaneBinaries, cluster_cidr: str) -> Flannel:
         """Apply flannel's ServiceAccount and RBAC and mint its token (the DaemonSet's identity)."""
         release = FlannelRelease.load(binaries.flannel_manifest)
         plane.apply_manifests(release.rbac)
@@ -128,12 +129,12 @@ class Kubelet:
 
     host: Host
     fabric: Fabric
-    cluster: Cluster
+    flannel: Flannel
     workdir: Path
     exits: list[int] = field(default_factory=list)
     """Exit codes of every flanneld run that ended by itself."""
     pods: dict[str, Pod] = field(default_factory=dict)
-    _proxy: CuttableProxy | None = None
+    _proxy: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _process: subprocess.Popen[bytes] | None = None
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -150,15 +151,15 @@ class Kubelet:
     def start(self) -> None:
         """The API server proxy inside the node's namespace, flanneld's files, and its supervisor."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        upstream = urlsplit(self.cluster.plane.url)
+        upstream = urlsplit(self.flannel.plane.url)
         assert upstream.hostname is not None
         assert upstream.port is not None
         with netns.entered(self.host.netns):
             proxy = CuttableProxy((upstream.hostname, upstream.port))  # listens in the node's namespace
-        self._proxy = proxy.__enter__()  # its threads start here, so they connect out in the root namespace
-        self.cluster.plane.kubeconfig_for_token(self.cluster.token, self.workdir / "kubeconfig", proxy.url)
+        self._proxy.enter_context(proxy)  # its threads start out here: they connect in the root namespace
+        self.flannel.plane.kubeconfig_for_token(self.flannel.token, self.workdir / "kubeconfig", proxy.url)
         net_conf = {
-            "Network": self.cluster.cluster_cidr,
+            "Network": self.flannel.cluster_cidr,
             "EnableNFTables": True,
             "Backend": {"Type": "alloc"},
         }
@@ -168,8 +169,8 @@ class Kubelet:
 
     def argv(self) -> list[str]:
         return [
-            str(self.cluster.binaries.flanneld),
-            *self.cluster.release.args,
+            str(self.flannel.binaries.flanneld),
+            *self.flannel.release.args,
             f"--kubeconfig-file={self.workdir / 'kubeconfig'}",
             f"--iface={self.host.uplink}",
             f"--subnet-file={self.subnet_file}",
@@ -218,7 +219,7 @@ class Kubelet:
             "name": f"{self.fabric.run}-pods",
             "type": "bridge",
             "bridge": self.fabric.bridge,
-            **self.cluster.release.delegate,
+            **self.flannel.release.delegate,
             "mtu": env.mtu,
             "ipMasq": not env.ipmasq,
             "isGateway": True,
@@ -236,7 +237,7 @@ class Kubelet:
         return pod
 
     def _cni(self, command: str, pod_netns: str, conf: Mapping[str, Any]) -> dict[str, Any]:
-        cni_dir = self.cluster.binaries.cni_dir
+        cni_dir = self.flannel.binaries.cni_dir
         env = {
             "CNI_COMMAND": command,
             "CNI_CONTAINERID": pod_netns,
@@ -268,6 +269,4 @@ class Kubelet:
         if self._thread is not None:
             self._thread.join(_STOP_TIMEOUT_S)
             self._thread = None
-        if self._proxy is not None:
-            self._proxy.close()
-            self._proxy = None
+        self._proxy.close()

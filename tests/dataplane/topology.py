@@ -47,7 +47,7 @@ class Fabric:
         self.tag = tag
         self.subnet = subnet
         self.gateway = next(subnet.hosts())
-        """The router's address on every port (AWS, GCP: the subnet's first host)."""
+        """The router's address on every port: the subnet's first host address (AWS's VPC router's too)."""
         self.router = f"{run}-{tag}-vr"
         self.hosts: dict[str, Host] = {}
         self._namespaces: list[str] = []

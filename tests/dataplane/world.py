@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.dataplane.clouds import DataplaneCloud, Launched
-from tests.dataplane.flannel import Cluster, Kubelet, Pod, SubnetEnv
+from tests.dataplane.flannel import Flannel, Kubelet, Pod, SubnetEnv
 from tests.dataplane.packets import Prober
 from tests.dataplane.router import RouterSync
 from tests.dataplane.topology import Fabric, Host
@@ -59,7 +59,7 @@ class World:
     cloud: DataplaneCloud
     fabric: Fabric
     sync: RouterSync
-    flannel: Cluster
+    flannel: Flannel
     kube: Kube
     runner: RoutectlRunner
     setup: Setup

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from adapter_dist import MEMCLOUD, build_and_install
 from kubernetes import client
@@ -32,7 +31,7 @@ from providers.registry import DEMO_CLUSTER, discover
 from routectl.kube.leader import JITTER_FACTOR
 from routectl.reasons import ConditionReason, Reason
 from tests.chart.chartlib import Manifest
-from tests.providers.aws.awsworld import REGION, World, world_on
+from tests.providers.aws.awsworld import REGION, World, ec2_at, world_on
 from tests.support.apiserver import ControlPlane
 from tests.support.cluster import (
     ROUTE_CREATED,
@@ -104,14 +103,7 @@ def _subnet_of(destination: str | None, network: ipaddress.IPv4Network) -> bool:
 
 @pytest.fixture
 def cloud(moto_endpoint: str) -> Cloud:
-    ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    world = world_on(ec2)
+    world = world_on(ec2_at(moto_endpoint))
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     owned = {f"kubernetes.io/cluster/{name}": "owned"}
     return Cloud(world, name, (world.table(owned), world.table(owned)), {})
