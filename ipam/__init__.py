@@ -1,6 +1,6 @@
 """CIDR allocation for node podCIDRs: one-CIDR sets, a multi-CIDR dual-stack pool, validation.
 
-Public API (DESIGN.md §4.2)::
+Public API (docs/architecture.md, "ipam")::
 
     s = CIDRSet("10.0.0.0/16", node_mask=24)
     net = s.allocate(); s.occupy(net); s.release(net); s.capacity, s.used, s.free

@@ -290,7 +290,7 @@ class _Settled:
 
 
 class AlibabaProvider:
-    """RouteProvider over the Alibaba Cloud VPC API (DESIGN.md §4.3, §5)."""
+    """RouteProvider over the Alibaba Cloud VPC API (docs/architecture.md: the provider port, cloud facts)."""
 
     name = NAME
 

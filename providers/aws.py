@@ -1,8 +1,8 @@
 """AWS adapter: VPC route tables through boto3's EC2 client.
 
-AWS routes carry no tags, so ownership is structural (DESIGN.md §4.4): in a managed table, created by
-`CreateRoute`, pointing at an instance or ENI or a blackhole. The planner adds the cluster-CIDR rule;
-a delete of a route listed as not owned is refused here as well.
+AWS routes carry no tags, so ownership is structural (docs/architecture.md, "Ownership"): in a managed
+table, created by `CreateRoute`, pointing at an instance or ENI or a blackhole. The planner adds the
+cluster-CIDR rule; a delete of a route listed as not owned is refused here as well.
 botocore's own retries are off: the executor owns pacing and retries, and two retry layers would
 multiply each other's attempts against the account's shared throttling bucket.
 """

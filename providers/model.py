@@ -123,7 +123,7 @@ class Limits:
 
 @runtime_checkable
 class RouteProvider(Protocol):
-    """The port every cloud adapter implements (DESIGN.md §4.3)."""
+    """The port every cloud adapter implements (docs/architecture.md, "The provider port")."""
 
     name: str
 

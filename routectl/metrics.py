@@ -1,4 +1,5 @@
-"""Prometheus metrics of DESIGN.md §4.5, defined once and owned by one registry per controller.
+"""Prometheus metrics, defined once and owned by one registry per controller (docs/architecture.md,
+"Status, Events, metrics").
 
 No module-level registry: each controller (and each test) builds its own `Metrics`, so two controllers in
 one process — the chaos tests and the demo — never share counters.

@@ -1,6 +1,7 @@
 """The conformance kit: `RouteProvider`'s behavioural contract as reusable pytest tests.
 
-An adapter's tests subclass the contract and supply a world (docs/providers-testing.md):
+An adapter's tests subclass the contract and supply a world (docs/providers.md, "Testing an adapter
+with the conformance kit"):
 
     from providers.conformance import ConformanceWorld, RouteProviderContract, Supports
 

@@ -1,5 +1,5 @@
-"""The behavioural contract of `RouteProvider` (providers/model.py, docs/providers-testing.md) as pytest
-tests every adapter runs against a world its author supplies.
+"""The behavioural contract of `RouteProvider` (providers/model.py) as pytest tests every adapter runs
+against a world its author supplies (docs/providers.md, "Testing an adapter with the conformance kit").
 
 Subclass `RouteProviderContract` in a test module named `Test…` and provide a `conformance_world`
 fixture returning a fresh `ConformanceWorld`; every test below then runs against that adapter. An item

@@ -117,7 +117,7 @@ class TableRow:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The demo's result; its JSON form is DESIGN.md §4.7's output."""
+    """The demo's result; its JSON form is docs/architecture.md's "Demo" contract."""
 
     provider: str
     cluster_cidrs: list[str]

@@ -3,10 +3,11 @@
 Pure: values in, a value out; no I/O, no clock; every tuple in the Plan is sorted, so the same inputs
 always give the same Plan.
 
-Ownership invariant (DESIGN.md §4.4): a route is in `replace` or `delete` only if the adapter marked it
-owned **and** its destination lies inside a cluster CIDR; `create` only targets destinations inside a
-cluster CIDR. A foreign route is never in any write list — when it collides with a desired route it is a
-`conflict`. Creates that would exceed a table's remaining quota are `blocked`, never attempted.
+Ownership invariant (docs/architecture.md, "Ownership"): a route is in `replace` or `delete` only if
+the adapter marked it owned **and** its destination lies inside a cluster CIDR; `create` only targets
+destinations inside a cluster CIDR. A foreign route is never in any write list — when it collides with
+a desired route it is a `conflict`. Creates that would exceed a table's remaining quota are `blocked`,
+never attempted.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Optional monitoring objects: the ServiceMonitor scrapes the metrics Service, the alerts and the
-dashboard use the metric names of DESIGN.md §4.5."""
+dashboard use the metric names routectl/metrics.py defines."""
 
 from __future__ import annotations
 

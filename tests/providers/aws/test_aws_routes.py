@@ -96,8 +96,8 @@ def test_create_over_a_foreign_route_is_a_conflict_and_leaves_it(world: World, t
 def test_instance_route_outside_the_cluster_cidr_is_left_to_the_planners_cidr_rule(
     world: World, table: str
 ) -> None:
-    """AWS routes carry no marks, so the adapter cannot tell who made an instance route; DESIGN §4.4
-    makes the cluster-CIDR rule the planner's, so the adapter reports it structurally owned."""
+    """AWS routes carry no marks, so the adapter cannot tell who made an instance route; docs/architecture.md
+    (Ownership) makes the cluster-CIDR rule the planner's, so the adapter reports it structurally owned."""
     (instance,) = world.instances(1)
     world.add_route(table, "192.168.50.0/24", InstanceId=instance)
 
