@@ -220,28 +220,40 @@ class GceEmulator:
         return link
 
     def add_instance(
-        self, project: str, zone: str, name: str, *, can_ip_forward: bool = True, network: str = ""
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        can_ip_forward: bool = True,
+        network_ip: str = "",
+        network: str = "",
     ) -> str:
         """Create a RUNNING instance with one NIC in `network` (a network name or URL; default: the
-        project's first network); returns its URL (what routes name as `nextHopInstance`)."""
+        project's first network); returns its URL (what routes name as `nextHopInstance`).
+
+        With `network_ip`, the NIC reports that primary internal address (the dataplane tier gives each
+        node namespace the address the cloud reports).
+        """
         link = f"{BASE}projects/{project}/zones/{zone}/instances/{name}"
+        instance: Json = {
+            "kind": "compute#instance",
+            "id": "",
+            "name": name,
+            "zone": f"{BASE}projects/{project}/zones/{zone}",
+            "status": "RUNNING",
+            "canIpForward": can_ip_forward,
+            "selfLink": link,
+        }
         with self._lock:
             own = next((n for p, n in self._networks if p == project), "default")
-            nic = (
-                network
-                if network.startswith(BASE)
-                else f"{BASE}projects/{project}/global/networks/{network or own}"
-            )
-            self._instances[project, zone, name] = {
-                "kind": "compute#instance",
-                "id": str(next(self._ids)),
-                "name": name,
-                "zone": f"{BASE}projects/{project}/zones/{zone}",
-                "status": "RUNNING",
-                "canIpForward": can_ip_forward,
-                "networkInterfaces": [{"name": "nic0", "network": nic}],
-                "selfLink": link,
-            }
+            nic: Json = {"name": "nic0", "network": network if network.startswith(BASE) else ""}
+            nic["network"] = nic["network"] or f"{BASE}projects/{project}/global/networks/{network or own}"
+            if network_ip:
+                nic["networkIP"] = network_ip
+            instance["networkInterfaces"] = [nic]
+            instance["id"] = str(next(self._ids))
+            self._instances[project, zone, name] = instance
         return link
 
     def delete_instance(self, project: str, zone: str, name: str) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from apiserver import ControlPlane
 from kubernetes import client
 
 from routectl.cluster import (
@@ -37,6 +36,7 @@ from routectl.cluster import (
 from routectl.kube.client import KubeCluster
 from routectl.kube.events import EventPolicy
 from routectl.kube.informer import NodeChange, NodeInformer
+from tests.support.apiserver import ControlPlane
 
 
 def a_name(prefix: str) -> str:

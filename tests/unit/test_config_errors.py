@@ -64,6 +64,8 @@ CASES: list[tuple[str, str, list[str], str, str]] = [
     ("leader-elect-resource-namespace", "run", AWS, "Bad_NS", "namespace"),
     ("leader-elect-resource-name", "run", AWS, "Bad Name", "object name"),
     ("metrics-bind-address", "run", AWS, "localhost", "host]:port"),
+    ("metrics-secure", "run", AWS, "perhaps", "true or false"),
+    ("metrics-cert-dir", "run", AWS, "/nonexistent/certs", "not a directory"),
     ("health-probe-bind-address", "run", AWS, ":99999", "host]:port"),
     ("dry-run", "run", AWS, "yesno", "true or false"),
     ("log-level", "run", AWS, "loud", "debug"),
