@@ -567,11 +567,11 @@ def test_two_nodes_with_one_podcidr_route_it_to_the_earlier_one_only_and_never_f
     setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
     setup = dataclasses.replace(setup, extra=(f"--allocate-node-cidrs={str(allocate).lower()}",))
     cloud.launch("owner", "copy")
-    kube.create_node("owner", cloud.instances["owner"], block)
+    kube.create_node("owner", cloud.provider_id("owner"), block)
     controller = start_leader(kube, runner, setup)
     wait_routed(kube, cloud, ["owner"], cidr)
     time.sleep(1.1)  # creationTimestamp has one-second resolution: the copy is created later
-    kube.create_node("copy", cloud.instances["copy"], block)  # restored from a backup, set by hand
+    kube.create_node("copy", cloud.provider_id("copy"), block)  # restored from a backup, set by hand
 
     eventually(
         lambda: not_routed_because(kube, "copy", "duplicate", "node owner"),
@@ -619,8 +619,8 @@ def test_a_wide_podcidr_over_another_nodes_block_gets_no_route_and_no_create_del
     cidr = "10.253.0.0/24"
     setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
     cloud.launch("small", "wide")
-    kube.create_node("small", cloud.instances["small"], "10.253.0.16/28")
-    kube.create_node("wide", cloud.instances["wide"], "10.253.0.0/24")
+    kube.create_node("small", cloud.provider_id("small"), "10.253.0.16/28")
+    kube.create_node("wide", cloud.provider_id("wide"), "10.253.0.0/24")
     controller = start_leader(kube, runner, setup)
 
     wait_routed(kube, cloud, ["small"], cidr)
@@ -657,7 +657,7 @@ def test_a_node_in_another_vpc_gets_no_route_and_its_instance_is_left_as_it_is(
     subnet = ec2.create_subnet(VpcId=elsewhere, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
     stray = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnet)
     cloud.instances["stray"] = stray["Instances"][0]["InstanceId"]
-    kube.create_node("stray", cloud.instances["stray"])
+    kube.create_node("stray", cloud.provider_id("stray"))
     add_nodes(kube, cloud, "home")
     start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
 
