@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except configuration.ConfigError as err:
         print(f"routectl: invalid configuration: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.setup(cfg.log_level)
+    logs.setup(cfg.log_level, fmt=cfg.log_format)
     try:
         return _run(cfg) if command == "run" else _plan(cfg)
     except configuration.ConfigError as err:
@@ -68,7 +68,9 @@ def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvide
     try:
         # Fenced writes must not outlive the renew deadline by a slow server: half of it per request.
         timeout_s = max(1.0, cfg.leader_election.renew_deadline_s / 2)
-        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=timeout_s)
+        cluster = KubeCluster.from_kubeconfig(
+            cfg.kubeconfig, request_timeout_s=timeout_s, reporting_instance=cfg.leader_election.identity
+        )
     except ClusterConfigError as err:
         raise configuration.ConfigError(str(err)) from None
     if cfg.cloud is None:  # routes off for `run`: no provider at all
@@ -87,7 +89,7 @@ def _run(cfg: configuration.Config) -> int:
     from routectl.ops.serving import HttpEndpoint, health_endpoint, metrics_endpoint
 
     cluster, provider = _connect(cfg)
-    metrics = Metrics()
+    metrics = Metrics(provider=cfg.provider if provider is not None else "")
     controller = Controller(cfg, cluster, provider, metrics)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -191,12 +191,15 @@ class Routectl:
         except OSError:
             return False
 
+    def metrics_text(self) -> str:
+        """/metrics as served."""
+        return self._get(self.metrics_port, "/metrics")[1]
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of /metrics, keyed by (sample name, sorted labels)."""
-        _, text = self._get(self.metrics_port, "/metrics")
         return {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
+            for family in text_string_to_metric_families(self.metrics_text())
             for sample in family.samples
         }
 

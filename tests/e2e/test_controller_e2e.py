@@ -17,6 +17,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,11 @@ def _subnet_of(destination: str | None, network: ipaddress.IPv4Network) -> bool:
 
 @pytest.fixture
 def cloud(moto_endpoint: str) -> Cloud:
+    return new_cloud(moto_endpoint)
+
+
+def new_cloud(moto_endpoint: str) -> Cloud:
+    """A fresh VPC in moto with two route tables tagged for a fresh cluster name."""
     ec2 = boto3.client(
         "ec2",
         region_name=REGION,
@@ -277,8 +283,14 @@ def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
 
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
+    with reaping(tmp_path) as runner:
+        yield runner
+
+
+@contextmanager
+def reaping(workdir: Path) -> Iterator[RoutectlRunner]:
     """Starts routectl processes; afterwards reaps them all and fails on any RBAC denial they logged."""
-    runner = RoutectlRunner(tmp_path)
+    runner = RoutectlRunner(workdir)
     try:
         yield runner
     finally:

@@ -126,6 +126,7 @@ a list repeats the flag. */ -}}
   (printf "--leader-elect-resource-name=%s" $v.leaderElection.leaseName)
   (printf "--metrics-bind-address=%s" (include "routectl.bindAddress" (dict "enabled" $v.metrics.enabled "port" $v.metrics.port)))
   (printf "--health-probe-bind-address=%s" (include "routectl.bindAddress" (dict "enabled" true "port" $v.health.port)))
-  (printf "--log-level=%s" $v.logLevel)) }}
+  (printf "--log-level=%s" $v.logLevel)
+  (printf "--log-format=%s" $v.logFormat)) }}
 {{- toYaml $args }}
 {{- end -}}

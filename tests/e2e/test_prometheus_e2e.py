@@ -1,0 +1,247 @@
+"""The chart's alerts on real parts: a real Prometheus scrapes a real routectl process (the chart's RBAC
+on a real kube-apiserver, moto as the cloud) every second and evaluates the chart's own rules, rendered
+by helm with every `for:` shortened through values.
+
+A healthy run fires no alert, every rule evaluates without error, every dashboard query runs, and
+`promtool check metrics` finds nothing to lint in the live /metrics; the cloud answering
+`UnauthorizedOperation` (an EC2 fault proxy in front of moto) fires `RoutectlCloudPermissionDenied`;
+tables at their quota fire `RoutectlRouteTableCapacityLow`. Each scenario is bounded (about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apiserver import ControlPlane
+from faultproxy import Ec2FaultProxy
+from kubernetes import client
+from prometheus_server import PrometheusServer
+from routectl_proc import Routectl, RoutectlRunner, Setup, denials, eventually
+from test_controller_e2e import (
+    Cloud,
+    Installed,
+    Kube,
+    add_nodes,
+    install_chart_rbac,
+    new_cloud,
+    reaping,
+    setup_for,
+    wait_routed,
+)
+
+from tests.chart.chartlib import CHART, EXAMPLES, Helm, Manifest, locate, one
+from tests.monitoring.prom import PromTools, require, write_rules
+
+FOR = "5s"
+"""Every alert's `for:` here; the rules' evaluation interval is 1 s."""
+WINDOW_S = 15.0
+"""How long a healthy run is watched once scraping: three times the longest `for:`."""
+FIRE_TIMEOUT_S = 75.0
+CIDR = "10.244.0.0/16"
+SERVICE = "routectl-metrics"
+
+
+@pytest.fixture(scope="module")
+def tools() -> PromTools:
+    return require("e2e")
+
+
+@pytest.fixture(scope="module")
+def rules(tools: PromTools, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart's PrometheusRule for release routectl in kube-system, every `for:` set to FOR."""
+    helm = Helm(locate())
+    (group,) = one(
+        helm.template([EXAMPLES["aws"]], show_only="templates/prometheusrule.yaml"), "PrometheusRule"
+    )["spec"]["groups"]
+    shortened = {f"metrics.prometheusRule.for.{rule['alert']}": FOR for rule in group["rules"]}
+    rendered = one(
+        helm.template([EXAMPLES["aws"]], sets=shortened, show_only="templates/prometheusrule.yaml"),
+        "PrometheusRule",
+    )
+    assert {rule["for"] for rule in rendered["spec"]["groups"][0]["rules"]} == {FOR}
+    path = write_rules(rendered, tmp_path_factory.mktemp("rules") / "rules.yaml")
+    checked = tools.run_promtool("check", "rules", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(
+    control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
+) -> Installed:
+    return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
+
+
+@pytest.fixture
+def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
+    kube = Kube(admin_api, installed)
+    kube.clean()
+    yield kube
+    kube.clean()
+
+
+@pytest.fixture
+def cloud(moto_endpoint: str) -> Cloud:
+    return new_cloud(moto_endpoint)
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
+    with reaping(tmp_path) as runner:
+        yield runner
+
+
+def scraped_by_prometheus(
+    tools: PromTools, workdir: Path, process: Routectl, rules: Path, namespace: str
+) -> PrometheusServer:
+    """A Prometheus scraping `process` with the labels the chart's ServiceMonitor would give it."""
+    eventually(process.ready, 60, "routectl serves /readyz (and /metrics)")
+    labels = {"job": SERVICE, "namespace": namespace, "service": SERVICE}
+    return PrometheusServer(tools, workdir, [f"127.0.0.1:{process.metrics_port}"], labels, rules)
+
+
+def with_quota(setup: Setup, quota: int) -> Setup:
+    cloud = tuple(
+        f"--route-table-quota={quota}" if f.startswith("--route-table-quota=") else f for f in setup.cloud
+    )
+    return Setup(**{**{f: getattr(setup, f) for f in Setup.__dataclass_fields__}, "cloud": cloud})
+
+
+def fired(prometheus: PrometheusServer, alert: str, count: int = 1) -> list[dict[str, Any]]:
+    """The firing instances of `alert`, once there are `count` (bounded wait)."""
+    found: list[dict[str, Any]] = []
+
+    def firing() -> bool:
+        found[:] = [a for a in prometheus.alerts() if a["labels"]["alertname"] == alert]
+        return len(found) >= count
+
+    eventually(firing, FIRE_TIMEOUT_S, f"{count} x {alert} firing on the real Prometheus", poll_s=1.0)
+    return found
+
+
+def test_a_healthy_run_fires_no_alert_and_every_rule_and_dashboard_query_evaluates(
+    tools: PromTools,
+    kube: Kube,
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    installed: Installed,
+    moto_endpoint: str,
+    rules: Path,
+    tmp_path: Path,
+) -> None:
+    names = ["node-a", "node-b", "node-c"]
+    add_nodes(kube, cloud, *names)
+    process = runner.start("routectl", setup_for(installed, cloud, moto_endpoint, CIDR, 24))
+    with scraped_by_prometheus(tools, tmp_path, process, rules, installed.namespace) as prometheus:
+        wait_routed(kube, cloud, names, CIDR)
+        eventually(lambda: prometheus.query("routectl_converged == 1") != [], 30, "Prometheus sees converged")
+        time.sleep(WINDOW_S)
+
+        ever_fired = prometheus.query(
+            f'count_over_time(ALERTS{{alertstate="firing"}}[{int(WINDOW_S) + 30}s])'
+        )
+        assert ever_fired == [], f"alerts fired in a healthy run: {[a['metric'] for a in ever_fired]}"
+        unhealthy = [r for r in prometheus.rules() if r["health"] != "ok"]
+        assert unhealthy == [], unhealthy
+        assert prometheus.query('up{job="routectl-metrics"} == 1') != []
+
+        for _, expr in dashboard_queries(installed.namespace):
+            prometheus.query(expr)  # fails with Prometheus's error when a query does not evaluate
+        for always in ("routectl_build_info", "process_resident_memory_bytes", "workqueue_depth"):
+            assert prometheus.query(f'{always}{{job="{SERVICE}"}}') != [], always
+
+        live = process.metrics_text()
+    linted = subprocess.run(
+        [str(tools.promtool), "check", "metrics"],
+        input=live,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert linted.stdout.strip() == linted.stderr.strip() == ""
+    assert denials(process.log()) == []
+
+
+def test_the_cloud_refusing_writes_fires_cloud_permission_denied(
+    tools: PromTools,
+    kube: Kube,
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    installed: Installed,
+    moto_endpoint: str,
+    rules: Path,
+    tmp_path: Path,
+) -> None:
+    add_nodes(kube, cloud, "node-a", "node-b")
+    deny = {"CreateRoute": (403, "UnauthorizedOperation")}
+    with Ec2FaultProxy(moto_endpoint, deny) as proxy:
+        process = runner.start("routectl", setup_for(installed, cloud, proxy.url, CIDR, 24))
+        with scraped_by_prometheus(tools, tmp_path, process, rules, installed.namespace) as prometheus:
+            alerts = fired(prometheus, "RoutectlCloudPermissionDenied")
+            unrouted = fired(prometheus, "RoutectlNodesNetworkUnavailable")
+            also = prometheus.firing()
+    assert proxy.denied("CreateRoute") > 0
+    assert {(a["labels"]["provider"], a["labels"]["api"], a["labels"]["code"]) for a in alerts} == {
+        ("aws", "CreateRoute", "UnauthorizedOperation")
+    }
+    (alert,) = alerts
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["annotations"]["runbook_url"].endswith("/docs/runbooks.md#routectlcloudpermissiondenied")
+    assert unrouted
+    assert also <= {
+        "RoutectlCloudPermissionDenied",
+        "RoutectlNodesNetworkUnavailable",
+        "RoutectlNotConverged",
+    }, also
+    assert all(node.network is not None and node.network[0] == "True" for node in kube.nodes().values())
+
+
+def test_route_tables_at_their_quota_fire_table_capacity_low(
+    tools: PromTools,
+    kube: Kube,
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    installed: Installed,
+    moto_endpoint: str,
+    rules: Path,
+    tmp_path: Path,
+) -> None:
+    """Quota 3: the VPC's local IPv4 route counts, so two of the three nodes fit in each table."""
+    add_nodes(kube, cloud, "node-a", "node-b", "node-c")
+    setup = with_quota(setup_for(installed, cloud, moto_endpoint, CIDR, 24), 3)
+    process = runner.start("routectl", setup)
+    with scraped_by_prometheus(tools, tmp_path, process, rules, installed.namespace) as prometheus:
+        alerts = fired(prometheus, "RoutectlRouteTableCapacityLow", count=len(cloud.tables))
+    labels = {(a["labels"]["table"], a["labels"]["family"]) for a in alerts}
+    assert labels == {(t, "ipv4") for t in cloud.tables}
+    assert {a["annotations"]["summary"] for a in alerts} == {
+        f"Route table {t} (ipv4) is 100% full." for t in cloud.tables
+    }
+    for table in cloud.tables:
+        assert process.metric("routectl_route_table_capacity_remaining", table=table, family="ipv4") == 0
+        assert len(cloud.routes(table, CIDR)) == 2
+    assert any("RouteQuotaExceeded" in kube.reasons(name) for name in ("node-a", "node-b", "node-c"))
+
+
+def dashboard_queries(namespace: str) -> list[tuple[str, str]]:
+    """The dashboard's queries as Grafana would send them for this release's job and namespace."""
+    dashboard = json.loads((CHART / "dashboards" / "routectl.json").read_text())
+    values = {v["name"]: v.get("query") for v in dashboard["templating"]["list"] if v["type"] == "constant"}
+    values.update({"job": SERVICE, "namespace": namespace, "__rate_interval": "1m"})
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", ()):
+            expr = target["expr"]
+            for name in sorted(values, key=len, reverse=True):
+                expr = expr.replace(f"${name}", str(values[name]))
+            queries.append((panel["title"], expr))
+    assert queries
+    return queries
