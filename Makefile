@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PKGS := routectl providers ipam
-# Test binaries (helm, kube-apiserver, etcd, prometheus and promtool) are built from Go modules into a
-# versioned cache outside the repo and reused when present.
+# Test binaries (helm, kube-apiserver, etcd, prometheus and promtool) and the monitoring CRDs come from
+# Go modules, built or fetched into a versioned cache outside the repo and reused when present.
 CACHE_DIR ?= $(HOME)/.cache/routectl
 export ROUTECTL_BIN_CACHE := $(CACHE_DIR)
 TIER := scripts/run-tier.sh
@@ -40,6 +40,7 @@ helm-bin:
 
 e2e-bins:
 	scripts/build-e2e-bins.sh "$(CACHE_DIR)"
+	scripts/fetch-monitoring-crds.sh "$(CACHE_DIR)"
 
 # prometheus, promtool and the promql-names parser helper (chart and e2e tiers' alert and dashboard checks).
 prometheus-bin:

@@ -10,15 +10,22 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import providers
 import routectl
 from routectl import config as configuration
-from routectl.cluster import Cluster, ClusterConfigError, ClusterError
+from routectl.cluster import ClusterConfigError, ClusterError
 from routectl.ops import logs
+
+if TYPE_CHECKING:
+    from routectl.kube.client import KubeCluster
+    from routectl.metrics import Metrics
+    from routectl.ops.serving import HttpEndpoint
 
 log = logging.getLogger("routectl")
 
@@ -61,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOT_CONVERGED
 
 
-def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvider | None]:
+def _connect(cfg: configuration.Config) -> tuple[KubeCluster, providers.RouteProvider | None]:
     """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too."""
     from routectl.kube.client import KubeCluster
 
@@ -86,7 +93,7 @@ def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvide
 def _run(cfg: configuration.Config) -> int:
     from routectl.controller import Controller
     from routectl.metrics import Metrics
-    from routectl.ops.serving import HttpEndpoint, health_endpoint, metrics_endpoint
+    from routectl.ops.serving import health_endpoint
 
     cluster, provider = _connect(cfg)
     metrics = Metrics(provider=cfg.provider if provider is not None else "")
@@ -95,17 +102,48 @@ def _run(cfg: configuration.Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     endpoints: list[HttpEndpoint] = []
-    if cfg.health_address is not None:
-        endpoints.append(health_endpoint(cfg.health_address, controller.healthy, controller.ready).start())
-    if cfg.metrics_address is not None:
-        endpoints.append(metrics_endpoint(cfg.metrics_address, metrics.registry).start())
     try:
+        try:
+            if cfg.health_address is not None:
+                probes = health_endpoint(cfg.health_address, controller.healthy, controller.ready)
+                endpoints.append(probes.start())
+            if cfg.metrics_address is not None:
+                endpoints.append(_metrics_endpoint(cfg, cfg.metrics_address, cluster, metrics).start())
+        except OSError as err:  # the address is taken, or not one of this host's
+            raise configuration.ConfigError(f"cannot listen: {err}") from None
         if cfg.once:
-            return EXIT_OK if controller.run_once(stop) else EXIT_NOT_CONVERGED
-        return controller.run(stop)
+            code = EXIT_OK if controller.run_once(stop) else EXIT_NOT_CONVERGED
+        else:
+            code = controller.run(stop)
     finally:
         for endpoint in endpoints:
             endpoint.stop()
+    if controller.unfinished:
+        # Shutdown is bounded: what is still inside a slow cloud call cannot write any more (the fence
+        # is closed, the lease released), and waiting for it could outlast the kubelet's grace period.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _metrics_endpoint(
+    cfg: configuration.Config, address: tuple[str, int], cluster: KubeCluster, metrics: Metrics
+) -> HttpEndpoint:
+    """HTTPS whose every scrape the API server authenticates and authorizes; or the plain-HTTP opt-in,
+    which the config allows on loopback only."""
+    from routectl.kube.authn import ApiServerGate
+    from routectl.ops.serving import ServingCertificate, metrics_endpoint
+
+    if not cfg.metrics_secure:
+        return metrics_endpoint(address, metrics.registry)
+    try:
+        certificate = ServingCertificate(cfg.metrics_cert_dir)
+    except (OSError, ssl.SSLError) as err:
+        raise configuration.ConfigError(f"--metrics-cert-dir {cfg.metrics_cert_dir}: {err}") from None
+    gate = ApiServerGate(cluster, timeout_s=max(1.0, cfg.leader_election.renew_deadline_s / 2))
+    return metrics_endpoint(address, metrics.registry, gate=gate, certificate=certificate)
 
 
 def _plan(cfg: configuration.Config) -> int:

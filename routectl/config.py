@@ -81,7 +81,15 @@ _CONTROLLER: tuple[Setting, ...] = (
     Setting("leader-elect-resource-namespace", "lease namespace; default $POD_NAMESPACE"),
     Setting("leader-elect-resource-name", "lease name", default="routectl"),
     Setting("metrics-bind-address", "Prometheus /metrics address; 0 disables", default=":10290"),
-    Setting("health-probe-bind-address", "/healthz and /readyz address; 0 disables", default=":10291"),
+    Setting(
+        "metrics-secure",
+        "serve /metrics over HTTPS to callers the API server authenticates and authorizes for "
+        "GET /metrics; false: plain HTTP, loopback addresses only",
+        parse_bool,
+        True,
+    ),
+    Setting("metrics-cert-dir", "directory with tls.crt and tls.key; empty: self-signed at start"),
+    Setting("health-probe-bind-address", "/healthz, /readyz address; 0 disables", default="127.0.0.1:10291"),
     Setting("dry-run", "compute and log the plan, change nothing", parse_bool, False),
     Setting("log-level", "log level", choice("debug", "info", "warning", "error"), "info"),
     Setting("log-format", "log line format: json lines or text", choice(*LOG_FORMATS), "json"),
@@ -104,14 +112,18 @@ def _provider_setting(registry: Registry) -> Setting:
 
 def settings(command: str, registry: Registry) -> tuple[Setting, ...]:
     """Every setting `command` takes: routectl's own, `--provider`, each provider's, the common ones."""
+    return tuple(s for s in _every_setting(registry) if command in s.commands)
+
+
+def _every_setting(registry: Registry) -> tuple[Setting, ...]:
+    """The settings of every command (what a config file may hold)."""
     provider = _provider_setting(registry)
     taken = {s.name for s in (*_CLUSTER, provider, *_CONTROLLER)}
     for setting in registry.settings():
         if setting.name in taken:
             declared = ", ".join(registry.declaring(setting.name))
             raise ConfigError(f"provider {declared}: --{setting.name} is one of routectl's own settings")
-    every = (*_CLUSTER, provider, *registry.settings(), *COMMON_SETTINGS, *_CONTROLLER)
-    return tuple(s for s in every if command in s.commands)
+    return (*_CLUSTER, provider, *registry.settings(), *COMMON_SETTINGS, *_CONTROLLER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +161,11 @@ class Config:
     leader_election: LeaderElection
     kubeconfig: str
     metrics_address: tuple[str, int] | None
+    metrics_secure: bool
+    """HTTPS with TokenReview authentication and SubjectAccessReview authorization; else plain HTTP,
+    which validation allows on loopback only."""
+    metrics_cert_dir: str
+    """Where `tls.crt`/`tls.key` are mounted; "" = a self-signed certificate made at start."""
     health_address: tuple[str, int] | None
     dry_run: bool
     log_level: str
@@ -171,7 +188,11 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     """Flags for `command`; every default is None so the merge can tell "not given" from a value."""
     parser = parser or argparse.ArgumentParser(prog=f"routectl {command}")
-    parser.add_argument("--config", default=None, help="YAML file with the same settings (flags win)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="YAML file of settings, any command's (flags win); default $ROUTECTL_CONFIG",
+    )
     cloud = parser.add_argument_group(
         "provider settings",
         f"Declared by the installed providers (entry points {GROUP}); each help names the providers that "
@@ -248,13 +269,16 @@ def from_namespace(
     given: set[str] = set()
     config_path = args.get("config") or env.get("ROUTECTL_CONFIG")
     if config_path:
-        file_values = _read_yaml(config_path)
-        by_name = {s.name: s for s in known}
-        for key, raw in file_values.items():
+        # One file serves every command: a setting of another command (`once` for `plan`) is checked
+        # for its form, then left out; a key no command knows is a typo.
+        by_name = {s.name: s for s in _every_setting(registry)}
+        for key, raw in _read_yaml(config_path).items():
             if key not in by_name:
                 raise ConfigError(f"--config {config_path}: unknown setting {key!r}")
-            values[by_name[key].dest] = _parse_value(by_name[key], raw, f"--config {config_path}: {key}")
-            given.add(key)
+            value = _parse_value(by_name[key], raw, f"--config {config_path}: {key}")
+            if command in by_name[key].commands:
+                values[by_name[key].dest] = value
+                given.add(key)
     for s in known:
         if s.env in env:
             values[s.dest] = _parse_value(s, env[s.env], f"env {s.env}")
@@ -280,6 +304,13 @@ def _bind_address(text: str, setting: str) -> tuple[str, int] | None:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"--{setting} {text!r}: must be [host]:port (port 0-65535) or 0 to disable")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: where it resolves is not ours to trust
 
 
 def _validate(
@@ -318,6 +349,12 @@ def _validate(
     if not sep or not _LABEL_KEY.fullmatch(key):
         raise ConfigError(f"--exclude-label {v['exclude_label']!r}: must be key=value with a valid label key")
     lease = _leader_election(v, env)
+    metrics_address = _bind_address(v["metrics_bind_address"], "metrics-bind-address")
+    if metrics_address is not None and not v["metrics_secure"] and not _loopback(metrics_address[0]):
+        raise ConfigError(
+            f"--metrics-secure=false: plain HTTP is served on loopback only, not on {metrics_address[0]!r}; "
+            "bind --metrics-bind-address to 127.0.0.1:PORT or [::1]:PORT, or keep HTTPS"
+        )
     return Config(
         command=command,
         cluster_name=name,
@@ -335,7 +372,9 @@ def _validate(
         exclude_label=(key, label_value),
         leader_election=lease,
         kubeconfig=v["kubeconfig"],
-        metrics_address=_bind_address(v["metrics_bind_address"], "metrics-bind-address"),
+        metrics_address=metrics_address,
+        metrics_secure=v["metrics_secure"],
+        metrics_cert_dir=v["metrics_cert_dir"],
         health_address=_bind_address(v["health_probe_bind_address"], "health-probe-bind-address"),
         dry_run=v["dry_run"],
         log_level=v["log_level"],

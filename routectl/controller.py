@@ -3,7 +3,10 @@
 Invariants kept here: the shared provider's call observer and write guard are set once, by
 `route_reconciler`; nothing is allocated or written before this process leads and its node cache has
 synced and the allocator has been rebuilt from it; a deleted node's routes are removed from every table
-before its CIDR is released; on shutdown the workers are stopped and joined before the lease is released.
+before its CIDR is released. Shutdown is bounded: on stop the fence closes at once (no write starts
+after it), the workers get the drain window (renew deadline / 2, the Kubernetes request timeout) to
+finish the item in hand, then the lease is released; threads still inside a slow cloud call after that
+are reported in `unfinished` and left behind, fenced off, for the process to exit without them.
 """
 
 from __future__ import annotations
@@ -33,18 +36,20 @@ from routectl.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _QUEUE = "nodes"
-_JOIN_TIMEOUT_S = 30.0
 _CACHE_CATCH_UP_S = 5.0
 
 
 class _Workers:
     """The leader's threads; `halt` ends them between items (never inside a write) and joins them,
-    including threads started by other worker threads while halting."""
+    including threads started by other worker threads while halting, until the drain deadline set by
+    the first `halt`; it returns the names of those still running then."""
 
-    def __init__(self) -> None:
+    def __init__(self, drain_s: float) -> None:
         self.stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._drain_s = drain_s
+        self._deadline: float | None = None
 
     def start(self, count: int, target: Callable[[threading.Event], None], name: str) -> None:
         with self._lock:
@@ -55,16 +60,20 @@ class _Workers:
                 thread.start()
                 self._threads.append(thread)
 
-    def halt(self) -> None:
+    def halt(self) -> tuple[str, ...]:
         self.stop.set()
         current = threading.current_thread()
+        with self._lock:
+            if self._deadline is None:
+                self._deadline = time.monotonic() + self._drain_s
+            deadline = self._deadline
         while True:
             with self._lock:
                 pending = [t for t in self._threads if t is not current and t.is_alive()]
-            if not pending:
-                return
-            for thread in pending:
-                thread.join(timeout=_JOIN_TIMEOUT_S)
+            left_s = deadline - time.monotonic()
+            if not pending or left_s <= 0:
+                return tuple(t.name for t in pending)
+            pending[0].join(timeout=left_s)
 
 
 def route_reconciler(
@@ -148,8 +157,12 @@ class Controller:
         self._tombstones: dict[str, list[Node]] = {}
         """name → the deleted objects of that name, oldest first, until their removal is done."""
         self._tomb_lock = threading.Lock()
-        self._workers = _Workers()
+        # The Kubernetes request timeout (cli): a Node patch in flight is answered or has failed by then.
+        self._workers = _Workers(drain_s=config.leader_election.renew_deadline_s / 2)
         self._failed = threading.Event()
+        self._drained = threading.Event()
+        self.unfinished: tuple[str, ...] = ()
+        """Threads still inside a request when shutdown ended; the closed fence keeps them from writing."""
 
     # --- probes --------------------------------------------------------------------------------
 
@@ -193,18 +206,30 @@ class Controller:
                 started()
                 stop.wait()
             else:
-                self.elector.run(stop, started, self._workers.halt)
+                self.elector.run(stop, started, self._drain)
             return 1 if self._failed.is_set() else 0
         except LostLeadership:
             log.error("leadership lost: all work stopped", extra={"op": "leader", "outcome": "lost"})
             return 1
         finally:
-            self._workers.halt()
+            self.unfinished = self._drain()
             self.queue.shut_down()
-            if self.reconciler is not None:
-                self.reconciler.close()
+            if self.reconciler is not None and not self.unfinished:
+                self.reconciler.close()  # waits for its write pool, idle once every worker has ended
             stop.set()
             informer.join(timeout=1.0)
+
+    def _drain(self) -> tuple[str, ...]:
+        """Stop the workers within the drain window (the elector's stop callback, then shutdown)."""
+        already = self._drained.is_set()
+        self._drained.set()
+        unfinished = self._workers.halt()
+        if unfinished and not already:
+            log.warning(
+                "drain window over with work in flight; its writes are fenced off",
+                extra={"op": "shutdown", "outcome": ",".join(unfinished), "count": len(unfinished)},
+            )
+        return unfinished
 
     def _prepare_then(
         self, stop: threading.Event, work: Callable[[threading.Event], None], main_stop: threading.Event

@@ -22,12 +22,13 @@ import itertools
 import json
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
+
+from providers.emulators.params import request_params
 
 JSON = dict[str, Any]
 
@@ -651,13 +652,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence per-request logging; the call counter is the record."""
 
     def _serve(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
-        length = int(self.headers.get("content-length") or 0)
-        if length:
-            body = self.rfile.read(length).decode("utf-8")
-            if "x-www-form-urlencoded" in (self.headers.get("content-type") or ""):
-                params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
+        params = request_params(self)
         action = self.headers.get("x-acs-action") or params.get("Action", "")
         headers: dict[str, str] = {}
         try:

@@ -311,6 +311,13 @@ class KubeCluster:
         )
         return _lease(body)
 
+    # --- reviews -----------------------------------------------------------------------------------
+
+    def create_review(self, collection: str, body: Json, timeout_s: float) -> Json:
+        """POST a TokenReview or SubjectAccessReview to `collection`; the server's answer (with
+        `status`). Reviews store nothing, so a failed one is a plain ClusterError, never ambiguous."""
+        return self._request("POST", collection, body=body, timeout_s=timeout_s, write_ambiguous=False)
+
     # --- transport -------------------------------------------------------------------------------
 
     def _request(

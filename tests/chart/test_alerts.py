@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chartlib import EXAMPLES, NAMESPACE, REPO, Helm, Manifest, chart_values, one
+from chartlib import EXAMPLES, MONITORING_API, NAMESPACE, REPO, Helm, Manifest, chart_values, one
 
 from tests.monitoring.prom import PromTools, exported_series, metric_names, require, write_rules
 
@@ -369,7 +369,10 @@ def tools() -> PromTools:
 @pytest.fixture(scope="module")
 def prometheus_rule(helm: Helm) -> Manifest:
     """The AWS example turns the PrometheusRule on; everything else about it is the chart's default."""
-    return one(helm.template([EXAMPLES["aws"]], show_only="templates/prometheusrule.yaml"), "PrometheusRule")
+    rendered = helm.template(
+        [EXAMPLES["aws"]], api_versions=[MONITORING_API], show_only="templates/prometheusrule.yaml"
+    )
+    return one(rendered, "PrometheusRule")
 
 
 def _rules(prometheus_rule: Manifest) -> dict[str, dict[str, Any]]:
@@ -404,7 +407,10 @@ def test_promtool_checks_the_rules_rendered_with_other_values(
     tools: PromTools, helm: Helm, sets: dict[str, object], tmp_path: Path
 ) -> None:
     rendered = helm.template(
-        [EXAMPLES["aws"]], sets=_flatten(sets), show_only="templates/prometheusrule.yaml"
+        [EXAMPLES["aws"]],
+        sets=_flatten(sets),
+        api_versions=[MONITORING_API],
+        show_only="templates/prometheusrule.yaml",
     )
     rule = one(rendered, "PrometheusRule")
     _check(tools, write_rules(rule, tmp_path / "rules.yaml"))

@@ -1,11 +1,12 @@
-"""The chart's RBAC grants exactly what routectl's Kubernetes client uses: every request it makes is
-allowed by a rule, and every rule allows some request it makes.
+"""The chart's RBAC grants exactly what routectl's code uses: every request it makes is allowed by a
+rule, and every rule allows some request it makes — with HTTPS metrics and without.
 
 The real `KubeCluster` talks to a small recording API server on 127.0.0.1, and every method of the
 `Cluster` port is called (each path through it: a repeated Event is a patch, an absent Lease is read
-before it is created), so the requests recorded are all the requests the code can make. Each is turned
-into what the RBAC authorizer sees — API group, resource (with subresource), verb, object name — and
-compared with the rules the chart renders.
+before it is created); with `metrics.secure` the real metrics gate (`kube/authn.py`) also admits a
+scrape, as `routectl run` wires it then (TokenReview, then SubjectAccessReview). So the requests recorded
+are all the requests the code can make. Each is turned into what the RBAC authorizer sees — API group,
+resource (with subresource), verb, object name — and compared with the rules the chart renders.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import pytest
 from chartlib import EXAMPLES, NAMESPACE, Helm, chart_values
 from kubernetes import client
 
+from routectl.access import Verdict
 from routectl.cluster import Cluster, Condition, Lease, Node
+from routectl.kube.authn import ACCESS_REVIEWS, TOKEN_REVIEWS, ApiServerGate
 from routectl.kube.client import KubeCluster
 
 LEASE = chart_values("aws")["leaderElection"]["leaseName"]
@@ -100,6 +103,10 @@ def _access(method: str, path: str, query: dict[str, list[str]]) -> Access:
 
 
 def _response(method: str, path: str, query: dict[str, list[str]]) -> tuple[int, str]:
+    if path == TOKEN_REVIEWS:
+        return 201, json.dumps({"status": {"authenticated": True, "user": {"username": "prometheus"}}})
+    if path == ACCESS_REVIEWS:
+        return 201, json.dumps({"status": {"allowed": True}})
     if "/leases" in path:
         if method == "GET":
             return 404, json.dumps({"kind": "Status", "code": 404, "message": "not found"})
@@ -159,12 +166,15 @@ def _port_methods() -> set[str]:
     return {name for name, value in vars(Cluster).items() if callable(value) and not name.startswith("_")}
 
 
-def _granted(helm: Helm) -> set[Access]:
-    objects = helm.template([EXAMPLES["aws"]], show_only="templates/rbac.yaml")
+def _granted(helm: Helm, secure: bool) -> set[Access]:
+    """The controller's own rules (the scrapers' metrics-reader role is not routectl's)."""
+    objects = helm.template(
+        [EXAMPLES["aws"]], sets={"metrics.secure": secure}, show_only="templates/rbac.yaml"
+    )
     return {
         Access(group, resource, verb, name)
         for o in objects
-        if o["kind"] in ("ClusterRole", "Role")
+        if o["kind"] in ("ClusterRole", "Role") and not o["metadata"]["name"].endswith("-metrics-reader")
         for rule in o["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
@@ -173,16 +183,19 @@ def _granted(helm: Helm) -> set[Access]:
     }
 
 
+@pytest.mark.parametrize("secure", [True, False], ids=["https-metrics", "loopback-metrics"])
 def test_chart_rbac_grants_exactly_the_requests_routectl_makes(
-    helm: Helm, recorded: tuple[KubeCluster, list[Access]]
+    helm: Helm, recorded: tuple[KubeCluster, list[Access]], secure: bool
 ) -> None:
     cluster, seen = recorded
     calls = _every_port_call(cluster)
     assert set(calls) == _port_methods(), "a Cluster method is not exercised here"
     for call in calls.values():
         call()
+    if secure:  # routectl run builds the gate only for HTTPS metrics (cli._metrics_endpoint)
+        assert ApiServerGate(cluster).admit("a-token", "get", "/metrics") is Verdict.ALLOWED
     used = set(seen)
-    granted = _granted(helm)
+    granted = _granted(helm, secure)
     assert used, "no request recorded"
     denied = sorted(u for u in used if not any(u.allowed_by(g) for g in granted))
     unused = sorted(g for g in granted if not any(u.allowed_by(g) for u in used))

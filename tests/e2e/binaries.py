@@ -65,3 +65,19 @@ def locate_binaries(cache_dir: Path) -> Binaries:
         etcd_version=etcd,
         etcd_source=source.read_text().strip() if source.exists() else "unknown",
     )
+
+
+def locate_monitoring_crds(cache_dir: Path) -> list[Path]:
+    """The ServiceMonitor and PrometheusRule CRDs of the pinned prometheus-operator module, as
+    scripts/fetch-monitoring-crds.sh puts them in the cache; `BinariesMissing` names `make e2e-bins`."""
+    version = pinned_versions()["PROMETHEUS_OPERATOR_VERSION"]
+    directory = cache_dir / f"monitoring-crds-{version}"
+    kinds = ("servicemonitors", "prometheusrules")
+    files = [directory / f"monitoring.coreos.com_{kind}.yaml" for kind in kinds]
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise BinariesMissing(
+            f"monitoring CRDs not fetched ({', '.join(missing)}); run `make e2e-bins` "
+            f"(scripts/fetch-monitoring-crds.sh {cache_dir})"
+        )
+    return files

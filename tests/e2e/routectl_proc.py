@@ -135,23 +135,28 @@ class Completed:
     log: list[LogRecord]
 
 
-class Routectl:
-    """One `routectl run` process; see the module docstring."""
+class LoggedProcess:
+    """A child process whose JSON log (stderr) is read back from a file; reaped by `stop()` (SIGTERM,
+    then SIGKILL after `stop_timeout_s`), and killed with the test process (parent-death signal)."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], workdir: Path) -> None:
-        self.name = name
-        self.pod_name = env["POD_NAME"]
-        self.log_path = workdir / f"{name}.log"
-        self.metrics_port = free_port()
-        self.health_port = free_port()
-        full = [
-            *argv,
-            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
-        ]
-        with self.log_path.open("wb") as log, (workdir / f"{name}.out").open("wb") as out:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        out_path: Path | None = None,
+        stop_timeout_s: float = _STOP_TIMEOUT_S,
+    ) -> None:
+        """stdout goes to `out_path`, or into the log when None."""
+        self.log_path = log_path
+        self._stop_timeout_s = stop_timeout_s
+        with log_path.open("wb") as log, (out_path or Path(os.devnull)).open("wb") as out:
             self._popen = subprocess.Popen(
-                dying_with_parent(full), stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=dict(env)
+                dying_with_parent(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out if out_path is not None else log,
+                stderr=log,
+                env=dict(env),
             )
 
     @property
@@ -175,6 +180,29 @@ class Routectl:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> int:
+        """SIGTERM, SIGKILL after the grace period; always reaps. Returns the exit code."""
+        return stop_process(self._popen, self._stop_timeout_s)
+
+
+class Routectl(LoggedProcess):
+    """One `routectl run` process, with its /metrics and /healthz on 127.0.0.1 ports of its own."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], workdir: Path) -> None:
+        self.name = name
+        self.pod_name = env["POD_NAME"]
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        full = [
+            *argv,
+            # The plain-HTTP opt-in on loopback: these scenarios read the metrics, they do not test who
+            # may (tests/e2e/test_install_e2e.py does, over HTTPS).
+            "--metrics-secure=false",
+            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
+        ]
+        super().__init__(full, env, workdir / f"{name}.log", workdir / f"{name}.out")
 
     def _get(self, port: int, path: str) -> tuple[int, str]:
         request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
@@ -205,10 +233,6 @@ class Routectl:
 
     def metric(self, sample: str, /, **labels: str) -> float | None:
         return self.metrics().get((sample, tuple(sorted(labels.items()))))
-
-    def stop(self) -> int:
-        """SIGTERM, SIGKILL after a grace period; always reaps. Returns the exit code."""
-        return stop_process(self._popen, _STOP_TIMEOUT_S)
 
 
 @dataclass(slots=True)

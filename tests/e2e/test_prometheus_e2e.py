@@ -35,7 +35,7 @@ from test_controller_e2e import (
     wait_routed,
 )
 
-from tests.chart.chartlib import CHART, EXAMPLES, Helm, Manifest, locate, one
+from tests.chart.chartlib import CHART, EXAMPLES, MONITORING_API, Helm, Manifest, locate, one
 from tests.monitoring.prom import PromTools, require, write_rules
 
 FOR = "5s"
@@ -56,14 +56,18 @@ def tools() -> PromTools:
 def rules(tools: PromTools, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The chart's PrometheusRule for release routectl in kube-system, every `for:` set to FOR."""
     helm = Helm(locate())
-    (group,) = one(
-        helm.template([EXAMPLES["aws"]], show_only="templates/prometheusrule.yaml"), "PrometheusRule"
-    )["spec"]["groups"]
-    shortened = {f"metrics.prometheusRule.for.{rule['alert']}": FOR for rule in group["rules"]}
-    rendered = one(
-        helm.template([EXAMPLES["aws"]], sets=shortened, show_only="templates/prometheusrule.yaml"),
-        "PrometheusRule",
-    )
+
+    def render(sets: dict[str, object]) -> Manifest:
+        objects = helm.template(
+            [EXAMPLES["aws"]],
+            sets=sets,
+            api_versions=[MONITORING_API],
+            show_only="templates/prometheusrule.yaml",
+        )
+        return one(objects, "PrometheusRule")
+
+    (group,) = render({})["spec"]["groups"]
+    rendered = render({f"metrics.prometheusRule.for.{rule['alert']}": FOR for rule in group["rules"]})
     assert {rule["for"] for rule in rendered["spec"]["groups"][0]["rules"]} == {FOR}
     path = write_rules(rendered, tmp_path_factory.mktemp("rules") / "rules.yaml")
     checked = tools.run_promtool("check", "rules", str(path))

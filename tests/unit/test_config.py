@@ -25,7 +25,9 @@ def test_defaults_follow_kube_controller_manager() -> None:
     assert le.namespace == "net"
     assert le.identity.startswith("routectl-0_")
     assert cfg.metrics_address == ("0.0.0.0", 10290)
-    assert cfg.health_address == ("0.0.0.0", 10291)
+    assert cfg.metrics_secure is True
+    assert cfg.metrics_cert_dir == ""
+    assert cfg.health_address == ("127.0.0.1", 10291)
     assert cfg.exclude_label == ("routectl.io/exclude", "true")
     assert (cfg.log_level, cfg.log_format) == ("info", "json")
 
@@ -130,3 +132,43 @@ def test_plan_accepts_output_and_run_does_not() -> None:
     assert a_config("--output=json", command="plan").output == "json"
     with pytest.raises(ConfigError, match="--output"):
         a_config("--output=json", command="run")
+
+
+def test_one_file_serves_run_and_plan(tmp_path: Path) -> None:
+    """A setting of one command in the file is left out by the other: the chart's one ConfigMap serves
+    `run` and a `plan` typed into the pod."""
+    file = tmp_path / "config.yaml"
+    file.write_text(
+        "cluster-name: shared\ncluster-cidr: [10.1.0.0/16]\nprovider: aws\nregion: eu-west-1\n"
+        "once: true\noutput: json\nmetrics-secure: false\nmetrics-bind-address: 127.0.0.1:9\n"
+    )
+    run = load([f"--config={file}"], {}, "run")
+    plan = load([], {"ROUTECTL_CONFIG": str(file)}, "plan")
+    assert (run.cluster_name, run.once, run.output) == ("shared", True, "table")
+    assert (plan.cluster_name, plan.once, plan.output) == ("shared", False, "json")
+    assert plan.cloud is not None
+    assert run.cloud is not None
+    assert plan.cloud.config.region == run.cloud.config.region == "eu-west-1"
+
+
+def test_a_setting_of_another_command_in_the_file_is_still_checked(tmp_path: Path) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text("cluster-name: c\ncluster-cidr: [10.1.0.0/16]\nprovider: aws\nregion: r\nonce: maybe\n")
+    with pytest.raises(ConfigError, match="once"):
+        load([f"--config={file}"], {}, "plan")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9090", "[::1]:9090", "127.0.0.53:1"])
+def test_plain_http_metrics_are_allowed_on_loopback(address: str) -> None:
+    cfg = a_config("--metrics-secure=false", f"--metrics-bind-address={address}")
+    assert cfg.metrics_secure is False
+    assert cfg.metrics_address is not None
+    assert cfg.metrics_address[1] in (9090, 1)
+
+
+@pytest.mark.parametrize("address", [":10290", "0.0.0.0:10290", "10.0.0.5:10290", "localhost:10290"])
+def test_plain_http_metrics_are_refused_off_loopback(address: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        a_config("--metrics-secure=false", f"--metrics-bind-address={address}")
+    assert "--metrics-secure=false" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
 
+from providers import Route, RouteResult
 from providers.emulators.simcloud import Fault, SimCloud
 from routectl.config import Config
 from routectl.controller import Controller
@@ -172,3 +173,53 @@ def test_dry_run_changes_nothing_in_the_cluster_or_the_cloud() -> None:
     assert sim.routes("rtb-main") == {}
     assert sum(sim.calls[api] for api in ("create_routes", "replace_routes", "delete_routes")) == 0
     assert cluster.events == []
+
+
+class SlowReplies(SimCloud):
+    """A cloud whose create calls land at once but answer only when `answer` is set: the shape of a
+    write in flight when SIGTERM comes."""
+
+    def __init__(self) -> None:
+        super().__init__("sim")
+        self.in_flight = threading.Event()
+        self.answer = threading.Event()
+
+    def create_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        results = super().create_routes(table, routes)
+        self.in_flight.set()
+        self.answer.wait(WAIT_S)
+        return results
+
+
+def test_shutdown_is_bounded_by_the_drain_window_and_releases_the_lease_while_a_write_hangs() -> None:
+    cluster, sim, cfg = MemoryCluster(), SlowReplies(), a_config()
+    a_node(cluster, sim, 0)
+    controller = Controller(cfg, cluster, sim, Metrics())
+    stop, code = threading.Event(), []
+    runner = threading.Thread(target=lambda: code.append(controller.run(stop)))
+    runner.start()
+    try:
+        eventually(sim.in_flight.is_set, "a create call in flight")
+        writes = sim.calls["create_routes"]
+        stopped = time.monotonic()
+        stop.set()
+        runner.join(timeout=WAIT_S)
+        took_s = time.monotonic() - stopped
+
+        assert not runner.is_alive()
+        assert code == [0]
+        assert took_s < WAIT_S / 2  # bounded by the drain window (0.5 s here), not by the hung reply
+        assert controller.unfinished  # the thread waiting for the reply was left behind
+        lease = cluster.lease("routectl-demo", "routectl")
+        assert lease is not None
+        assert lease.holder == ""
+    finally:
+        sim.answer.set()
+    stragglers = [t for t in threading.enumerate() if t.name in controller.unfinished]
+    for thread in stragglers:
+        thread.join(timeout=WAIT_S)
+    # Once answered, nothing more was written: no other create, and not the RouteCreated condition that
+    # would follow the route's verification (a Node status patch, also behind the fence).
+    assert sim.calls["create_routes"] == writes
+    condition = cluster.get_node("node-0").network_unavailable
+    assert condition is None or condition.status == "True"
