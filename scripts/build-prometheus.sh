@@ -50,6 +50,7 @@ if ! have_server; then
         >"$tmp/SOURCE"
     echo "$helper_sum" >"$tmp/promql-names.sha256"
     "$tmp/promtool" --version | sed -n 1p
+    chmod 755 "$tmp"  # mktemp made it private; the cache is shared like the other binaries' directories
     rm -rf "$dest"
     mv "$tmp" "$dest"
     trap - EXIT

@@ -2,7 +2,9 @@
 evaluates a rules file every second, and answers the HTTP API the tests query.
 
 The targets get the labels prometheus-operator gives a ServiceMonitor's series (`namespace`, `service`,
-and `job` = the service name), so the chart's rules select them as they would in a cluster.
+and `job` = the service name), so the chart's rules select them as they would in a cluster, and are
+scraped as the chart's ServiceMonitor scrapes them: HTTPS (the self-signed certificate not verified)
+with a bearer token read from a file.
 Invariant: the server listens on 127.0.0.1 only, keeps its TSDB in the given directory, and never
 outlives the context (terminate, then kill; SIGKILL from the kernel if the test process dies first).
 """
@@ -38,6 +40,7 @@ class PrometheusServer:
         targets: Sequence[str],
         target_labels: dict[str, str],
         rules_file: Path,
+        token_file: Path,
     ) -> None:
         self.port = free_port()
         self._workdir = workdir
@@ -52,6 +55,9 @@ class PrometheusServer:
             "scrape_configs": [
                 {
                     "job_name": target_labels["job"],
+                    "scheme": "https",
+                    "tls_config": {"insecure_skip_verify": True},
+                    "authorization": {"credentials_file": str(token_file)},
                     "static_configs": [
                         {
                             "targets": list(targets),
@@ -124,6 +130,11 @@ class PrometheusServer:
 
     def firing(self) -> set[str]:
         return {a["labels"]["alertname"] for a in self.alerts()}
+
+    def scrape_errors(self) -> list[str]:
+        """The last error of each target that is not up ("" before its first scrape)."""
+        targets = self.api("targets")["activeTargets"]
+        return [f"{t['scrapeUrl']}: {t['lastError']}" for t in targets if t["health"] != "up"]
 
     def rules(self) -> list[dict[str, Any]]:
         return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]

@@ -1,6 +1,8 @@
 """The chart's alerts on real parts: a real Prometheus scrapes a real routectl process (the chart's RBAC
 on a real kube-apiserver, moto as the cloud) every second and evaluates the chart's own rules, rendered
-by helm with every `for:` shortened through values.
+by helm with every `for:` shortened through values. It scrapes as the chart's ServiceMonitor does: HTTPS,
+with a token of the scraper the chart's values bind to the metrics-reader role, which routectl has the
+API server review (TokenReview, SubjectAccessReview) on every scrape.
 
 A healthy run fires no alert, every rule evaluates without error, every dashboard query runs, and
 `promtool check metrics` finds nothing to lint in the live /metrics; the cloud answering
@@ -11,9 +13,12 @@ tables at their quota fire `RoutectlRouteTableCapacityLow`. Each scenario is bou
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ import pytest
 from apiserver import ControlPlane
 from faultproxy import Ec2FaultProxy
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_server import PrometheusServer
 from routectl_proc import Routectl, RoutectlRunner, Setup, denials, eventually
 from test_controller_e2e import (
@@ -35,13 +41,16 @@ from test_controller_e2e import (
     wait_routed,
 )
 
-from tests.chart.chartlib import CHART, EXAMPLES, MONITORING_API, Helm, Manifest, locate, one
+from tests.chart.chartlib import CHART, EXAMPLES, MONITORING_API, Helm, Manifest, chart_values, locate, one
 from tests.monitoring.prom import PromTools, require, write_rules
 
-FOR = "5s"
-"""Every alert's `for:` here; the rules' evaluation interval is 1 s."""
-WINDOW_S = 15.0
-"""How long a healthy run is watched once scraping: three times the longest `for:`."""
+FOR = "10s"
+"""Every alert's `for:` here (production: 5-15 min); the rules are evaluated every second."""
+FOR_DOWN = "60s"
+"""RoutectlDown's: a Python process needs a few seconds before its first answer, and Prometheus runs
+from the moment routectl is started, so the whole run is watched."""
+WINDOW_S = 20.0
+"""How long a converged healthy run is watched on top of the run itself: twice FOR."""
 FIRE_TIMEOUT_S = 75.0
 CIDR = "10.244.0.0/16"
 SERVICE = "routectl-metrics"
@@ -54,7 +63,7 @@ def tools() -> PromTools:
 
 @pytest.fixture(scope="module")
 def rules(tools: PromTools, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The chart's PrometheusRule for release routectl in kube-system, every `for:` set to FOR."""
+    """The chart's PrometheusRule for release routectl in kube-system, every `for:` shortened."""
     helm = Helm(locate())
 
     def render(sets: dict[str, object]) -> Manifest:
@@ -67,8 +76,11 @@ def rules(tools: PromTools, tmp_path_factory: pytest.TempPathFactory) -> Path:
         return one(objects, "PrometheusRule")
 
     (group,) = render({})["spec"]["groups"]
-    rendered = render({f"metrics.prometheusRule.for.{rule['alert']}": FOR for rule in group["rules"]})
-    assert {rule["for"] for rule in rendered["spec"]["groups"][0]["rules"]} == {FOR}
+    durations = {
+        rule["alert"]: FOR_DOWN if rule["alert"] == "RoutectlDown" else FOR for rule in group["rules"]
+    }
+    rendered = render({f"metrics.prometheusRule.for.{alert}": value for alert, value in durations.items()})
+    assert {rule["alert"]: rule["for"] for rule in rendered["spec"]["groups"][0]["rules"]} == durations
     path = write_rules(rendered, tmp_path_factory.mktemp("rules") / "rules.yaml")
     checked = tools.run_promtool("check", "rules", str(path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -80,6 +92,32 @@ def installed(
     control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
 ) -> Installed:
     return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
+
+
+@pytest.fixture(scope="module")
+def scraper_token(
+    control_plane: ControlPlane, admin_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A token of the ServiceAccount the AWS example lists in metrics.readers (bound to the chart's
+    metrics-reader role by the chart's RBAC), in a file as Prometheus reads it."""
+    (reader,) = chart_values("aws")["metrics"]["readers"]
+    core = client.CoreV1Api(admin_api)
+    for create in (
+        lambda: core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=reader["namespace"]))
+        ),
+        lambda: core.create_namespaced_service_account(
+            reader["namespace"], client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=reader["name"]))
+        ),
+    ):
+        try:
+            create()
+        except ApiException as err:
+            if err.status != 409:
+                raise
+    path = tmp_path_factory.mktemp("scraper") / "token"
+    path.write_text(control_plane.service_account_token(reader["namespace"], reader["name"]))
+    return path
 
 
 @pytest.fixture
@@ -101,20 +139,43 @@ def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
         yield runner
 
 
-def scraped_by_prometheus(
-    tools: PromTools, workdir: Path, process: Routectl, rules: Path, namespace: str
+def prometheus_for(
+    tools: PromTools, workdir: Path, process: Routectl, rules: Path, namespace: str, token: Path
 ) -> PrometheusServer:
-    """A Prometheus scraping `process` with the labels the chart's ServiceMonitor would give it."""
-    eventually(process.ready, 60, "routectl serves /readyz (and /metrics)")
+    """A Prometheus scraping `process` as the chart's ServiceMonitor would, with the labels it gives."""
     labels = {"job": SERVICE, "namespace": namespace, "service": SERVICE}
-    return PrometheusServer(tools, workdir, [f"127.0.0.1:{process.metrics_port}"], labels, rules)
+    return PrometheusServer(tools, workdir, [f"127.0.0.1:{process.metrics_port}"], labels, rules, token)
+
+
+def scraping(prometheus: PrometheusServer) -> None:
+    """Wait until Prometheus's scrape of routectl succeeds; fail with the scrape's error."""
+    errors: list[str] = []
+
+    def up() -> bool:
+        errors[:] = prometheus.scrape_errors()
+        return not errors and prometheus.query(f'up{{job="{SERVICE}"}} == 1') != []
+
+    try:
+        eventually(up, 60, "Prometheus scrapes routectl")
+    except AssertionError as err:
+        raise AssertionError(f"{err}: {errors}") from None
+
+
+def scrape(process: Routectl, token: Path) -> str:
+    """/metrics as the scraper gets it: HTTPS (self-signed, not verified) with its bearer token."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    request = urllib.request.Request(f"https://127.0.0.1:{process.metrics_port}/metrics")
+    request.add_header("Authorization", f"Bearer {token.read_text().strip()}")
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        return str(response.read().decode())
 
 
 def with_quota(setup: Setup, quota: int) -> Setup:
     cloud = tuple(
         f"--route-table-quota={quota}" if f.startswith("--route-table-quota=") else f for f in setup.cloud
     )
-    return Setup(**{**{f: getattr(setup, f) for f in Setup.__dataclass_fields__}, "cloud": cloud})
+    return replace(setup, cloud=cloud)
 
 
 def fired(prometheus: PrometheusServer, alert: str, count: int = 1) -> list[dict[str, Any]]:
@@ -137,30 +198,32 @@ def test_a_healthy_run_fires_no_alert_and_every_rule_and_dashboard_query_evaluat
     installed: Installed,
     moto_endpoint: str,
     rules: Path,
+    scraper_token: Path,
     tmp_path: Path,
 ) -> None:
-    names = ["node-a", "node-b", "node-c"]
-    add_nodes(kube, cloud, *names)
-    process = runner.start("routectl", setup_for(installed, cloud, moto_endpoint, CIDR, 24))
-    with scraped_by_prometheus(tools, tmp_path, process, rules, installed.namespace) as prometheus:
+    """Watched from the process's start: leader election, allocation, routes in both tables, steady."""
+    setup = setup_for(installed, cloud, moto_endpoint, CIDR, 24)
+    process = runner.start("routectl", setup, metrics_secure=True)
+    with prometheus_for(tools, tmp_path, process, rules, installed.namespace, scraper_token) as prometheus:
+        started = time.monotonic()
+        scraping(prometheus)
+        names = ["node-a", "node-b", "node-c"]
+        add_nodes(kube, cloud, *names)
         wait_routed(kube, cloud, names, CIDR)
         eventually(lambda: prometheus.query("routectl_converged == 1") != [], 30, "Prometheus sees converged")
         time.sleep(WINDOW_S)
 
-        ever_fired = prometheus.query(
-            f'count_over_time(ALERTS{{alertstate="firing"}}[{int(WINDOW_S) + 30}s])'
-        )
+        watched = f"{int(time.monotonic() - started) + 2}s"
+        ever_fired = prometheus.query(f'count_over_time(ALERTS{{alertstate="firing"}}[{watched}])')
         assert ever_fired == [], f"alerts fired in a healthy run: {[a['metric'] for a in ever_fired]}"
         unhealthy = [r for r in prometheus.rules() if r["health"] != "ok"]
         assert unhealthy == [], unhealthy
-        assert prometheus.query('up{job="routectl-metrics"} == 1') != []
-
         for _, expr in dashboard_queries(installed.namespace):
             prometheus.query(expr)  # fails with Prometheus's error when a query does not evaluate
         for always in ("routectl_build_info", "process_resident_memory_bytes", "workqueue_depth"):
             assert prometheus.query(f'{always}{{job="{SERVICE}"}}') != [], always
+        live = scrape(process, scraper_token)
 
-        live = process.metrics_text()
     linted = subprocess.run(
         [str(tools.promtool), "check", "metrics"],
         input=live,
@@ -182,13 +245,19 @@ def test_the_cloud_refusing_writes_fires_cloud_permission_denied(
     installed: Installed,
     moto_endpoint: str,
     rules: Path,
+    scraper_token: Path,
     tmp_path: Path,
 ) -> None:
     add_nodes(kube, cloud, "node-a", "node-b")
     deny = {"CreateRoute": (403, "UnauthorizedOperation")}
     with Ec2FaultProxy(moto_endpoint, deny) as proxy:
-        process = runner.start("routectl", setup_for(installed, cloud, proxy.url, CIDR, 24))
-        with scraped_by_prometheus(tools, tmp_path, process, rules, installed.namespace) as prometheus:
+        process = runner.start(
+            "routectl", setup_for(installed, cloud, proxy.url, CIDR, 24), metrics_secure=True
+        )
+        with prometheus_for(
+            tools, tmp_path, process, rules, installed.namespace, scraper_token
+        ) as prometheus:
+            scraping(prometheus)
             alerts = fired(prometheus, "RoutectlCloudPermissionDenied")
             unrouted = fired(prometheus, "RoutectlNodesNetworkUnavailable")
             also = prometheus.firing()
@@ -216,21 +285,26 @@ def test_route_tables_at_their_quota_fire_table_capacity_low(
     installed: Installed,
     moto_endpoint: str,
     rules: Path,
+    scraper_token: Path,
     tmp_path: Path,
 ) -> None:
     """Quota 3: the VPC's local IPv4 route counts, so two of the three nodes fit in each table."""
     add_nodes(kube, cloud, "node-a", "node-b", "node-c")
     setup = with_quota(setup_for(installed, cloud, moto_endpoint, CIDR, 24), 3)
-    process = runner.start("routectl", setup)
-    with scraped_by_prometheus(tools, tmp_path, process, rules, installed.namespace) as prometheus:
+    process = runner.start("routectl", setup, metrics_secure=True)
+    with prometheus_for(tools, tmp_path, process, rules, installed.namespace, scraper_token) as prometheus:
+        scraping(prometheus)
         alerts = fired(prometheus, "RoutectlRouteTableCapacityLow", count=len(cloud.tables))
+        left = prometheus.query(f'routectl_route_table_capacity_remaining{{job="{SERVICE}"}}')
     labels = {(a["labels"]["table"], a["labels"]["family"]) for a in alerts}
     assert labels == {(t, "ipv4") for t in cloud.tables}
     assert {a["annotations"]["summary"] for a in alerts} == {
         f"Route table {t} (ipv4) is 100% full." for t in cloud.tables
     }
+    assert {(r["metric"]["table"], r["metric"]["family"], r["value"][1]) for r in left} == {
+        (t, "ipv4", "0") for t in cloud.tables
+    }
     for table in cloud.tables:
-        assert process.metric("routectl_route_table_capacity_remaining", table=table, family="ipv4") == 0
         assert len(cloud.routes(table, CIDR)) == 2
     assert any("RouteQuotaExceeded" in kube.reasons(name) for name in ("node-a", "node-b", "node-c"))
 
