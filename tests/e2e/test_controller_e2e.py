@@ -275,10 +275,18 @@ def installed(
 
 @pytest.fixture
 def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
-    kube = Kube(admin_api, installed)
+    with cleaned(Kube(admin_api, installed)) as kube:
+        yield kube
+
+
+@contextmanager
+def cleaned(kube: Kube) -> Iterator[Kube]:
+    """`kube` with no Node and no Lease before and after."""
     kube.clean()
-    yield kube
-    kube.clean()
+    try:
+        yield kube
+    finally:
+        kube.clean()
 
 
 @pytest.fixture
@@ -554,11 +562,8 @@ def uncached(
     apiserver = urlsplit(plane.url)
     with CuttableProxy((str(apiserver.hostname), int(apiserver.port or 443))) as proxy:
         installed = install_chart_rbac(plane, chart_rbac, tmp_path, server=proxy.url)
-        with plane.admin_api_client() as api:
-            kube = Kube(api, installed)
-            kube.clean()
+        with plane.admin_api_client() as api, cleaned(Kube(api, installed)) as kube:
             yield plane, proxy, kube
-            kube.clean()
 
 
 def test_watch_broken_past_a_compaction_gets_410_relists_and_misses_no_node(

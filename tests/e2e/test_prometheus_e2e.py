@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from test_controller_e2e import (
     Installed,
     Kube,
     add_nodes,
+    cleaned,
     install_chart_rbac,
     new_cloud,
     reaping,
@@ -120,31 +121,48 @@ def scraper_token(
     return path
 
 
-@pytest.fixture
-def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
-    kube = Kube(admin_api, installed)
-    kube.clean()
-    yield kube
-    kube.clean()
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """One scenario: an empty cluster as the chart's identity, a fresh VPC, controllers to start, and
+    Prometheus to scrape them."""
+
+    kube: Kube
+    cloud: Cloud
+    runner: RoutectlRunner
+    installed: Installed
+    moto_endpoint: str
+    tools: PromTools
+    rules: Path
+    scraper_token: Path
+    workdir: Path
+
+    def setup(self, endpoint: str = "") -> Setup:
+        return setup_for(self.installed, self.cloud, endpoint or self.moto_endpoint, CIDR, 24)
+
+    def start(self, setup: Setup) -> Routectl:
+        """routectl with /metrics as the chart serves it: HTTPS, each scrape reviewed by the API server."""
+        return self.runner.start("routectl", setup, metrics_secure=True)
+
+    def prometheus(self, process: Routectl) -> PrometheusServer:
+        """A Prometheus scraping `process` as the chart's ServiceMonitor would, with the labels it gives."""
+        labels = {"job": SERVICE, "namespace": self.installed.namespace, "service": SERVICE}
+        target = f"127.0.0.1:{process.metrics_port}"
+        return PrometheusServer(self.tools, self.workdir, [target], labels, self.rules, self.scraper_token)
 
 
 @pytest.fixture
-def cloud(moto_endpoint: str) -> Cloud:
-    return new_cloud(moto_endpoint)
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
-    with reaping(tmp_path) as runner:
-        yield runner
-
-
-def prometheus_for(
-    tools: PromTools, workdir: Path, process: Routectl, rules: Path, namespace: str, token: Path
-) -> PrometheusServer:
-    """A Prometheus scraping `process` as the chart's ServiceMonitor would, with the labels it gives."""
-    labels = {"job": SERVICE, "namespace": namespace, "service": SERVICE}
-    return PrometheusServer(tools, workdir, [f"127.0.0.1:{process.metrics_port}"], labels, rules, token)
+def scene(
+    admin_api: client.ApiClient,
+    installed: Installed,
+    moto_endpoint: str,
+    tools: PromTools,
+    rules: Path,
+    scraper_token: Path,
+    tmp_path: Path,
+) -> Iterator[Scene]:
+    with cleaned(Kube(admin_api, installed)) as kube, reaping(tmp_path) as runner:
+        cloud = new_cloud(moto_endpoint)
+        yield Scene(kube, cloud, runner, installed, moto_endpoint, tools, rules, scraper_token, tmp_path)
 
 
 def scraping(prometheus: PrometheusServer) -> None:
@@ -190,21 +208,11 @@ def fired(prometheus: PrometheusServer, alert: str, count: int = 1) -> list[dict
     return found
 
 
-def test_a_healthy_run_fires_no_alert_and_every_rule_and_dashboard_query_evaluates(
-    tools: PromTools,
-    kube: Kube,
-    cloud: Cloud,
-    runner: RoutectlRunner,
-    installed: Installed,
-    moto_endpoint: str,
-    rules: Path,
-    scraper_token: Path,
-    tmp_path: Path,
-) -> None:
+def test_a_healthy_run_fires_no_alert_and_every_rule_and_dashboard_query_evaluates(scene: Scene) -> None:
     """Watched from the process's start: leader election, allocation, routes in both tables, steady."""
-    setup = setup_for(installed, cloud, moto_endpoint, CIDR, 24)
-    process = runner.start("routectl", setup, metrics_secure=True)
-    with prometheus_for(tools, tmp_path, process, rules, installed.namespace, scraper_token) as prometheus:
+    kube, cloud = scene.kube, scene.cloud
+    process = scene.start(scene.setup())
+    with scene.prometheus(process) as prometheus:
         started = time.monotonic()
         scraping(prometheus)
         names = ["node-a", "node-b", "node-c"]
@@ -218,14 +226,14 @@ def test_a_healthy_run_fires_no_alert_and_every_rule_and_dashboard_query_evaluat
         assert ever_fired == [], f"alerts fired in a healthy run: {[a['metric'] for a in ever_fired]}"
         unhealthy = [r for r in prometheus.rules() if r["health"] != "ok"]
         assert unhealthy == [], unhealthy
-        for _, expr in dashboard_queries(installed.namespace):
+        for _, expr in dashboard_queries(scene.installed.namespace):
             prometheus.query(expr)  # fails with Prometheus's error when a query does not evaluate
         for always in ("routectl_build_info", "process_resident_memory_bytes", "workqueue_depth"):
             assert prometheus.query(f'{always}{{job="{SERVICE}"}}') != [], always
-        live = scrape(process, scraper_token)
+        live = scrape(process, scene.scraper_token)
 
     linted = subprocess.run(
-        [str(tools.promtool), "check", "metrics"],
+        [str(scene.tools.promtool), "check", "metrics"],
         input=live,
         capture_output=True,
         text=True,
@@ -237,26 +245,12 @@ def test_a_healthy_run_fires_no_alert_and_every_rule_and_dashboard_query_evaluat
     assert denials(process.log()) == []
 
 
-def test_the_cloud_refusing_writes_fires_cloud_permission_denied(
-    tools: PromTools,
-    kube: Kube,
-    cloud: Cloud,
-    runner: RoutectlRunner,
-    installed: Installed,
-    moto_endpoint: str,
-    rules: Path,
-    scraper_token: Path,
-    tmp_path: Path,
-) -> None:
-    add_nodes(kube, cloud, "node-a", "node-b")
+def test_the_cloud_refusing_writes_fires_cloud_permission_denied(scene: Scene) -> None:
+    add_nodes(scene.kube, scene.cloud, "node-a", "node-b")
     deny = {"CreateRoute": (403, "UnauthorizedOperation")}
-    with Ec2FaultProxy(moto_endpoint, deny) as proxy:
-        process = runner.start(
-            "routectl", setup_for(installed, cloud, proxy.url, CIDR, 24), metrics_secure=True
-        )
-        with prometheus_for(
-            tools, tmp_path, process, rules, installed.namespace, scraper_token
-        ) as prometheus:
+    with Ec2FaultProxy(scene.moto_endpoint, deny) as proxy:
+        process = scene.start(scene.setup(proxy.url))
+        with scene.prometheus(process) as prometheus:
             scraping(prometheus)
             alerts = fired(prometheus, "RoutectlCloudPermissionDenied")
             unrouted = fired(prometheus, "RoutectlNodesNetworkUnavailable")
@@ -273,40 +267,30 @@ def test_the_cloud_refusing_writes_fires_cloud_permission_denied(
         "RoutectlCloudPermissionDenied",
         "RoutectlNodesNetworkUnavailable",
         "RoutectlNotConverged",
-    }, also
-    assert all(node.network is not None and node.network[0] == "True" for node in kube.nodes().values())
+    }
+    assert all(node.network is not None and node.network[0] == "True" for node in scene.kube.nodes().values())
 
 
-def test_route_tables_at_their_quota_fire_table_capacity_low(
-    tools: PromTools,
-    kube: Kube,
-    cloud: Cloud,
-    runner: RoutectlRunner,
-    installed: Installed,
-    moto_endpoint: str,
-    rules: Path,
-    scraper_token: Path,
-    tmp_path: Path,
-) -> None:
+def test_route_tables_at_their_quota_fire_table_capacity_low(scene: Scene) -> None:
     """Quota 3: the VPC's local IPv4 route counts, so two of the three nodes fit in each table."""
-    add_nodes(kube, cloud, "node-a", "node-b", "node-c")
-    setup = with_quota(setup_for(installed, cloud, moto_endpoint, CIDR, 24), 3)
-    process = runner.start("routectl", setup, metrics_secure=True)
-    with prometheus_for(tools, tmp_path, process, rules, installed.namespace, scraper_token) as prometheus:
+    names = ("node-a", "node-b", "node-c")
+    add_nodes(scene.kube, scene.cloud, *names)
+    tables = scene.cloud.tables
+    process = scene.start(with_quota(scene.setup(), 3))
+    with scene.prometheus(process) as prometheus:
         scraping(prometheus)
-        alerts = fired(prometheus, "RoutectlRouteTableCapacityLow", count=len(cloud.tables))
+        alerts = fired(prometheus, "RoutectlRouteTableCapacityLow", count=len(tables))
         left = prometheus.query(f'routectl_route_table_capacity_remaining{{job="{SERVICE}"}}')
-    labels = {(a["labels"]["table"], a["labels"]["family"]) for a in alerts}
-    assert labels == {(t, "ipv4") for t in cloud.tables}
+    assert {(a["labels"]["table"], a["labels"]["family"]) for a in alerts} == {(t, "ipv4") for t in tables}
     assert {a["annotations"]["summary"] for a in alerts} == {
-        f"Route table {t} (ipv4) is 100% full." for t in cloud.tables
+        f"Route table {t} (ipv4) is 100% full." for t in tables
     }
     assert {(r["metric"]["table"], r["metric"]["family"], r["value"][1]) for r in left} == {
-        (t, "ipv4", "0") for t in cloud.tables
+        (t, "ipv4", "0") for t in tables
     }
-    for table in cloud.tables:
-        assert len(cloud.routes(table, CIDR)) == 2
-    assert any("RouteQuotaExceeded" in kube.reasons(name) for name in ("node-a", "node-b", "node-c"))
+    for table in tables:
+        assert len(scene.cloud.routes(table, CIDR)) == 2
+    assert any("RouteQuotaExceeded" in scene.kube.reasons(name) for name in names)
 
 
 def dashboard_queries(namespace: str) -> list[tuple[str, str]]:
