@@ -219,19 +219,29 @@ class GceEmulator:
                 )
         return link
 
-    def add_instance(self, project: str, zone: str, name: str, *, can_ip_forward: bool = True) -> str:
-        """Create a RUNNING instance; returns its URL (what routes name as `nextHopInstance`)."""
+    def add_instance(
+        self, project: str, zone: str, name: str, *, can_ip_forward: bool = True, network_ip: str = ""
+    ) -> str:
+        """Create a RUNNING instance; returns its URL (what routes name as `nextHopInstance`).
+
+        With `network_ip`, the instance reports that primary internal address in `networkInterfaces`
+        (the dataplane tier gives each node namespace the address the cloud reports).
+        """
         link = f"{BASE}projects/{project}/zones/{zone}/instances/{name}"
+        instance: Json = {
+            "kind": "compute#instance",
+            "id": "",
+            "name": name,
+            "zone": f"{BASE}projects/{project}/zones/{zone}",
+            "status": "RUNNING",
+            "canIpForward": can_ip_forward,
+            "selfLink": link,
+        }
+        if network_ip:
+            instance["networkInterfaces"] = [{"name": "nic0", "networkIP": network_ip}]
         with self._lock:
-            self._instances[project, zone, name] = {
-                "kind": "compute#instance",
-                "id": str(next(self._ids)),
-                "name": name,
-                "zone": f"{BASE}projects/{project}/zones/{zone}",
-                "status": "RUNNING",
-                "canIpForward": can_ip_forward,
-                "selfLink": link,
-            }
+            instance["id"] = str(next(self._ids))
+            self._instances[project, zone, name] = instance
         return link
 
     def delete_instance(self, project: str, zone: str, name: str) -> None:

@@ -36,9 +36,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pki import certificate, leaf_extensions, new_ca
 
 from routectl.ops.serving import server_context
+from tests.support.pki import certificate, leaf_extensions, new_ca
 
 _TIMEOUT_S = 30.0
 _HOLD_S = 60.0

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apiserver import ControlPlane, dying_with_parent
 from kubernetes import client
-from routectl_proc import ROUTECTL, LoggedProcess, LogRecord, read_log
 
 from providers.emulators.isolation import METADATA_PROBES_OFF
+from tests.support.apiserver import ControlPlane, dying_with_parent
+from tests.support.routectl_proc import ROUTECTL, LoggedProcess, LogRecord, read_log
 
 Json = dict[str, Any]
 _COMMAND_TIMEOUT_S = 90.0

@@ -23,9 +23,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import yaml
-from apiserver import dying_with_parent, free_port, stop_process
 
 from tests.monitoring.prom import PromTools
+from tests.support.apiserver import dying_with_parent, free_port, stop_process
 
 _STARTUP_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ControlPlane
-from binaries import Binaries
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+
+from tests.support.apiserver import ControlPlane
+from tests.support.binaries import Binaries
 
 Json = dict[str, Any]
 

@@ -17,191 +17,47 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
-import yaml
-from adapter_dist import MEMCLOUD, build_and_install
-from apiserver import ControlPlane
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from routectl_proc import (
+
+from providers.registry import DEMO_CLUSTER, discover
+from routectl.kube.leader import JITTER_FACTOR
+from routectl.reasons import ConditionReason, Reason
+from tests.chart.chartlib import Manifest
+from tests.e2e.adapter_dist import MEMCLOUD, build_and_install
+from tests.providers.aws.awsworld import REGION, World, ec2_at, world_on
+from tests.support.apiserver import ControlPlane
+from tests.support.cluster import (
+    ROUTE_CREATED,
+    Installed,
+    Kube,
+    LeaseView,
+    cleaned,
+    install_chart_rbac,
+    leading,
+    start_leader,
+)
+from tests.support.routectl_proc import (
     LeaseTimings,
     Routectl,
     RoutectlRunner,
     Setup,
     denials,
+    denials_checked,
     eventually,
 )
-from tcpproxy import CuttableProxy
+from tests.support.tcpproxy import CuttableProxy
 
-from providers.registry import DEMO_CLUSTER, discover
-from routectl.kube.leader import JITTER_FACTOR
-from routectl.reasons import CONDITION_TYPE, ConditionReason, Reason
-from tests.chart.chartlib import Manifest
-from tests.providers.aws.awsworld import REGION, World, world_on
-
-EVENT_NAMESPACE = "default"
 CONVERGE_TIMEOUT_S = 90.0
 SLACK_S = 1.0
 """Scheduling slack on a shared 2-core machine, added to bounds derived from the lease timings."""
 SHORT_LEASE = LeaseTimings(lease_s=4, renew_s=3, retry_s=0.5)
-
-
-# --- the chart's identity on a control plane ----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Installed:
-    """The chart's RBAC applied to one control plane, and a kubeconfig for its ServiceAccount."""
-
-    kubeconfig: Path
-    namespace: str
-    lease_name: str
-
-
-def install_chart_rbac(
-    plane: ControlPlane, objects: Sequence[Manifest], workdir: Path, server: str = ""
-) -> Installed:
-    """Apply the rendered objects, mint a token for the ServiceAccount and write its kubeconfig
-    (pointing at `server` instead of the API server when given, e.g. a proxy)."""
-    (account,) = (o for o in objects if o["kind"] == "ServiceAccount")
-    namespace, name = account["metadata"]["namespace"], account["metadata"]["name"]
-    (lease_name,) = (
-        resource_name
-        for o in objects
-        if o["kind"] == "Role"
-        for rule in o["rules"]
-        if "leases" in rule["resources"]
-        for resource_name in rule.get("resourceNames", ())
-    )
-    namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-    plane.apply_manifests([namespace_object, *objects])
-    path = plane.kubeconfig_for_token(plane.service_account_token(namespace, name), workdir / "kubeconfig")
-    if server:
-        kubeconfig = yaml.safe_load(path.read_text())
-        kubeconfig["clusters"][0]["cluster"]["server"] = server
-        path.write_text(yaml.safe_dump(kubeconfig))
-    return Installed(path, namespace, lease_name)
-
-
-# --- the Kubernetes side, as admin ----------------------------------------------------------------
-
-
-class Kube:
-    """Admin access to one control plane: Nodes, Events and the Lease of the scenario."""
-
-    def __init__(self, api: client.ApiClient, installed: Installed) -> None:
-        self.core = client.CoreV1Api(api)
-        self.leases = client.CoordinationV1Api(api)
-        self.installed = installed
-
-    def clean(self) -> None:
-        """No Node and no Lease: each scenario starts from an empty cluster."""
-        self.core.delete_collection_node()
-        eventually(lambda: not self.core.list_node().items, 30, "every node deleted")
-        try:
-            self.leases.delete_namespaced_lease(self.installed.lease_name, self.installed.namespace)
-        except ApiException as err:
-            if err.status != 404:
-                raise
-
-    def create_node(self, name: str, instance: str, pod_cidr: str = "") -> None:
-        spec = client.V1NodeSpec(provider_id=f"aws:///{REGION}a/{instance}")
-        if pod_cidr:
-            spec.pod_cidr, spec.pod_cidrs = pod_cidr, [pod_cidr]
-        self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
-
-    def delete_node(self, name: str) -> None:
-        self.core.delete_node(name)
-
-    def nodes(self) -> dict[str, NodeView]:
-        return {view.name: view for view in map(NodeView.of, self.core.list_node().items)}
-
-    def node(self, name: str) -> NodeView:
-        return NodeView.of(self.core.read_node(name))
-
-    def pod_cidr(self, name: str) -> str:
-        return self.node(name).pod_cidr
-
-    def set_pod_cidr(self, name: str, cidr: str) -> None:
-        self.core.patch_node(name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
-
-    def events(self, name: str) -> list[client.CoreV1Event]:
-        """Events about this Node object (by uid: an earlier Node of the same name is another)."""
-        selector = f"involvedObject.kind=Node,involvedObject.uid={self.node(name).uid}"
-        items: list[client.CoreV1Event] = self.core.list_namespaced_event(
-            EVENT_NAMESPACE, field_selector=selector
-        ).items
-        return items
-
-    def reasons(self, name: str) -> set[str]:
-        return {str(event.reason) for event in self.events(name)}
-
-    def lease(self) -> LeaseView | None:
-        try:
-            lease = self.leases.read_namespaced_lease(self.installed.lease_name, self.installed.namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return LeaseView.of(lease)
-
-    def holder(self) -> str:
-        lease = self.lease()
-        return lease.holder if lease is not None else ""
-
-
-@dataclass(frozen=True, slots=True)
-class NodeView:
-    """What the scenarios check of a Node."""
-
-    name: str
-    uid: str
-    resource_version: str
-    pod_cidr: str
-    network: tuple[str, str] | None
-    """NetworkUnavailable (status, reason), if set."""
-
-    @classmethod
-    def of(cls, node: client.V1Node) -> NodeView:
-        meta, spec, status = node.metadata, node.spec, node.status
-        assert meta is not None
-        assert spec is not None
-        found = [c for c in (status.conditions if status else None) or () if c.type == CONDITION_TYPE]
-        return cls(
-            name=str(meta.name),
-            uid=str(meta.uid),
-            resource_version=str(meta.resource_version),
-            pod_cidr=str(spec.pod_cidr or ""),
-            network=(found[0].status, str(found[0].reason)) if found else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseView:
-    holder: str
-    acquired: float
-    renewed: float
-    """acquireTime and renewTime as epoch seconds (every process here shares one clock)."""
-
-    @classmethod
-    def of(cls, lease: client.V1Lease) -> LeaseView:
-        spec = lease.spec
-        assert spec is not None
-        assert spec.acquire_time is not None
-        assert spec.renew_time is not None
-        return cls(
-            str(spec.holder_identity or ""), spec.acquire_time.timestamp(), spec.renew_time.timestamp()
-        )
-
-
-ROUTE_CREATED = ("False", ConditionReason.ROUTE_CREATED.value)
 
 
 # --- the cloud side -------------------------------------------------------------------------------
@@ -216,6 +72,9 @@ class Cloud:
     cluster_name: str
     tables: tuple[str, str]
     instances: dict[str, str]
+
+    def provider_id(self, name: str) -> str:
+        return f"aws:///{REGION}a/{self.instances[name]}"
 
     def launch(self, *names: str) -> None:
         for name, instance in zip(names, self.world.instances(len(names)), strict=True):
@@ -250,14 +109,7 @@ def cloud(moto_endpoint: str) -> Cloud:
 
 def new_cloud(moto_endpoint: str) -> Cloud:
     """A fresh VPC in moto with two route tables tagged for a fresh cluster name."""
-    ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    world = world_on(ec2)
+    world = world_on(ec2_at(moto_endpoint))
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     owned = {f"kubernetes.io/cluster/{name}": "owned"}
     return Cloud(world, name, (world.table(owned), world.table(owned)), {})
@@ -274,38 +126,15 @@ def installed(
 
 
 @pytest.fixture
-def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
-    with cleaned(Kube(admin_api, installed)) as kube:
-        yield kube
-
-
-@contextmanager
-def cleaned(kube: Kube) -> Iterator[Kube]:
-    """`kube` with no Node and no Lease before and after."""
-    kube.clean()
-    try:
-        yield kube
-    finally:
-        kube.clean()
+def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
+    with denials_checked(tmp_path) as runner:
+        yield runner
 
 
 @pytest.fixture
-def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
-    with reaping(tmp_path) as runner:
-        yield runner
-
-
-@contextmanager
-def reaping(workdir: Path) -> Iterator[RoutectlRunner]:
-    """Starts routectl processes; afterwards reaps them all and fails on any RBAC denial they logged."""
-    runner = RoutectlRunner(workdir)
-    try:
-        yield runner
-    finally:
-        runner.stop_all()
-    denied = [f"{path.name}: {record}" for path, record in runner.all_records() if denials([record])]
-    if denied:
-        pytest.fail("routectl was denied by RBAC:\n" + "\n".join(denied))
+def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
+    with cleaned(Kube(admin_api, installed)) as kube:
+        yield kube
 
 
 def setup_for(
@@ -362,20 +191,10 @@ def wait_routed(kube: Kube, cloud: Cloud, names: Sequence[str], cluster_cidr: st
     )
 
 
-def leading(kube: Kube, process: Routectl) -> bool:
-    return kube.holder().startswith(process.pod_name + "_")
-
-
-def start_leader(kube: Kube, runner: RoutectlRunner, setup: Setup) -> Routectl:
-    process = runner.start("routectl", setup)
-    eventually(lambda: leading(kube, process) and process.ready(), 60, "routectl leads and is ready")
-    return process
-
-
 def add_nodes(kube: Kube, cloud: Cloud, *names: str) -> None:
     cloud.launch(*names)
     for name in names:
-        kube.create_node(name, cloud.instances[name])
+        kube.create_node(name, cloud.provider_id(name))
 
 
 def figure(text: str) -> None:
@@ -448,11 +267,11 @@ def test_existing_pod_cidrs_are_kept_and_the_server_refuses_to_change_them(
     cidr = "10.251.0.0/24"
     preset = {"preset-early": "10.251.0.16/28", "preset-late": "10.251.0.224/28"}
     cloud.launch(*preset, "fresh-1", "fresh-2")
-    kube.create_node("preset-early", cloud.instances["preset-early"], preset["preset-early"])
+    kube.create_node("preset-early", cloud.provider_id("preset-early"), preset["preset-early"])
     start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
-    kube.create_node("preset-late", cloud.instances["preset-late"], preset["preset-late"])
+    kube.create_node("preset-late", cloud.provider_id("preset-late"), preset["preset-late"])
     for name in ("fresh-1", "fresh-2"):
-        kube.create_node(name, cloud.instances[name])
+        kube.create_node(name, cloud.provider_id(name))
     names = [*preset, "fresh-1", "fresh-2"]
     wait_routed(kube, cloud, names, cidr)
 
@@ -581,8 +400,8 @@ def test_watch_broken_past_a_compaction_gets_410_relists_and_misses_no_node(
 
     proxy.cut()  # the watch breaks; until `resume` the controller cannot reach the API server
     cloud.launch("late-1", "late-2")
-    kube.create_node("late-1", cloud.instances["late-1"])
-    kube.create_node("late-2", cloud.instances["late-2"])
+    kube.create_node("late-1", cloud.provider_id("late-1"))
+    kube.create_node("late-2", cloud.provider_id("late-2"))
     kube.delete_node("gone")
     compacted = plane.compact_etcd()
     proxy.resume()
@@ -610,8 +429,8 @@ def test_foreign_route_on_a_node_cidr_is_left_alone_and_reported_as_route_confli
     world.add_route(cloud.tables[0], taken, VpcPeeringConnectionId=peering_id)
     foreign = world.raw_routes(cloud.tables[0])[taken]
     cloud.launch("victim", "bystander")
-    kube.create_node("victim", cloud.instances["victim"], taken)
-    kube.create_node("bystander", cloud.instances["bystander"])
+    kube.create_node("victim", cloud.provider_id("victim"), taken)
+    kube.create_node("bystander", cloud.provider_id("bystander"))
 
     start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
     wait_routed(kube, cloud, ["bystander"], cidr)
@@ -638,9 +457,9 @@ def test_plan_changes_nothing_and_run_once_converges_then_exits_0(
     cidr = "10.247.0.0/24"
     setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
     cloud.launch("set-1", "set-2", "unset")
-    kube.create_node("set-1", cloud.instances["set-1"], "10.247.0.0/28")
-    kube.create_node("set-2", cloud.instances["set-2"], "10.247.0.16/28")
-    kube.create_node("unset", cloud.instances["unset"])
+    kube.create_node("set-1", cloud.provider_id("set-1"), "10.247.0.0/28")
+    kube.create_node("set-2", cloud.provider_id("set-2"), "10.247.0.16/28")
+    kube.create_node("unset", cloud.provider_id("unset"))
     tables_before = cloud.snapshot()
     nodes_before = {n: node.resource_version for n, node in kube.nodes().items()}
 
@@ -684,8 +503,7 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
             node_mask=26,
         )
         for name, provider_id in zip(names, embedded.provider_ids, strict=True):
-            spec = client.V1NodeSpec(provider_id=provider_id)
-            kube.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
+            kube.create_node(name, provider_id)
 
         plan = runner.command("plan", setup, "plan", "--output=json")
 

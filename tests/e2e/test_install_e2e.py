@@ -39,21 +39,21 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from apiserver import ControlPlane, free_port
-from binaries import BinariesMissing, cache_dir_from_env, locate_monitoring_crds
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from fakenet import Exchange, LocalClouds, Resolver, TestCA
-from kubelet import Kubelet, NodeDns, Pod, PodProcess, mount_namespaces_work
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from routectl_proc import eventually
 
 from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.emulators.gce import GceEmulator
 from providers.emulators.sts import AlibabaStsEmulator, GcpStsEmulator, Issuer
 from routectl.reasons import CONDITION_TYPE, ConditionReason
 from tests.chart.chartlib import CHART, EXAMPLES, Helm, HelmMissing, chart_values, locate
+from tests.e2e.fakenet import Exchange, LocalClouds, Resolver, TestCA
+from tests.e2e.kubelet import Kubelet, NodeDns, Pod, PodProcess, mount_namespaces_work
 from tests.providers.aws.awsworld import world_on
+from tests.support.apiserver import ControlPlane, free_port
+from tests.support.binaries import BinariesMissing, cache_dir_from_env, locate_monitoring_crds
+from tests.support.routectl_proc import eventually
 
 CONVERGE_TIMEOUT_S = 90.0
 DOCS = "https://github.com/routectl/routectl/blob/main/docs"

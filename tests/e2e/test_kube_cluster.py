@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from apiserver import ControlPlane
 from kubernetes import client
 
 from routectl.cluster import (
@@ -37,6 +36,7 @@ from routectl.cluster import (
 from routectl.kube.client import KubeCluster
 from routectl.kube.events import EventPolicy
 from routectl.kube.informer import NodeChange, NodeInformer
+from tests.support.apiserver import ControlPlane
 
 REPORTER = "routectl-7d9f-x2x7k_0a1b2c3d"
 """The reporting instance of the `kube` fixture: a pod name and the election suffix, as in production."""

@@ -23,27 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ControlPlane
-from faultproxy import Ec2FaultProxy
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from prometheus_server import PrometheusServer
-from routectl_proc import Routectl, RoutectlRunner, Setup, denials, eventually
-from test_controller_e2e import (
-    Cloud,
-    Installed,
-    Kube,
-    add_nodes,
-    cleaned,
-    install_chart_rbac,
-    new_cloud,
-    reaping,
-    setup_for,
-    wait_routed,
-)
 
 from tests.chart.chartlib import CHART, EXAMPLES, MONITORING_API, Helm, Manifest, chart_values, locate, one
+from tests.e2e.faultproxy import Ec2FaultProxy
+from tests.e2e.prometheus_server import PrometheusServer
+from tests.e2e.test_controller_e2e import Cloud, add_nodes, new_cloud, setup_for, wait_routed
 from tests.monitoring.prom import PromTools, require, write_rules
+from tests.support.apiserver import ControlPlane
+from tests.support.cluster import Installed, Kube, cleaned, install_chart_rbac
+from tests.support.routectl_proc import Routectl, RoutectlRunner, Setup, denials, denials_checked, eventually
 
 FOR = "10s"
 """Every alert's `for:` here (production: 5-15 min); the rules are evaluated every second."""
@@ -160,7 +150,7 @@ def scene(
     scraper_token: Path,
     tmp_path: Path,
 ) -> Iterator[Scene]:
-    with cleaned(Kube(admin_api, installed)) as kube, reaping(tmp_path) as runner:
+    with cleaned(Kube(admin_api, installed)) as kube, denials_checked(tmp_path) as runner:
         cloud = new_cloud(moto_endpoint)
         yield Scene(kube, cloud, runner, installed, moto_endpoint, tools, rules, scraper_token, tmp_path)
 

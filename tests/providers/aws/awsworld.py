@@ -92,6 +92,17 @@ class World:
         self.ec2.create_route(RouteTableId=table, **{key: destination}, **target)
 
 
+def ec2_at(endpoint: str) -> Any:
+    """An EC2 client for moto's server at `endpoint`, with dummy credentials of its own."""
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 @contextmanager
 def moto_server() -> Iterator[str]:
     """moto's EC2 and Service Quotas over real HTTP on 127.0.0.1 (a run-time port): its endpoint URL."""

@@ -26,9 +26,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import yaml
-from binaries import Binaries
 from kubernetes import client, dynamic
-from pki import Pki, write_pki
+
+from tests.support.binaries import Binaries
+from tests.support.pki import Pki, write_pki
 
 FIELD_MANAGER = "routectl-e2e"
 _SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -322,15 +323,15 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
-    def kubeconfig_for_token(self, token: str, path: Path) -> Path:
-        """Write a self-contained kubeconfig (CA embedded) that authenticates with `token`."""
+    def kubeconfig_for_token(self, token: str, path: Path, server: str = "") -> Path:
+        """Write a self-contained kubeconfig (CA embedded) that authenticates with `token`, for the API
+        server or, when given, `server` (a proxy in front of it: the certificate names 127.0.0.1)."""
         ca_data = base64.b64encode(self._require_pki().ca_cert.read_bytes()).decode()
+        cluster = {"server": server or self.url, "certificate-authority-data": ca_data}
         kubeconfig = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [
-                {"name": "e2e", "cluster": {"server": self.url, "certificate-authority-data": ca_data}}
-            ],
+            "clusters": [{"name": "e2e", "cluster": cluster}],
             "users": [{"name": "e2e", "user": {"token": token}}],
             "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e"}}],
             "current-context": "e2e",

@@ -9,6 +9,7 @@ and dies with the test process even if that is killed (parent-death signal).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apiserver import dying_with_parent, free_port, stop_process
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.apiserver import dying_with_parent, free_port, stop_process
 
 ROUTECTL = Path(sys.executable).with_name("routectl")
 """The console script of the venv running the tests (`routectl.cli:main`)."""
@@ -291,6 +294,19 @@ class RoutectlRunner:
         for path in self.logs:
             for record in read_log(path):
                 yield path, record
+
+
+@contextlib.contextmanager
+def denials_checked(workdir: Path) -> Iterator[RoutectlRunner]:
+    """A runner whose processes are all reaped on exit; then any RBAC denial they logged fails the test."""
+    runner = RoutectlRunner(workdir)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+    denied = [f"{path.name}: {record}" for path, record in runner.all_records() if denials([record])]
+    if denied:
+        pytest.fail("routectl was denied by RBAC:\n" + "\n".join(denied))
 
 
 def eventually(check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.2) -> float:
