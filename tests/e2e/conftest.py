@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.monitoring.prom import missing_tools
 from tests.support.apiserver import ControlPlane, ControlPlaneOptions
 from tests.support.binaries import Binaries
 from tests.support.fixtures import (
@@ -40,4 +41,4 @@ def control_plane_without_watch_cache(e2e_binaries: Binaries) -> Iterator[Contro
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    report_unavailable(terminalreporter, "e2e", missing_e2e_binaries())
+    report_unavailable(terminalreporter, "e2e", [*missing_e2e_binaries(), *missing_tools()])

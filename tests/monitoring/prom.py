@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.support.fixtures import unavailable
 
 HERE = Path(__file__).resolve().parent
 VERSIONS_FILE = HERE / "VERSIONS"
@@ -104,9 +105,16 @@ def require(tier: str) -> PromTools:
     try:
         return locate()
     except PrometheusMissing as missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the {tier} tier cannot run its Prometheus checks: {missing}", False)
-        pytest.skip(f"*** {tier.upper()} TIER PROMETHEUS CHECKS SKIPPED: {missing} ***")
+        unavailable(tier, missing)
+
+
+def missing_tools() -> list[str]:
+    """Why the Prometheus tools cannot be used, for a tier's end-of-run notice; [] when they can."""
+    try:
+        locate()
+    except PrometheusMissing as missing:
+        return [str(missing)]
+    return []
 
 
 def rule_groups(prometheus_rule: dict[str, Any]) -> dict[str, Any]:
