@@ -118,13 +118,6 @@ def new_cloud(moto_endpoint: str) -> Cloud:
 # --- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def installed(
-    control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
-) -> Installed:
-    return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
-
-
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
     with denials_checked(tmp_path) as runner:

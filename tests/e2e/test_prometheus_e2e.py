@@ -32,7 +32,7 @@ from tests.e2e.prometheus_server import PrometheusServer
 from tests.e2e.test_controller_e2e import Cloud, add_nodes, new_cloud, setup_for, wait_routed
 from tests.monitoring.prom import PromTools, require, write_rules
 from tests.support.apiserver import ControlPlane
-from tests.support.cluster import Installed, Kube, cleaned, install_chart_rbac
+from tests.support.cluster import Installed, Kube, cleaned
 from tests.support.routectl_proc import Routectl, RoutectlRunner, Setup, denials, denials_checked, eventually
 
 FOR = "10s"
@@ -76,13 +76,6 @@ def rules(tools: PromTools, tmp_path_factory: pytest.TempPathFactory) -> Path:
     checked = tools.run_promtool("check", "rules", str(path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     return path
-
-
-@pytest.fixture(scope="module")
-def installed(
-    control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
-) -> Installed:
-    return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
 
 
 @pytest.fixture(scope="module")
