@@ -100,7 +100,7 @@ class Metrics:
         )
         self.route_conflicts = Gauge(
             "routectl_route_conflicts",
-            "Foreign routes on a node's podCIDR in a table, found by the last full pass (never touched)",
+            "Node routes a foreign route blocks in a table (last full pass; the foreign route is never touched)",
             ["table"],
             registry=r,
         )

@@ -316,7 +316,7 @@ CASES = [
             f'routectl_route_conflicts{{{A},table="rtb-2"}}': "0x20",
         },
         "12m",
-        [({"table": "rtb-1"}, "Route table rtb-1 has 1 foreign route(s) on node podCIDRs.")],
+        [({"table": "rtb-1"}, "In route table rtb-1 foreign routes block 1 node route(s).")],
     ),
     quiet(
         "RoutectlRouteConflicts",
