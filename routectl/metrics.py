@@ -100,7 +100,7 @@ class Metrics:
         )
         self.route_conflicts = Gauge(
             "routectl_route_conflicts",
-            "Node routes a foreign route blocks in a table (last full pass; the foreign route is never touched)",
+            "Node routes a foreign route blocks in a table (last full pass; foreign routes are never touched)",
             ["table"],
             registry=r,
         )
