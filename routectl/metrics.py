@@ -100,7 +100,7 @@ class Metrics:
         )
         self.route_conflicts = Gauge(
             "routectl_route_conflicts",
-            "Node routes a foreign route blocks in a table (last full pass; foreign routes are never touched)",
+            "Node routes blocked by a foreign route in a table (last full pass; never touched)",
             ["table"],
             registry=r,
         )
