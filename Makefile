@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PKGS := routectl providers ipam
-# Test binaries (helm, kube-apiserver, etcd, flanneld, CNI plugins) and the monitoring CRDs come from Go
-# modules, built or fetched into a versioned cache outside the repo and reused when present.
+# Test binaries (helm, kube-apiserver, etcd, prometheus and promtool, flanneld, CNI plugins) and the
+# monitoring CRDs come from Go modules, built or fetched into a versioned cache outside the repo and
+# reused when present.
 CACHE_DIR ?= $(HOME)/.cache/routectl
 export ROUTECTL_BIN_CACHE := $(CACHE_DIR)
 TIER := scripts/run-tier.sh
 
-.PHONY: demo test lint bench venv unit providers chart e2e dataplane helm-bin e2e-bins dataplane-bins image clean
+.PHONY: demo test lint bench venv unit providers chart e2e dataplane helm-bin e2e-bins prometheus-bin dataplane-bins image clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,15 +43,19 @@ e2e-bins:
 	scripts/build-e2e-bins.sh "$(CACHE_DIR)"
 	scripts/fetch-monitoring-crds.sh "$(CACHE_DIR)"
 
+# prometheus, promtool and the promql-names parser helper (chart and e2e tiers' alert and dashboard checks).
+prometheus-bin:
+	scripts/build-prometheus.sh "$(CACHE_DIR)"
+
 dataplane-bins:
 	scripts/build-dataplane-bins.sh "$(CACHE_DIR)"
 
 chart: $(STAMP)
-	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory helm-bin; fi
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory helm-bin prometheus-bin; fi
 	$(TIER) chart tests/chart
 
 e2e: $(STAMP)
-	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory e2e-bins helm-bin; fi
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory e2e-bins helm-bin prometheus-bin; fi
 	$(TIER) e2e tests/e2e
 
 # Needs root (network namespaces). Builds flanneld and the CNI plugins first (a no-op once cached); outside

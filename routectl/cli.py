@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except configuration.ConfigError as err:
         print(f"routectl: invalid configuration: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.setup(cfg.log_level)
+    logs.setup(cfg.log_level, fmt=cfg.log_format)
     try:
         return _run(cfg) if command == "run" else _plan(cfg)
     except configuration.ConfigError as err:
@@ -90,7 +90,11 @@ def _connect(cfg: configuration.Config) -> tuple[KubeCluster, providers.RoutePro
 
     try:
         # Fenced writes must not outlive the renew deadline by a slow server: half of it per request.
-        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=_request_timeout_s(cfg))
+        cluster = KubeCluster.from_kubeconfig(
+            cfg.kubeconfig,
+            request_timeout_s=_request_timeout_s(cfg),
+            reporting_instance=cfg.leader_election.identity,
+        )
     except ClusterConfigError as err:
         raise configuration.ConfigError(str(err)) from None
     provider: providers.RouteProvider | None = None
@@ -139,7 +143,7 @@ def _run(cfg: configuration.Config) -> int:
     from routectl.ops.serving import health_endpoint
 
     cluster, provider = _connect(cfg)
-    metrics = Metrics()
+    metrics = Metrics(provider=cfg.provider if provider is not None else "")
     controller = Controller(cfg, cluster, provider, metrics)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -37,6 +37,7 @@ from providers.registry import (
     discover,
 )
 from providers.settings import Setting, choice, int_within, parse_bool
+from routectl.ops.logs import FORMATS as LOG_FORMATS
 
 
 class ConfigError(Exception):
@@ -183,6 +184,7 @@ _CONTROLLER: tuple[Setting, ...] = (
     ),
     Setting("dry-run", "compute and log the plan, change nothing", parse_bool, False),
     Setting("log-level", "log level", choice("debug", "info", "warning", "error"), "info"),
+    Setting("log-format", "log line format: json lines or text", choice(*LOG_FORMATS), "json"),
     Setting("once", "one full pass, then exit 0 if converged", parse_bool, False, commands=("run",)),
     Setting("output", "plan output format", choice("table", "json"), "table", commands=("plan",)),
 )
@@ -259,6 +261,7 @@ class Config:
     health_address: tuple[str, int] | None
     dry_run: bool
     log_level: str
+    log_format: str
     once: bool
     output: str
 
@@ -488,6 +491,7 @@ def _validate(
         health_address=v["health_probe_bind_address"],
         dry_run=v["dry_run"],
         log_level=v["log_level"],
+        log_format=v["log_format"],
         once=v.get("once", False),
         output=v.get("output", "table"),
     )

@@ -134,6 +134,7 @@ class Controller:
     ) -> None:
         self.config = config
         self.cluster = cluster
+        self._metrics = metrics
         self.queue = WorkQueue(_QUEUE, metrics)
         self.informer = NodeInformer(cluster, self._on_change)
         self.elector = (
@@ -371,16 +372,17 @@ class Controller:
         return (period if converged else min(period, 10.0)) * random.uniform(0.9, 1.1)
 
     def _resync_guarded(self, stop: threading.Event) -> bool:
-        """A full pass whose failure is logged, never fatal; only fencing stops work. (The reconciler
-        records the pass's duration and error count itself.)"""
+        """A full pass whose failure is logged, never fatal; only fencing stops work. Its verdict is
+        `routectl_converged` (the reconciler records the pass's duration and error count itself)."""
+        converged = False
         try:
-            return self.resync()
+            converged = self.resync()
         except LostLeadership:
             stop.set()
-            return False
         except Exception:
             log.exception("full resync failed", extra={"op": "resync", "outcome": "error"})
-            return False
+        self._metrics.converged.set(1 if converged else 0)
+        return converged
 
     def _allocate(self, node: Node) -> Node | None:
         assert self.allocator is not None

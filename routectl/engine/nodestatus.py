@@ -5,7 +5,8 @@ Invariants: a condition is written only when it differs from the one last writte
 (or, before any write, from the one the Node carried) — a re-created Node (new uid) starts from its own;
 an Event is not repeated while the node's (reason, message) stays the same, and the memory of it ends
 when the node converges; `routectl_node_route_latency_seconds` is observed once per wait, from the first
-time the node was seen wanting an unverified route to the moment all of them are verified. Every write
+time the node was seen wanting an unverified route to the moment all of them are verified;
+`routectl_nodes_network_unavailable` counts the nodes whose last verdict was "not routed". Every write
 passes the fence first.
 """
 
@@ -45,6 +46,8 @@ class NodeStatus:
         self._events: dict[str, tuple[str, str]] = {}
         """name → (reason, message) of the last Event recorded for it."""
         self._waiting_since: dict[str, float] = {}
+        self._unrouted: set[str] = set()
+        """Nodes whose last verdict was "not routed" (NetworkUnavailable=True)."""
 
     def waiting(self, name: str) -> None:
         """The node wants a route not yet verified: start its latency clock (unless running)."""
@@ -57,12 +60,15 @@ class NodeStatus:
         with self._lock:
             self._events.pop(node.name, None)
             since = self._waiting_since.pop(node.name, None)
+            self._count_unrouted(node.name, False)
         if since is not None:
             self._metrics.node_route_latency.observe(max(0.0, self._clock() - since))
 
     def unrouted(self, node: Node, cause: str, event: Reason | None) -> None:
         """The node is not routed because of `cause`; `event`, if any, is recorded with it."""
         self._set_condition(node, Condition("True", ConditionReason.NO_ROUTE_CREATED.value, cause))
+        with self._lock:
+            self._count_unrouted(node.name, True)
         if event is not None:
             self.event(node, event, cause)
 
@@ -90,6 +96,15 @@ class NodeStatus:
         with self._lock:
             for per_node in (self._conditions, self._events, self._waiting_since):
                 per_node.pop(name, None)
+            self._count_unrouted(name, False)
+
+    def _count_unrouted(self, name: str, unrouted: bool) -> None:
+        """Called with the lock held."""
+        if unrouted:
+            self._unrouted.add(name)
+        else:
+            self._unrouted.discard(name)
+        self._metrics.nodes_network_unavailable.set(len(self._unrouted))
 
     def _set_condition(self, node: Node, condition: Condition) -> None:
         with self._lock:

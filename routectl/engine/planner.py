@@ -165,6 +165,13 @@ class Plan:
         return self.writes == 0 and not self.blocked and not self.rejected
 
 
+def quota_scope(destination: Network, per_family: bool) -> int:
+    """The quota a route counts against, as the cloud counts: its IP version where the cloud counts the
+    families apart (AWS, `Limits.quota_per_family`), else 0 (one quota for the whole table). Every route
+    in the table counts, owned or not."""
+    return destination.version if per_family else 0
+
+
 def plan(
     nodes: Iterable[DesiredNode],
     listed_tables: Mapping[str, Sequence[Route]],
@@ -280,8 +287,7 @@ class _Planner:
         another node's instance."""
 
     def _scope(self, destination: Network) -> int:
-        """The quota a route counts against: its IP family's, or the table's one (0)."""
-        return destination.version if self.per_family else 0
+        return quota_scope(destination, self.per_family)
 
     def run(self, nodes: list[DesiredNode], listed: Mapping[str, Sequence[Route]]) -> Plan:
         acc = _Acc()
@@ -413,4 +419,5 @@ __all__ = [
     "RouteConflict",
     "plan",
     "plan_node",
+    "quota_scope",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -176,6 +176,9 @@ class Reconciler:
             self._metrics.routes_desired.set(
                 sum(len(d.pod_cidrs) for d in desired.values() if not d.excluded and d.target) * len(listed)
             )
+            conflicts = Counter(c.table for c in full.conflicts)
+            for table in listed:
+                self._metrics.route_conflicts.labels(table).set(conflicts[table])
             for wanted in desired.values():
                 self._note_waiting(wanted)
             applied = self._apply(full)

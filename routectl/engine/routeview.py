@@ -7,13 +7,17 @@ node's sync needs no list of its own.
 Invariant: a route is in the view only as a list showed it or as the cloud confirmed our write of it
 — the outcome succeeded, and the route is stored with the state, id and next hop the cloud answered
 (an Alibaba entry still `Creating` is PENDING until a list shows it active); a failed write changes
-nothing. `routectl_routes_programmed{table}` is the count of owned, active, targeted routes inside the
-cluster CIDRs in the view of that table, updated whenever that table's view changes.
+nothing. Whenever a table's view changes, its gauges follow it:
+`routectl_routes_programmed{table}` counts the owned, active, targeted routes inside the cluster CIDRs;
+`routectl_route_table_capacity_remaining{table,family}` is the quota minus every route in the table,
+owned or not, counted as the cloud counts them (`planner.quota_scope`, the planner's own rule): per IP
+family of the cluster CIDRs where the quota is per family (AWS), else once for the table (`all`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -22,9 +26,9 @@ from typing import TypedDict
 from ipam import inside
 from providers import Network, Route, RouteProvider, RouteState
 from routectl.engine.executor import Applied, Op
-from routectl.engine.planner import DesiredNode
+from routectl.engine.planner import DesiredNode, quota_scope
 from routectl.engine.ratelimit import Pacer
-from routectl.metrics import Metrics
+from routectl.metrics import FAMILY_ALL, Metrics
 
 Listed = dict[str, list[Route]]
 """Every managed table → its routes, as the planner takes them."""
@@ -60,7 +64,7 @@ class RouteView:
         for table, routes in listed.items():
             if quota is not None:
                 self._metrics.route_table_quota.labels(table).set(quota)
-            self._metrics.routes_programmed.labels(table).set(self._programmed(routes))
+            self._publish(table, routes)
         return listed
 
     def current(self) -> Listed:
@@ -92,9 +96,9 @@ class RouteView:
                         cloud_id=confirmed.cloud_id,
                         next_hop=confirmed.next_hop,
                     )
-            counts = {t: self._programmed(view[t].values()) for t in touched}
-        for name, count in counts.items():
-            self._metrics.routes_programmed.labels(name).set(count)
+            changed = {t: list(view[t].values()) for t in touched}
+        for name, routes in changed.items():
+            self._publish(name, routes)
 
     def unverified(self, desired: DesiredNode) -> str:
         """The first of the node's routes the view does not show owned, active and pointing at its
@@ -114,6 +118,20 @@ class RouteView:
             "quotas": dict.fromkeys(listed, limits.routes_per_table),
             "quota_per_family": limits.quota_per_family,
         }
+
+    def _publish(self, table: str, routes: Sequence[Route]) -> None:
+        """The table's gauges, from every route the view holds of it."""
+        self._metrics.routes_programmed.labels(table).set(self._programmed(routes))
+        limits = self._provider.limits
+        if limits.routes_per_table is None:
+            return
+        per_family = limits.quota_per_family
+        used = Counter(quota_scope(r.destination, per_family) for r in routes)
+        scopes = sorted({quota_scope(c, per_family) for c in self.cidrs})
+        for scope in scopes:
+            family = f"ipv{scope}" if scope else FAMILY_ALL
+            left = max(0, limits.routes_per_table - used[scope])
+            self._metrics.route_table_capacity_remaining.labels(table, family).set(left)
 
     def _programmed(self, routes: Iterable[Route]) -> int:
         return sum(

@@ -13,7 +13,9 @@ Invariants:
   connection, 5xx) is AmbiguousError, never a plain failure;
 - podCIDRs are written only when the server still holds none (JSON patch `test` on the absent field);
 - Events go through the aggregator of `events.py` (client-go's correlator): a repeat within the window
-  bumps the existing Event's count, and writes per node are capped.
+  bumps the existing Event's count, and writes per node are capped; each names its reporter as
+  client-go's recorder does — controller `routectl`, instance (and `source.host`) this process's
+  identity, the Lease holder name it stands for election under.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -72,12 +75,15 @@ class KubeCluster:
         request_timeout_s: float = 30.0,
         watch_read_margin_s: float = 15.0,
         events: EventPolicy | None = None,
+        reporting_instance: str = "",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """`api` should have urllib3 retries disabled (`from_kubeconfig` does so). A watch's read
-        timeout is its server-side timeout plus `watch_read_margin_s`."""
+        timeout is its server-side timeout plus `watch_read_margin_s`. `reporting_instance` names this
+        process on its Events (default: the host name)."""
         self._api = api
+        self._instance = reporting_instance or socket.gethostname()
         self._watch_margin_s = watch_read_margin_s
         self._connect_s = connect_timeout_s
         self._request_s = request_timeout_s
@@ -254,8 +260,9 @@ class KubeCluster:
             "count": count,
             "firstTimestamp": now,
             "lastTimestamp": now,
-            "source": {"component": COMPONENT},
+            "source": {"component": COMPONENT, "host": self._instance},
             "reportingComponent": COMPONENT,
+            "reportingInstance": self._instance,
         }
         self._request("POST", _EVENTS, path={"namespace": _EVENT_NAMESPACE}, body=body, write_ambiguous=False)
         return name

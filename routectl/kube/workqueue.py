@@ -9,6 +9,10 @@ Invariants (as client-go's `Type` + `DelayingQueue` + `RateLimitingQueue`):
 - after `shut_down()` nothing is accepted and `get()` returns None at once, so workers stop promptly
   (a leader that lost its lease must not start another item).
 Delayed keys live in a heap and are promoted by `get()` itself: no background thread.
+
+Metrics: client-go's seven workqueue series, labelled by queue name. `unfinished_work_seconds` and
+`longest_running_processor_seconds` are computed when scraped, from the items being processed at that
+moment, so a worker stuck inside one item shows while it is stuck, not only once it finishes.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ class _Instruments:
     def retried(self) -> None:
         self.metrics.wq_retries.labels(self.name).inc()
 
+    def watch(self, running_s: Callable[[], list[float]]) -> None:
+        """The two scrape-time gauges, from how long each item in process has been running."""
+        self.metrics.wq_unfinished_work.labels(self.name).set_function(lambda: sum(running_s()))
+        self.metrics.wq_longest_running.labels(self.name).set_function(lambda: max(running_s(), default=0.0))
+
 
 class WorkQueue:
     def __init__(
@@ -81,6 +90,8 @@ class WorkQueue:
         self._bucket = TokenBucket(rate_per_s, burst, clock=clock)
         self._random = random.Random()
         self._instruments = _Instruments(metrics, name) if metrics is not None else None
+        if self._instruments is not None:
+            self._instruments.watch(self._running_s)
 
     def add(self, key: str) -> None:
         with self._cond:
@@ -159,6 +170,12 @@ class WorkQueue:
     def __len__(self) -> int:
         with self._cond:
             return len(self._queue)
+
+    def _running_s(self) -> list[float]:
+        """Seconds each item handed out and not yet `done` has been processed so far."""
+        with self._cond:
+            now = self._clock()
+            return [now - started for started in self._started_at.values()]
 
     def _add_locked(self, key: str) -> None:
         if self._shutting_down or key in self._dirty:

@@ -75,6 +75,7 @@ def _expected(values: dict[str, Any]) -> dict[str, object]:
         "exclude_label": (key, label_value),
         "dry_run": values["routes"]["dryRun"],
         "log_level": values["logLevel"],
+        "log_format": values["logFormat"],
         "leader_elect": leader["enabled"],
         "lease_timing": tuple(
             config.parse_duration(leader[k]) for k in ("leaseDuration", "renewDeadline", "retryPeriod")
@@ -114,6 +115,7 @@ def _actual(cfg: config.Config) -> dict[str, object]:
         "exclude_label": cfg.exclude_label,
         "dry_run": cfg.dry_run,
         "log_level": cfg.log_level,
+        "log_format": cfg.log_format,
         "leader_elect": lease.enabled,
         "lease_timing": (lease.lease_duration_s, lease.renew_deadline_s, lease.retry_period_s),
         "lease": (lease.namespace, lease.name),

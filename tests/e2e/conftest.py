@@ -11,8 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.chart.chartlib import Manifest
+from tests.monitoring.prom import missing_tools
 from tests.support.apiserver import ControlPlane, ControlPlaneOptions
 from tests.support.binaries import Binaries
+from tests.support.cluster import Installed, install_chart_rbac
 from tests.support.fixtures import (
     admin_api,
     chart_rbac,
@@ -39,5 +42,13 @@ def control_plane_without_watch_cache(e2e_binaries: Binaries) -> Iterator[Contro
         yield plane
 
 
+@pytest.fixture(scope="module")
+def installed(
+    control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
+) -> Installed:
+    """The chart's ServiceAccount and RBAC on the shared control plane, and a kubeconfig with its token."""
+    return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    report_unavailable(terminalreporter, "e2e", missing_e2e_binaries())
+    report_unavailable(terminalreporter, "e2e", [*missing_e2e_binaries(), *missing_tools()])

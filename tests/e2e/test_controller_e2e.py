@@ -40,6 +40,7 @@ from tests.support.cluster import (
     Installed,
     Kube,
     LeaseView,
+    cleaned,
     install_chart_rbac,
     leading,
     start_leader,
@@ -106,6 +107,11 @@ def _subnet_of(destination: str | None, network: ipaddress.IPv4Network) -> bool:
 
 @pytest.fixture
 def cloud(moto_endpoint: str) -> Cloud:
+    return new_cloud(moto_endpoint)
+
+
+def new_cloud(moto_endpoint: str) -> Cloud:
+    """A fresh VPC in moto with two route tables tagged for a fresh cluster name."""
     world = world_on(ec2_at(moto_endpoint))
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     owned = {f"kubernetes.io/cluster/{name}": "owned"}
@@ -113,13 +119,6 @@ def cloud(moto_endpoint: str) -> Cloud:
 
 
 # --- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def installed(
-    control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
-) -> Installed:
-    return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
 
 
 @pytest.fixture
@@ -130,10 +129,8 @@ def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
 
 @pytest.fixture
 def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
-    kube = Kube(admin_api, installed)
-    kube.clean()
-    yield kube
-    kube.clean()
+    with cleaned(Kube(admin_api, installed)) as kube:
+        yield kube
 
 
 def setup_for(
@@ -380,11 +377,8 @@ def uncached(
     apiserver = urlsplit(plane.url)
     with CuttableProxy((str(apiserver.hostname), int(apiserver.port or 443))) as proxy:
         installed = install_chart_rbac(plane, chart_rbac, tmp_path, server=proxy.url)
-        with plane.admin_api_client() as api:
-            kube = Kube(api, installed)
-            kube.clean()
+        with plane.admin_api_client() as api, cleaned(Kube(api, installed)) as kube:
             yield plane, proxy, kube
-            kube.clean()
 
 
 def test_watch_broken_past_a_compaction_gets_410_relists_and_misses_no_node(

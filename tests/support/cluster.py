@@ -7,7 +7,8 @@ only that ServiceAccount's token, so a controller started with it has exactly th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +125,16 @@ class Kube:
     def holder(self) -> str:
         lease = self.lease()
         return lease.holder if lease is not None else ""
+
+
+@contextmanager
+def cleaned(kube: Kube) -> Iterator[Kube]:
+    """`kube` with no Node and no Lease before and after (each scenario starts from an empty cluster)."""
+    kube.clean()
+    try:
+        yield kube
+    finally:
+        kube.clean()
 
 
 @dataclass(frozen=True, slots=True)

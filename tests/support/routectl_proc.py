@@ -192,16 +192,25 @@ class LoggedProcess:
 class Routectl(LoggedProcess):
     """One `routectl run` process, with its /metrics and /healthz on 127.0.0.1 ports of its own."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        workdir: Path,
+        *,
+        metrics_secure: bool = False,
+    ) -> None:
+        """`metrics_secure`: /metrics over HTTPS for callers the API server lets `get /metrics`, as the
+        chart serves it (test_prometheus_e2e.py scrapes it so); otherwise the plain-HTTP opt-in on
+        loopback: those scenarios read the metrics, they do not test who may (test_install_e2e.py does)."""
         self.name = name
         self.pod_name = env["POD_NAME"]
         self.metrics_port = free_port()
         self.health_port = free_port()
         full = [
             *argv,
-            # The plain-HTTP opt-in on loopback: these scenarios read the metrics, they do not test who
-            # may (tests/e2e/test_install_e2e.py does, over HTTPS).
-            "--metrics-secure=false",
+            f"--metrics-secure={str(metrics_secure).lower()}",
             f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
             f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
         ]
@@ -222,12 +231,15 @@ class Routectl(LoggedProcess):
         except OSError:
             return False
 
+    def metrics_text(self) -> str:
+        """/metrics as served."""
+        return self._get(self.metrics_port, "/metrics")[1]
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of /metrics, keyed by (sample name, sorted labels)."""
-        _, text = self._get(self.metrics_port, "/metrics")
         return {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
+            for family in text_string_to_metric_families(self.metrics_text())
             for sample in family.samples
         }
 
@@ -243,12 +255,13 @@ class RoutectlRunner:
     started: list[Routectl] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, name: str, setup: Setup, *extra: str) -> Routectl:
+    def start(self, name: str, setup: Setup, *extra: str, metrics_secure: bool = False) -> Routectl:
         process = Routectl(
             name,
             [str(ROUTECTL), "run", *setup.flags("run"), *extra],
             subprocess_env(f"{name}-pod", setup.lease_namespace, setup.env),
             self.workdir,
+            metrics_secure=metrics_secure,
         )
         self.started.append(process)
         self.logs.append(process.log_path)

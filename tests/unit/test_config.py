@@ -29,6 +29,12 @@ def test_defaults_follow_kube_controller_manager() -> None:
     assert cfg.metrics_cert_dir == ""
     assert cfg.health_address == ("127.0.0.1", 10291)
     assert cfg.exclude_label == ("routectl.io/exclude", "true")
+    assert (cfg.log_level, cfg.log_format) == ("info", "json")
+
+
+def test_log_format_text_from_a_flag_or_the_environment() -> None:
+    assert a_config("--log-format=text").log_format == "text"
+    assert a_config(env={"ROUTECTL_LOG_FORMAT": "text"}).log_format == "text"
 
 
 def test_flags_win_over_env_which_wins_over_file(tmp_path: Path) -> None:
@@ -90,6 +96,7 @@ def test_bare_boolean_flag_means_true() -> None:
         ([*BASE, "--exclude-label=novalue"], {}, "--exclude-label"),
         ([*BASE, "--cloud-write-rate=-1"], {}, "--cloud-write-rate"),
         ([*BASE, "--unknown-flag=1"], {}, "--unknown-flag"),
+        ([*BASE, "--log-format=yaml"], {}, "--log-format"),
         (BASE, {"ROUTECTL_DRY_RUN": "maybe"}, "ROUTECTL_DRY_RUN"),
     ],
 )

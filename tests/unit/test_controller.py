@@ -149,6 +149,20 @@ def test_run_once_is_true_only_when_everything_converged() -> None:
     assert any(e.reason == "RouteQuotaExceeded" and e.node == "node-2" for e in cluster.events)
 
 
+def test_the_verdict_of_each_full_pass_is_the_converged_gauge() -> None:
+    cluster, sim = MemoryCluster(), SimCloud("sim", quota=1)
+    a_node(cluster, sim, 0)
+    a_node(cluster, sim, 1)  # blocked by the quota of 1
+    metrics = Metrics()
+    assert Controller(a_config(), cluster, sim, metrics).run_once(threading.Event()) is False
+    assert metrics.registry.get_sample_value("routectl_converged") == 0
+
+    cluster.delete_node("node-1")
+    metrics = Metrics()
+    assert Controller(a_config(), cluster, sim, metrics).run_once(threading.Event()) is True
+    assert metrics.registry.get_sample_value("routectl_converged") == 1
+
+
 def test_dry_run_changes_nothing_in_the_cluster_or_the_cloud() -> None:
     cluster, sim = MemoryCluster(), SimCloud("sim")
     a_node(cluster, sim, 0)

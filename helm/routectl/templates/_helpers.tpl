@@ -157,7 +157,8 @@ kebab case and `providerSettings` by flag name, so a new provider setting needs 
   "metrics-bind-address" (include "routectl.bindAddress" (dict "enabled" $v.metrics.enabled "port" $v.metrics.port "loopback" (not $v.metrics.secure)))
   "metrics-secure" $v.metrics.secure
   "health-probe-bind-address" (include "routectl.bindAddress" (dict "enabled" true "port" $v.health.port "loopback" true))
-  "log-level" $v.logLevel -}}
+  "log-level" $v.logLevel
+  "log-format" $v.logFormat -}}
 {{- /* A node mask is passed only for a family that has a cluster CIDR: the controller rejects a
 mask given for a family it does not manage. */ -}}
 {{- range $v.clusterCIDRs }}

@@ -123,6 +123,49 @@ def test_quota_exhaustion_blocks_the_last_nodes_without_attempting_them() -> Non
         w.close()
 
 
+def test_table_gauges_count_every_route_conflicts_and_unrouted_nodes() -> None:
+    """Capacity left is the quota minus every route in the table, foreign ones included, and follows
+    our own writes; conflicts and unrouted nodes are counted by the full pass."""
+    w = World(quota=10)
+    try:
+        nodes = w.add_nodes(3)
+        w.sim.add_route(TABLE, "0.0.0.0/0", next_hop="igw-1")
+        w.sim.add_route(TABLE, "10.244.1.0/24", "i-other")  # in n001's way
+        rec = w.reconciler()
+        assert rec.resync() is False
+        left = {"table": TABLE, "family": "all"}
+        assert sample(w, "routectl_route_table_capacity_remaining", left) == 10 - 4
+        assert sample(w, "routectl_route_conflicts", {"table": TABLE}) == 1
+        assert sample(w, "routectl_nodes_network_unavailable") == 1
+        assert sample(w, "routectl_routes_programmed", {"table": TABLE}) == 2
+
+        w.cluster.delete_node("n002")
+        assert rec.remove_node(nodes[2]) is True
+        assert sample(w, "routectl_route_table_capacity_remaining", left) == 10 - 3
+    finally:
+        w.close()
+
+
+def test_capacity_left_is_per_ip_family_where_the_cloud_counts_them_apart() -> None:
+    clock = FakeClock()
+    limits = Limits(1000, 1000, 1000, 1000, routes_per_table=5, quota_per_family=True)
+    w = World(sim=SimCloud("c1", limits=limits, clock=clock, sleep=clock.sleep), clock=clock)
+    try:
+        for i in range(2):
+            w.add_node(i, pod_cidrs=[f"10.244.{i}.0/24", f"fd00:0:0:{i}::/64"])
+        w.sim.add_route(TABLE, "::/0", next_hop="igw-1")
+        assert w.reconciler(cluster_cidrs=["10.244.0.0/16", "fd00::/48"]).resync() is True
+        left = {
+            family: sample(w, "routectl_route_table_capacity_remaining", {"table": TABLE, "family": family})
+            for family in ("ipv4", "ipv6")
+        }
+        assert left == {"ipv4": 5 - 2, "ipv6": 5 - 3}
+        both = {"table": TABLE, "family": "all"}
+        assert w.metrics.registry.get_sample_value("routectl_route_table_capacity_remaining", both) is None
+    finally:
+        w.close()
+
+
 def test_quota_the_cloud_did_not_advertise_is_reported_from_the_write_outcome() -> None:
     clock = FakeClock()
     limits = Limits(write_rate=1000, write_burst=1000, read_rate=1000, read_burst=1000)

@@ -213,3 +213,27 @@ def test_log_lines_are_json_with_the_stable_keys_only(monkeypatch: pytest.Monkey
     assert entry["msg"] == "created 10.244.1.0/24"
     assert (entry["level"], entry["node"], entry["table"], entry["attempt"]) == ("info", "n1", "rtb-1", 2)
     assert "secret" not in entry
+
+
+def test_text_log_lines_carry_the_same_keys_for_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    logs.setup("info", stream, fmt="text")
+
+    log = logging.getLogger("routectl.test")
+    log.warning("create failed", extra={"node": "n1", "error": 'quota "50" reached', "converged": False})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("sync failed", extra={"node": "n2", "secret": "x"})
+
+    first, second, *trace = stream.getvalue().splitlines()
+    ts, level, logger, rest = first.split(maxsplit=3)
+    assert ts.endswith("Z")
+    assert (level, logger) == ("WARNING", "routectl.test")
+    assert rest == 'create failed node=n1 error="quota \\"50\\" reached" converged=false'
+    assert second.split(maxsplit=3)[1:] == ["ERROR", "routectl.test", "sync failed node=n2"]
+    assert trace[0] == "Traceback (most recent call last):"
+    assert trace[-1] == "ValueError: boom"
