@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.world import CLUSTER, CLUSTER_CIDR, new_cluster, node_name
-from providers.alibaba import MAX_BATCH, build
 from providers.emulators.alibaba import AlibabaVpcEmulator
+from providers.specs.alibaba import MAX_BATCH
 from routectl.demo.harness import embedded_config, run_until_converged
 
 REGION = "cn-hangzhou"
@@ -29,14 +29,15 @@ def run(quick: bool) -> dict[str, Any]:
             extra=[
                 f"--region={REGION}",
                 f"--vpc-id={VPC}",
-                f"--cloud-endpoint={emulator.endpoint}",
+                f"--cloud-endpoint=http://{emulator.endpoint}",
                 f"--route-table-quota={quota}",
             ],
         )
         cluster = new_cluster()
         for i, instance in enumerate(instances):
             cluster.add_node(node_name(i), provider_id=f"{REGION}.{instance}")
-        provider = build(cfg.provider_config)
+        assert cfg.cloud is not None
+        provider = cfg.cloud.build()
         outcome = run_until_converged(cluster, provider, cfg, timeout_s=600)
         calls = emulator.calls
     writes = {k: v for k, v in calls.items() if k.startswith(WRITE_ACTIONS)}

@@ -40,7 +40,7 @@ from typing import TypeVar
 from providers import Network, Outcome, ProviderError, Route, RouteProvider, RouteResult, Throttled, Transient
 from routectl.cluster import Cluster, ClusterError, Condition, Node
 from routectl.demo.memcluster import MemoryCluster
-from routectl.engine.reconciler import ROUTE_CREATED
+from routectl.engine.nodestatus import ROUTE_CREATED
 from routectl.reasons import ConditionReason
 
 RESYNC_PERIOD_S = 10.0

@@ -33,7 +33,7 @@ from bench.world import (
 from providers.emulators.simcloud import SimCloud
 from routectl.cluster import EventType
 from routectl.demo.memcluster import MemoryCluster
-from routectl.engine.reconciler import ROUTE_CREATED
+from routectl.engine.nodestatus import ROUTE_CREATED
 
 
 class Stopwatch:

@@ -20,7 +20,7 @@ from routectl.config import Config
 from routectl.controller import Controller
 from routectl.demo.harness import converged_nodes, embedded_config
 from routectl.demo.memcluster import MemoryCluster
-from routectl.engine.reconciler import ROUTE_CREATED
+from routectl.engine.nodestatus import ROUTE_CREATED
 from routectl.metrics import Metrics
 
 CLUSTER = "bench"

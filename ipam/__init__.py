@@ -1,6 +1,6 @@
 """CIDR allocation for node podCIDRs: one-CIDR sets, a multi-CIDR dual-stack pool, validation.
 
-Public API (DESIGN.md §4.2)::
+Public API (docs/architecture.md, "ipam")::
 
     s = CIDRSet("10.0.0.0/16", node_mask=24)
     net = s.allocate(); s.occupy(net); s.release(net); s.capacity, s.used, s.free
@@ -9,6 +9,7 @@ Public API (DESIGN.md §4.2)::
     nets = pool.allocate(); pool.occupy(nets); pool.release(nets); pool.add_cidr("10.1.0.0/16")
 
 Values in: ``str`` or ``ipaddress`` networks; values out: ``ipaddress`` networks.
+``overlaps(a, b)`` and ``inside(net, cidrs)`` answer the same-family questions every layer asks.
 
 Semantics:
 - ``allocate`` is round-robin like Kubernetes' cidrset: the first free block at or after a cursor,
@@ -34,7 +35,7 @@ Errors (all ``IPAMError``):
   ``.existing``, ``.reserved``): the controller reports it as an Event.
 """
 
-from ipam.cidr import CIDRLike, Network, parse_cidr
+from ipam.cidr import CIDRLike, Network, inside, overlaps, parse_cidr
 from ipam.cidrset import CIDRSet
 from ipam.errors import (
     CIDRConflict,
@@ -66,6 +67,8 @@ __all__ = [
     "OverlappingCIDRs",
     "PoolConfig",
     "PoolExhausted",
+    "inside",
+    "overlaps",
     "parse_cidr",
     "validate",
 ]

@@ -1,11 +1,14 @@
-"""Parsing at the edge: turn user values into ``ipaddress`` networks once, with messages that name them.
+"""Parsing at the edge — user values become ``ipaddress`` networks once, with messages that name them —
+and the two questions every layer asks of such networks: do two overlap, does one lie inside a set.
 
 Everything past this module works on ``IPv4Network``/``IPv6Network`` values and plain block indices.
+Networks of different families never overlap and never contain each other.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network
 from typing import TypeAlias
 
@@ -42,3 +45,13 @@ def parse_cidr(value: CIDRLike, role: str = "CIDR") -> Network:
             f"{role} {value!r} has host bits set: a CIDR must be its network address "
             f"(did you mean {lenient}?)"
         ) from None
+
+
+def overlaps(a: Network, b: Network) -> bool:
+    """``a`` and ``b`` share an address (same family)."""
+    return a.version == b.version and a.overlaps(b)
+
+
+def inside(net: Network, cidrs: Iterable[Network]) -> bool:
+    """``net`` lies within one of ``cidrs`` (same family)."""
+    return any(net.version == c.version and net.subnet_of(c) for c in cidrs)  # type: ignore[arg-type]

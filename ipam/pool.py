@@ -10,13 +10,13 @@ Not thread-safe: the controller calls it from its single allocation loop.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 
-from ipam.cidr import CIDRLike, Network, family, parse_cidr
+from ipam.cidr import CIDRLike, Network, family, overlaps, parse_cidr
 from ipam.cidrset import CIDRSet
 from ipam.errors import CIDROutsidePool, IPAMError, PoolExhausted
-from ipam.validation import check_disjoint, validate
+from ipam.validation import PoolConfig, check_disjoint, validate
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,11 @@ class CIDRPool:
     def warnings(self) -> tuple[str, ...]:
         """Problems found at construction that did not stop the pool (for the caller to log)."""
         return self._config.warnings
+
+    @property
+    def rules(self) -> PoolConfig:
+        """The pool's definition as it stands (cluster CIDRs added later included)."""
+        return replace(self._config, cidrs=self.cidrs)
 
     @property
     def cidrs(self) -> tuple[Network, ...]:
@@ -132,7 +137,7 @@ class CIDRPool:
         self._sets.append(CIDRSet(cidr, node_mask, reserved=self._config.reserved))
 
     def _sets_for(self, net: Network) -> list[CIDRSet]:
-        return [s for s in self._sets if s.cidr.version == net.version and s.cidr.overlaps(net)]
+        return [s for s in self._sets if overlaps(s.cidr, net)]
 
 
 def _parse_all(cidrs: CIDRLike | Iterable[CIDRLike]) -> list[Network]:

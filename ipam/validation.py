@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
 
-from ipam.cidr import CIDRLike, Network, family, parse_cidr
+from ipam.cidr import CIDRLike, Network, family, overlaps, parse_cidr
 from ipam.cidrset import check_node_mask
 from ipam.errors import InvalidConfig, InvalidMask, OverlappingCIDRs
 
@@ -37,7 +37,7 @@ class PoolConfig:
 def check_disjoint(cidrs: Iterable[Network]) -> None:
     """Raise ``OverlappingCIDRs`` if two cluster CIDRs share an address."""
     for a, b in combinations(cidrs, 2):
-        if a.version == b.version and a.overlaps(b):
+        if overlaps(a, b):
             raise OverlappingCIDRs(
                 f"cluster CIDRs {a} and {b} overlap: every address belongs to one cluster CIDR"
             )
@@ -76,7 +76,7 @@ def validate(
     warnings = tuple(
         f"reserved CIDR {r} lies outside every cluster CIDR: it has no effect"
         for r in parsed_reserved
-        if not any(r.version == c.version and r.overlaps(c) for c in cidrs)
+        if not any(overlaps(r, c) for c in cidrs)
     )
     return PoolConfig(
         cidrs=cidrs,

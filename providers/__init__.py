@@ -1,13 +1,11 @@
-"""Cloud route providers: the RouteProvider protocol, error taxonomy and the adapters.
+"""Cloud route providers: the RouteProvider protocol, error taxonomy, the registry and the adapters.
 
 `providers` imports nothing from `routectl`: adapters depend on this port, never the other way round.
+Adapters are found through `providers.registry` (entry points `routectl.providers`), never by name here.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from providers.config import ProviderConfig
 from providers.errors import (
     ConfigurationError,
     Conflict,
@@ -15,6 +13,7 @@ from providers.errors import (
     InvalidProviderID,
     MissingPackage,
     NotFound,
+    OutsideNetwork,
     ProviderError,
     QuotaExceeded,
     Throttled,
@@ -33,27 +32,7 @@ from providers.model import (
     WriteGuard,
 )
 
-NAMES = ("aws", "gcp", "alibaba")
-"""Providers selectable with `--provider`; each lives in `providers/<name>.py` and exposes `build`."""
-
-
-def get(name: str, config: ProviderConfig) -> RouteProvider:
-    """Build the adapter for `name`; SDKs are imported only for the provider in use, so an installation
-    without one (`routectl[aws]` alone) offers the others and names the extra this one needs."""
-    if name not in NAMES:
-        raise ConfigurationError(f"provider {name!r}: must be one of {', '.join(NAMES)}")
-    try:
-        module = importlib.import_module(f"providers.{name}")
-    except ModuleNotFoundError as missing:
-        if (missing.name or "").partition(".")[0] in ("providers", "routectl", "ipam"):
-            raise  # our own module missing is a broken installation, not a left-out extra
-        raise MissingPackage(missing, f"provider {name!r}", extra=name) from None
-    provider: RouteProvider = module.build(config)
-    return provider
-
-
 __all__ = [
-    "NAMES",
     "CallObserver",
     "ConfigurationError",
     "Conflict",
@@ -64,7 +43,7 @@ __all__ = [
     "Network",
     "NotFound",
     "Outcome",
-    "ProviderConfig",
+    "OutsideNetwork",
     "ProviderError",
     "QuotaExceeded",
     "Route",
@@ -75,5 +54,4 @@ __all__ = [
     "Throttled",
     "Transient",
     "WriteGuard",
-    "get",
 ]

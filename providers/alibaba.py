@@ -1,6 +1,7 @@
 """Alibaba Cloud adapter: node routes as custom entries of VPC route tables (VPC API 2016-04-28).
 
-Talks to the cloud only through `alibabacloud_vpc20160428` with credentials from
+Talks to the cloud only through `alibabacloud_vpc20160428` (and `alibabacloud_ecs20140526` for one read:
+which VPC a node's instance is in) with credentials from
 `alibabacloud_credentials`' default chain (AccessKey env, RRSA OIDC role, ECS RAM role); every SDK/Tea
 exception is translated here into `providers` errors or per-route outcomes.
 
@@ -19,6 +20,7 @@ import dataclasses
 import enum
 import hashlib
 import ipaddress
+import json
 import re
 import threading
 import time
@@ -29,19 +31,22 @@ from typing import Any, TypeVar
 
 import tenacity
 from alibabacloud_credentials.client import Client as CredentialClient
+from alibabacloud_credentials.exceptions import CredentialException
 from alibabacloud_credentials.models import Config as CredentialConfig
+from alibabacloud_ecs20140526 import models as ecs_models
+from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_tea_openapi.utils_models import Config as OpenApiConfig
 from alibabacloud_vpc20160428 import models as vpc_models
 from alibabacloud_vpc20160428.client import Client as VpcClient
 from darabonba.runtime import ExtendsParameters, RuntimeOptions
 
-from providers.config import ProviderConfig
 from providers.errors import (
     ConfigurationError,
     Conflict,
     Fatal,
     InvalidProviderID,
     NotFound,
+    OutsideNetwork,
     ProviderError,
     QuotaExceeded,
     Throttled,
@@ -59,15 +64,12 @@ from providers.model import (
     WriteGuard,
     no_guard,
 )
+from providers.specs.alibaba import LIMITS, MAX_BATCH, AlibabaConfig
 
 NAME = "alibaba"
-MAX_BATCH = 50
-"""Entries per CreateRouteEntries / DeleteRouteEntries call (API limit)."""
 PAGE_SIZE = 100
 """DescribeRouteEntryList MaxResult upper bound."""
 TABLE_PAGE_SIZE = 50
-DEFAULT_QUOTA = 200
-"""Default custom entries per route table."""
 NAME_LIMIT = 128
 DESCRIPTION_LIMIT = 256
 MARK = "routectl"
@@ -294,23 +296,27 @@ class _Settled:
 
 
 class AlibabaProvider:
-    """RouteProvider over the Alibaba Cloud VPC API (DESIGN.md §4.3, §5)."""
+    """RouteProvider over the Alibaba Cloud VPC API (docs/architecture.md: the provider port, cloud facts)."""
 
     name = NAME
 
     def __init__(
         self,
-        config: ProviderConfig,
+        config: AlibabaConfig,
         client: VpcClient,
         *,
+        ecs: EcsClient | None = None,
         poll: PollPolicy = PollPolicy(),
         connect_timeout_ms: int = 5_000,
         read_timeout_ms: int = 10_000,
     ) -> None:
         self._config = config
         self._client = client
+        self._ecs = ecs
+        """ECS client for `prepare_target`'s VPC check; None skips it (the VPC API then refuses a route
+        to an instance of another VPC on create)."""
         self._region = config.region
-        self._marks = Marks(config.cluster_name)
+        self._marks = Marks(config.common.cluster_name)
         self._poll = poll
         self._timeouts = {"connect_timeout": connect_timeout_ms, "read_timeout": read_timeout_ms}
         self._table_vpc: dict[str, str] = {}
@@ -320,16 +326,7 @@ class AlibabaProvider:
         self._guard = threading.Lock()
         self._observers: list[CallObserver] = []
         self._write_guard: WriteGuard = no_guard
-        self._limits = Limits(
-            write_rate=config.write_rate or 5.0,
-            write_burst=config.write_burst or 10,
-            read_rate=config.read_rate or 20.0,
-            read_burst=config.read_burst or 40,
-            max_batch=MAX_BATCH,
-            batch_api=True,
-            routes_per_table=config.route_table_quota or DEFAULT_QUOTA,
-            writers_per_table=1,
-        )
+        self._limits = config.common.limits(LIMITS)
 
     @property
     def limits(self) -> Limits:
@@ -755,8 +752,27 @@ class AlibabaProvider:
         return Target(instance=match["instance"], zone=self._region)
 
     def prepare_target(self, target: Target) -> None:
-        """Nothing to do: ECS has no source/destination check, and verifying the instance would need the ECS
-        API (DescribeInstances) and its permission; a missing instance surfaces as TARGET_GONE on create."""
+        """Verify the instance is in the managed tables' VPC (ECS DescribeInstances, a read; else
+        `OutsideNetwork`); nothing to set up: ECS has no source/destination check."""
+        if self._ecs is None:
+            return
+        with self._guard:
+            managed = set(self._table_vpc.values())
+        if not managed:
+            self.tables()
+            with self._guard:
+                managed = set(self._table_vpc.values())
+        request = ecs_models.DescribeInstancesRequest(
+            region_id=self._region, instance_ids=json.dumps([target.instance])
+        )
+        body = self._read(self._ecs.describe_instances_with_options, request)
+        found = body.instances.instance if body.instances is not None else None
+        if not found:
+            raise NotFound(f"DescribeInstances: instance {target.instance} not found in {self._region}")
+        attributes = found[0].vpc_attributes
+        vpc = (attributes.vpc_id if attributes is not None else "") or ""
+        if vpc not in managed:
+            raise OutsideNetwork(target.instance, vpc, ", ".join(sorted(managed)))
 
 
 def _settled(route: Route | None, *, gone: bool) -> _Settled:
@@ -801,32 +817,39 @@ def _in_batches(
     return results
 
 
-def _sdk_client(config: ProviderConfig) -> VpcClient:
-    """The VPC client: default credential chain, or static dummy keys against a test endpoint."""
-    if config.endpoint:
+def _sdk_config(config: AlibabaConfig) -> OpenApiConfig:
+    """The SDK clients' config: the default credential chain, resolved now so that missing credentials
+    are a configuration error at start; or static dummy keys against a test endpoint."""
+    if config.common.endpoint:
         credential = CredentialClient(
             CredentialConfig(
                 type="access_key", access_key_id="routectl-test", access_key_secret="routectl-test"
             )
         )
-        endpoint = config.endpoint.removeprefix("http://")
-        return VpcClient(
-            OpenApiConfig(credential=credential, region_id=config.region, endpoint=endpoint, protocol="HTTP")
+        scheme, sep, rest = config.common.endpoint.partition("://")
+        endpoint, protocol = (rest, scheme.upper()) if sep else (scheme, "HTTP")
+        return OpenApiConfig(
+            credential=credential, region_id=config.region, endpoint=endpoint, protocol=protocol
         )
-    return VpcClient(OpenApiConfig(credential=CredentialClient(), region_id=config.region, protocol="HTTPS"))
-
-
-def build(config: ProviderConfig, *, poll: PollPolicy = PollPolicy()) -> AlibabaProvider:
-    """The adapter for `config`; raises ConfigurationError naming the missing or invalid setting."""
-    if not config.region:
-        raise ConfigurationError("alibaba: region is required")
-    if not config.vpc_id and not config.route_table_ids:
-        raise ConfigurationError("alibaba: vpc id or at least one route table id is required")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", config.cluster_name):
+    chain = CredentialClient()
+    try:
+        chain.get_credential()
+    except CredentialException as err:
+        detail = " ".join(str(err).split())
         raise ConfigurationError(
-            f"cluster name {config.cluster_name!r}: 1-100 of [A-Za-z0-9._-] (used in route names)"
-        )
-    return AlibabaProvider(config, _sdk_client(config), poll=poll)
+            f"alibaba: no usable credentials ({detail}); see docs/alibaba.md for RRSA or a Secret"
+        ) from None
+    return OpenApiConfig(credential=chain, region_id=config.region, protocol="HTTPS")
+
+
+def build(config: AlibabaConfig, *, poll: PollPolicy = PollPolicy()) -> AlibabaProvider:
+    """The adapter for `config`; raises ConfigurationError naming an unusable cluster name or missing
+    credentials."""
+    name = config.common.cluster_name
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise ConfigurationError(f"cluster name {name!r}: 1-100 of [A-Za-z0-9._-] (used in route names)")
+    sdk = _sdk_config(config)
+    return AlibabaProvider(config, VpcClient(sdk), ecs=EcsClient(sdk), poll=poll)
 
 
 __all__ = ["AlibabaProvider", "CloudError", "Kind", "Marks", "PollPolicy", "build"]

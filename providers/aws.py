@@ -1,13 +1,15 @@
 """AWS adapter: VPC route tables through boto3's EC2 client.
 
-AWS routes carry no tags, so ownership is structural (DESIGN.md §4.4): in a managed table, created by
-`CreateRoute`, pointing at an instance or ENI or a blackhole. The planner adds the cluster-CIDR rule.
+AWS routes carry no tags, so ownership is structural (docs/architecture.md, "Ownership"): in a managed
+table, created by `CreateRoute`, pointing at an instance or ENI or a blackhole. The planner adds the
+cluster-CIDR rule; a delete of a route listed as not owned is refused here as well.
 botocore's own retries are off: the executor owns pacing and retries, and two retry layers would
 multiply each other's attempts against the account's shared throttling bucket.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import threading
@@ -26,12 +28,12 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from providers.config import ProviderConfig
 from providers.errors import (
     ConfigurationError,
     Fatal,
     InvalidProviderID,
     NotFound,
+    OutsideNetwork,
     ProviderError,
     Throttled,
     Transient,
@@ -48,14 +50,12 @@ from providers.model import (
     WriteGuard,
     no_guard,
 )
+from providers.specs.aws import DEFAULT_ROUTES_PER_TABLE, LIMITS, AwsConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_ec2.type_defs import RouteTypeDef
 
-# AWS EC2 API request throttling: mutating actions bucket 50 refill 5/s; non-mutating bucket 100 refill 20/s.
-DEFAULT_LIMITS = Limits(write_rate=5.0, write_burst=50, read_rate=20.0, read_burst=100)
-DEFAULT_ROUTES_PER_TABLE = 50
 ROUTES_PER_TABLE_QUOTA_CODE = "L-93826ACB"
 
 CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
@@ -73,7 +73,6 @@ _LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 ACTIONS = (
     "ec2:DescribeRouteTables",
     "ec2:DescribeInstances",
-    "ec2:DescribeInstanceAttribute",
     "ec2:CreateRoute",
     "ec2:ReplaceRoute",
     "ec2:DeleteRoute",
@@ -82,9 +81,7 @@ ACTIONS = (
 )
 
 
-def build(config: ProviderConfig) -> AwsProvider:
-    if not config.region:
-        raise ConfigurationError("aws: a region is required (--region)")
+def build(config: AwsConfig) -> AwsProvider:
     session = boto3.session.Session(region_name=config.region)
     boto_config = BotoConfig(
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -92,7 +89,7 @@ def build(config: ProviderConfig) -> AwsProvider:
         read_timeout=20,
         max_pool_connections=50,
     )
-    endpoint = config.endpoint or None
+    endpoint = config.common.endpoint or None
     ec2 = session.client("ec2", endpoint_url=endpoint, config=boto_config)
     quotas = session.client("service-quotas", endpoint_url=endpoint, config=boto_config)
     return AwsProvider(config, ec2, quotas)
@@ -149,22 +146,17 @@ class AwsProvider:
 
     name = "aws"
 
-    def __init__(self, config: ProviderConfig, ec2: EC2Client, quotas: Any) -> None:
+    def __init__(self, config: AwsConfig, ec2: EC2Client, quotas: Any) -> None:
         self._config = config
         self._ec2 = ec2
         self._quotas = quotas
         self._tables: tuple[str, ...] | None = None
+        self._vpcs: frozenset[str] = frozenset()
+        """The VPCs of the managed route tables: a target instance must be in one of them."""
         self._write_guard: WriteGuard = no_guard
         self._lock = threading.Lock()
-        self._limits = Limits(
-            write_rate=config.write_rate or DEFAULT_LIMITS.write_rate,
-            write_burst=config.write_burst or DEFAULT_LIMITS.write_burst,
-            read_rate=config.read_rate or DEFAULT_LIMITS.read_rate,
-            read_burst=config.read_burst or DEFAULT_LIMITS.read_burst,
-            routes_per_table=config.route_table_quota or self._quota_from_service_quotas(),
-            quota_per_family=True,
-            prepare_writes=True,
-        )
+        quota = config.common.route_table_quota or self._quota_from_service_quotas()
+        self._limits = dataclasses.replace(config.common.limits(LIMITS), routes_per_table=quota)
 
     def observe(self, observer: CallObserver) -> None:
         """Report every API call (name, HTTP status or error code, seconds) to `observer`."""
@@ -208,21 +200,25 @@ class AwsProvider:
     def _discover(self) -> tuple[str, ...]:
         explicit = self._config.route_table_ids
         if explicit:
-            found = {t["RouteTableId"] for t in self._describe_tables(RouteTableIds=list(explicit))}
+            described = self._describe_tables(RouteTableIds=list(explicit))
+            found = {t["RouteTableId"] for t in described}
             missing = sorted(set(explicit) - found)
             if missing:
                 raise ConfigurationError(f"aws: route table(s) {', '.join(missing)} not found")
+            self._vpcs = frozenset(t.get("VpcId", "") for t in described)
             return tuple(explicit)
         vpc = [{"Name": "vpc-id", "Values": [self._config.vpc_id]}] if self._config.vpc_id else []
-        name = self._config.cluster_name
-        tagged = {
-            t["RouteTableId"]
+        name = self._config.common.cluster_name
+        described = [
+            t
             for filters in (
                 [{"Name": f"tag:{CLUSTER_TAG_PREFIX}{name}", "Values": ["owned", "shared"]}],
                 [{"Name": f"tag:{LEGACY_CLUSTER_TAG}", "Values": [name]}],
             )
             for t in self._describe_tables(Filters=filters + vpc)
-        }
+        ]
+        tagged = {t["RouteTableId"] for t in described}
+        self._vpcs = frozenset(t.get("VpcId", "") for t in described)
         if not tagged:
             where = f" in {self._config.vpc_id}" if self._config.vpc_id else ""
             raise ConfigurationError(
@@ -393,6 +389,10 @@ class AwsProvider:
             raise
 
     def _delete_one(self, table: str, route: Route) -> RouteResult:
+        if not route.owned:
+            return RouteResult(
+                route, Outcome.CONFLICT, "DeleteRoute: refusing a route this cluster does not own"
+            )
         try:
             self._write_guard()
             self._ec2.delete_route(RouteTableId=table, **_dest_args(route.destination))
@@ -418,14 +418,24 @@ class AwsProvider:
         return Target(instance=match["instance"])
 
     def prepare_target(self, target: Target) -> None:
-        """Pod traffic is not addressed to the instance itself, so EC2 drops it unless the
-        source/destination check is off; checked first so a converged fleet costs reads only."""
+        """The instance must be in a managed table's VPC (else `OutsideNetwork`, nothing changed); pod
+        traffic is not addressed to the instance itself, so EC2 drops it unless the source/destination
+        check is off. One DescribeInstances answers both, so a converged fleet costs one read each."""
+        self.tables()  # discovers the managed tables and their VPCs, once
+        managed = self._vpcs
         try:
-            attr = self._ec2.describe_instance_attribute(
-                InstanceId=target.instance, Attribute="sourceDestCheck"
-            )
-            if attr.get("SourceDestCheck", {}).get("Value") is False:
-                return
+            answer = self._ec2.describe_instances(InstanceIds=[target.instance])
+            found = [i for res in answer["Reservations"] for i in res["Instances"]]
+        except (ClientError, BotoCoreError) as err:
+            raise _translate(err, f"describe instance {target.instance}") from None
+        if not found:
+            raise NotFound(f"describe instance {target.instance}: InvalidInstanceID.NotFound")
+        instance = found[0]
+        if instance.get("VpcId", "") not in managed:
+            raise OutsideNetwork(target.instance, instance.get("VpcId", ""), ", ".join(sorted(managed)))
+        if instance.get("SourceDestCheck") is False:
+            return
+        try:
             self._write_guard()
             self._ec2.modify_instance_attribute(InstanceId=target.instance, SourceDestCheck={"Value": False})
         except (ClientError, BotoCoreError) as err:

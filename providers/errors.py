@@ -41,15 +41,39 @@ class ConfigurationError(Fatal):
     """The provider's configuration cannot work (no route tables, unknown network, bad region …)."""
 
 
+class OutsideNetwork(Fatal):
+    """`prepare_target`: the instance is not in the network this provider manages (AWS/Alibaba: its VPC
+    is not the managed route tables' VPC; GCP: no NIC in the managed network). Raised after reads only:
+    nothing on the instance was changed, and no route to it may be written."""
+
+    def __init__(self, instance: str, network: str, managed: str) -> None:
+        shown = network or "no network"
+        super().__init__(
+            f"instance {instance} is in {shown}, outside the managed network {managed}: "
+            "no route to it, the instance left unchanged"
+        )
+        self.instance = instance
+        self.network = network
+        self.managed = managed
+
+
 class MissingPackage(ConfigurationError):
     """What was asked for needs a package this installation left out (a cloud SDK in a single-cloud
-    image, moto for the demo): one line naming the module and the extra of routectl that brings it."""
+    image, moto for the demo): one line naming the module and what to install to bring it."""
 
-    def __init__(self, missing: ModuleNotFoundError, needed_by: str, extra: str) -> None:
-        super().__init__(
-            f"{needed_by} needs the Python module {missing.name!r}, which is not installed: "
-            f"install routectl[{extra}] (pip install 'routectl[{extra}]')"
+    def __init__(self, missing: ModuleNotFoundError, needed_by: str, install: str) -> None:
+        """`install` is a requirement (`routectl[aws]`, another adapter's distribution), or "" when no
+        installed distribution is known to bring the module."""
+        hint = (
+            f"install {install} (pip install '{install}')"
+            if install
+            else "install the distribution that provides it"
         )
+        super().__init__(
+            f"{needed_by} needs the Python module {missing.name!r}, which is not installed: {hint}"
+        )
+        self.module = missing.name
+        self.install = install
 
 
 class InvalidProviderID(Fatal):

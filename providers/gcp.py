@@ -3,7 +3,8 @@
 Invariants:
 - A listed route is owned only when its name carries this cluster's prefix (`<prefix>-<node-uid>`,
   `-v6` appended for IPv6) AND its description names this cluster; writes only ever name routes under
-  the prefix, so another cluster's or a legacy `k8s-node-route` route is never touched.
+  the prefix and a delete refuses a route listed as not owned, so another cluster's or a legacy
+  `k8s-node-route` route (which may carry the prefix) is never touched.
 - Every insert/delete is a global operation: a call submits all its writes first, then polls their
   operations together with capped, jittered backoff, so one call costs about one operation's latency.
 - No google-api-core, google-auth or requests exception leaves this module: reads raise the
@@ -37,13 +38,13 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from providers.config import ProviderConfig
 from providers.errors import (
     ConfigurationError,
     Conflict,
     Fatal,
     InvalidProviderID,
     NotFound,
+    OutsideNetwork,
     ProviderError,
     QuotaExceeded,
     Throttled,
@@ -61,6 +62,7 @@ from providers.model import (
     WriteGuard,
     no_guard,
 )
+from providers.specs.gcp import LIMITS, GcpConfig
 
 T = TypeVar("T")
 
@@ -70,10 +72,9 @@ IPV6_SUFFIX = "-v6"
 PREFIX_LENGTH = MAX_NAME - 1 - UID_LENGTH - len(IPV6_SUFFIX)
 """23: the cluster part of a route name, so `<prefix>-<uid>-v6` still fits in 63 characters."""
 DESCRIPTION = "routectl: cluster={cluster} node={node}"
-MAX_BATCH = 10
-"""Routes per write call: GCP has no batch API, but one call pipelines this many operations."""
 PAGE_SIZE = 500
 
+_API_ROOT = "https://www.googleapis.com/compute/v1/"
 _DESCRIPTION = re.compile(r"routectl: cluster=(?P<cluster>\S+) node=(?P<node>\S*)")
 _PROVIDER_ID = re.compile(r"gce://(?P<project>[^/]+)/(?P<zone>[^/]+)/(?P<name>[^/]+)")
 _INSTANCE_URL = re.compile(
@@ -240,15 +241,11 @@ class GcpProvider:
 
     name = "gcp"
 
-    def __init__(self, config: ProviderConfig, clients: _Clients, polling: Polling = Polling()) -> None:
-        if not config.project:
-            raise ConfigurationError("project: required for the gcp provider")
-        if not config.network:
-            raise ConfigurationError("network: required for the gcp provider")
+    def __init__(self, config: GcpConfig, clients: _Clients, polling: Polling = Polling()) -> None:
         self._config = config
         self._project = config.project
         self._network = config.network.rsplit("/", 1)[-1]
-        self._prefix = cluster_prefix(config.cluster_name)
+        self._prefix = cluster_prefix(config.common.cluster_name)
         self._clients = clients
         self._polling = polling
         self._closed = threading.Event()
@@ -261,15 +258,7 @@ class GcpProvider:
 
     @property
     def limits(self) -> Limits:
-        cfg = self._config
-        return Limits(
-            write_rate=cfg.write_rate or 10.0,
-            write_burst=cfg.write_burst or 20,
-            read_rate=cfg.read_rate or 20.0,
-            read_burst=cfg.read_burst or 50,
-            max_batch=MAX_BATCH,
-            routes_per_table=cfg.route_table_quota or None,
-        )
+        return self._config.common.limits(LIMITS)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -327,7 +316,7 @@ class GcpProvider:
             return None
         owner = _DESCRIPTION.fullmatch(item.description)
         owned = item.name.startswith(self._prefix + "-") and (
-            owner is not None and owner["cluster"] == self._config.cluster_name
+            owner is not None and owner["cluster"] == self._config.common.cluster_name
         )
         hop = _INSTANCE_URL.fullmatch(item.next_hop_instance)
         gone = any(w.code == _BLACKHOLE_WARNING for w in item.warnings)
@@ -365,7 +354,7 @@ class GcpProvider:
 
     def replace_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         """Delete each route's current cloud route (its `cloud_id`, or its own name), then insert it."""
-        results, failures = self._delete_all(table, routes)
+        results, failures = self._delete_all(table, routes, owned_only=False)
         for i, failure in failures.items():
             if failure is not None and failure.kind is not _Kind.NOT_FOUND:
                 results[i] = _result(routes[i], failure)
@@ -376,22 +365,31 @@ class GcpProvider:
         return [r for r in results if r is not None]
 
     def _delete_all(
-        self, table: str, routes: Sequence[Route]
+        self, table: str, routes: Sequence[Route], *, owned_only: bool
     ) -> tuple[list[RouteResult | None], dict[int, _Failure | None]]:
         """Delete each route's cloud route (its `cloud_id`, or its own name) and await them all; a route
-        that cannot be named is FATAL at once. Returns the settled results and the deletes' failures."""
+        that cannot be named is FATAL at once, and with `owned_only` one listed as not owned is a
+        CONFLICT (a legacy route may carry our prefix). Returns the settled results and the deletes'
+        failures."""
         self._link(table)
         results: list[RouteResult | None] = [None] * len(routes)
         deletes: dict[int, _Write] = {}
         for i, route in enumerate(routes):
             try:
-                deletes[i] = self._delete_of(route.cloud_id or self._name_of(route))
+                write = self._delete_of(route.cloud_id or self._name_of(route))
             except ValueError as exc:
                 results[i] = RouteResult(route, Outcome.FATAL, str(exc))
+                continue
+            if owned_only and not route.owned:
+                owner = self._config.common.cluster_name
+                message = f"refusing to delete route {write.name}: not owned by cluster {owner!r}"
+                results[i] = RouteResult(route, Outcome.CONFLICT, message)
+            else:
+                deletes[i] = write
         return results, self._run(deletes)
 
     def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
-        results, failures = self._delete_all(table, routes)
+        results, failures = self._delete_all(table, routes, owned_only=True)
         for i, failure in failures.items():
             gone = failure is not None and failure.kind is _Kind.NOT_FOUND
             results[i] = RouteResult(routes[i], Outcome.ALREADY_DONE) if gone else _result(routes[i], failure)
@@ -407,7 +405,7 @@ class GcpProvider:
         target = self._qualified(route.target)
         body = compute_v1.Route(
             name=name,
-            description=DESCRIPTION.format(cluster=self._config.cluster_name, node=route.node),
+            description=DESCRIPTION.format(cluster=self._config.common.cluster_name, node=route.node),
             network=self._network_link,
             dest_range=str(route.destination),
             priority=self._config.route_priority,
@@ -443,7 +441,7 @@ class GcpProvider:
                 route,
                 Outcome.CONFLICT,
                 f"route name {write.name} is taken by a route not owned by cluster "
-                f"{self._config.cluster_name!r} (description {item.description!r})",
+                f"{self._config.common.cluster_name!r} (description {item.description!r})",
             )
         assert route.target is not None  # _insert_of checked it
         if existing.destination == route.destination and existing.target == self._qualified(route.target):
@@ -574,8 +572,10 @@ class GcpProvider:
         return Target(instance=match["name"], zone=match["zone"], project=match["project"])
 
     def prepare_target(self, target: Target) -> None:
-        """Verify `canIpForward`; it cannot be turned on for a running VM, so say how to fix it."""
+        """Verify the instance has a NIC in the managed network (else `OutsideNetwork`) and
+        `canIpForward`; neither can be changed on a running VM, so only reads happen here."""
         target = self._qualified(target)
+        managed = self._link()
         with self._lock:
             if target in self._forwarding:
                 return
@@ -589,6 +589,10 @@ class GcpProvider:
                 timeout=self._polling.call_timeout,
             ),
         )
+        networks = [nic.network for nic in instance.network_interfaces]
+        if not any(_same_network(n, managed) for n in networks):
+            shown = ", ".join(n.removeprefix(_API_ROOT) for n in networks)
+            raise OutsideNetwork(str(target), shown, managed.removeprefix(_API_ROOT))
         if not instance.can_ip_forward:
             raise Fatal(
                 f"instance {target} has canIpForward=false; it cannot be changed on a running VM: "
@@ -602,6 +606,11 @@ class GcpProvider:
         self._clients.close()
 
 
+def _same_network(a: str, b: str) -> bool:
+    """Two network references name one network (full URLs or `projects/…/global/networks/…`)."""
+    return a.partition("projects/")[2] == b.partition("projects/")[2]
+
+
 def _next_hop(item: compute_v1.Route) -> str:
     for hop in (
         item.next_hop_instance,
@@ -613,7 +622,7 @@ def _next_hop(item: compute_v1.Route) -> str:
         item.next_hop_vpn_tunnel,
     ):
         if hop:
-            return hop.removeprefix("https://www.googleapis.com/compute/v1/")
+            return hop.removeprefix(_API_ROOT)
     return ""
 
 
@@ -625,10 +634,10 @@ def _result(route: Route, failure: _Failure | None) -> RouteResult:
     return RouteResult(route, _OUTCOMES[failure.kind], failure.message, target_gone=gone, throttled=throttled)
 
 
-def build(config: ProviderConfig) -> GcpProvider:
-    """The adapter `providers.get("gcp", config)` returns: ADC, or the emulator at `config.endpoint`."""
+def build(config: GcpConfig) -> GcpProvider:
+    """The adapter the registry's `gcp` spec builds: ADC, or the emulator at the endpoint override."""
     try:
-        clients = _Clients.connect(config.endpoint)
+        clients = _Clients.connect(config.common.endpoint)
     except auth_exceptions.DefaultCredentialsError as err:
         raise ConfigurationError(
             f"gcp: no Application Default Credentials ({err}); see docs/gcp.md for Workload Identity"

@@ -123,7 +123,7 @@ class Limits:
 
 @runtime_checkable
 class RouteProvider(Protocol):
-    """The port every cloud adapter implements (DESIGN.md §4.3)."""
+    """The port every cloud adapter implements (docs/architecture.md, "The provider port")."""
 
     name: str
 
@@ -147,7 +147,13 @@ class RouteProvider(Protocol):
         ...
 
     def prepare_target(self, target: Target) -> None:
-        """Per-instance setup before routing to it; raises ProviderError with the cause."""
+        """Per-instance check and setup before any route to it is written; raises ProviderError.
+
+        Contract: first, with reads only, verify the instance lies inside the managed network (AWS and
+        Alibaba: its VPC is the VPC of the managed route tables; GCP: it has a NIC in the managed
+        network) and raise `OutsideNetwork` (naming both networks) when it does not — before any
+        change to the instance (no source/destination check or canIpForward change). Only then set
+        up what routing needs (AWS: source/destination check off). A missing instance is NotFound."""
         ...
 
     def observe(self, observer: CallObserver) -> None:

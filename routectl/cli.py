@@ -2,6 +2,10 @@
 
 Exit codes: 0 success / converged, 1 not converged or leadership lost, 2 invalid configuration (one line
 naming the setting, printed before anything touches the cluster or the cloud).
+
+`run --once` and `plan` never wait for an unreachable API server or cloud: each call has its request
+timeout and a fixed number of attempts, so they end with exit 1 and one line (docs/operations.md gives
+the bound); `run` keeps retrying with backoff and reports not ready on /readyz meanwhile.
 """
 
 from __future__ import annotations
@@ -10,21 +14,34 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 import providers
 import routectl
 from routectl import config as configuration
-from routectl.cluster import Cluster, ClusterConfigError, ClusterError
+from routectl.cluster import Cluster, ClusterConfigError, ClusterError, ForbiddenError
 from routectl.ops import logs
+
+if TYPE_CHECKING:
+    from routectl.kube.client import KubeCluster
+    from routectl.metrics import Metrics
+    from routectl.ops.serving import HttpEndpoint
 
 log = logging.getLogger("routectl")
 
 EXIT_OK = 0
 EXIT_NOT_CONVERGED = 1
 EXIT_CONFIG = 2
+
+REACH_ATTEMPTS = 3
+"""`run --once` and `plan`: attempts to reach the API server before giving up (each bounded by the
+request timeout, one second apart)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from routectl.demo import command as demo
 
-        return demo.main(rest)
+        code = demo.main(rest)
+        # The demo owns its process and --timeout bounds it: end now, even if a controller thread is
+        # still finishing a write it started before the deadline (its cloud is in-process anyway).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if command not in ("run", "plan"):
         parser.error(f"unknown command {command!r}")
     try:
@@ -49,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except configuration.ConfigError as err:
         print(f"routectl: invalid configuration: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.setup(cfg.log_level)
+    logs.setup(cfg.log_level, fmt=cfg.log_format)
     try:
         return _run(cfg) if command == "run" else _plan(cfg)
     except configuration.ConfigError as err:
@@ -61,49 +83,114 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOT_CONVERGED
 
 
-def _connect(cfg: configuration.Config) -> tuple[Cluster, providers.RouteProvider | None]:
-    """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too."""
+def _connect(cfg: configuration.Config) -> tuple[KubeCluster, providers.RouteProvider | None]:
+    """Build the Kubernetes client and the provider; cloud-side misconfiguration is a ConfigError too.
+    `run --once` and `plan` then make sure the API server answers (`_reach`)."""
     from routectl.kube.client import KubeCluster
 
     try:
         # Fenced writes must not outlive the renew deadline by a slow server: half of it per request.
-        timeout_s = max(1.0, cfg.leader_election.renew_deadline_s / 2)
-        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=timeout_s)
+        cluster = KubeCluster.from_kubeconfig(
+            cfg.kubeconfig,
+            request_timeout_s=_request_timeout_s(cfg),
+            reporting_instance=cfg.leader_election.identity,
+        )
     except ClusterConfigError as err:
         raise configuration.ConfigError(str(err)) from None
-    if not cfg.configure_cloud_routes and cfg.command == "run":
-        return cluster, None
-    try:
-        provider = providers.get(cfg.provider, cfg.provider_config)
-        provider.tables()
-    except providers.Fatal as err:
-        raise configuration.ConfigError(f"--provider {cfg.provider}: {err}") from None
+    provider: providers.RouteProvider | None = None
+    if cfg.cloud is not None:  # None: routes off for `run`, no provider at all
+        try:
+            provider = cfg.cloud.build()
+            provider.tables()
+        except providers.Fatal as err:
+            raise configuration.ConfigError(f"--provider {cfg.provider}: {err}") from None
+    if cfg.once or cfg.command == "plan":
+        _reach(cluster)
     return cluster, provider
+
+
+def _request_timeout_s(cfg: configuration.Config) -> float:
+    """Fenced writes must not outlive the renew deadline by a slow server: half of it per request."""
+    return max(1.0, cfg.leader_election.renew_deadline_s / 2)
+
+
+def _reach(cluster: Cluster) -> None:
+    """A one-item node list answers within REACH_ATTEMPTS attempts, or the ClusterError ends the command.
+    RBAC refusals are not retried: they will not change."""
+    retrying = Retrying(
+        stop=stop_after_attempt(REACH_ATTEMPTS),
+        wait=wait_fixed(1.0),
+        retry=retry_if_exception(lambda e: isinstance(e, ClusterError) and not isinstance(e, ForbiddenError)),
+        reraise=True,
+    )
+    try:
+        retrying(cluster.list_nodes, 1)
+    except ClusterError as err:
+        attempts = f"{REACH_ATTEMPTS} attempts"
+        raise ClusterError(f"cannot reach the Kubernetes API server ({attempts}): {err}") from None
+
+
+def once_startup_s(cfg: configuration.Config) -> float:
+    """How long `run --once` may take to lead with a synced cache: a lease left by a dead holder
+    expires within the lease duration, and the cache sync needs REACH_ATTEMPTS requests at most."""
+    lease_s = cfg.leader_election.lease_duration_s if cfg.leader_election.enabled else 0.0
+    return lease_s + REACH_ATTEMPTS * _request_timeout_s(cfg)
 
 
 def _run(cfg: configuration.Config) -> int:
     from routectl.controller import Controller
     from routectl.metrics import Metrics
-    from routectl.ops.serving import HttpEndpoint, health_endpoint, metrics_endpoint
+    from routectl.ops.serving import health_endpoint
 
     cluster, provider = _connect(cfg)
-    metrics = Metrics()
+    metrics = Metrics(provider=cfg.provider if provider is not None else "")
     controller = Controller(cfg, cluster, provider, metrics)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     endpoints: list[HttpEndpoint] = []
-    if cfg.health_address is not None:
-        endpoints.append(health_endpoint(cfg.health_address, controller.healthy, controller.ready).start())
-    if cfg.metrics_address is not None:
-        endpoints.append(metrics_endpoint(cfg.metrics_address, metrics.registry).start())
     try:
+        try:
+            if cfg.health_address is not None:
+                probes = health_endpoint(cfg.health_address, controller.healthy, controller.ready)
+                endpoints.append(probes.start())
+            if cfg.metrics_address is not None:
+                endpoints.append(_metrics_endpoint(cfg, cfg.metrics_address, cluster, metrics).start())
+        except OSError as err:  # the address is taken, or not one of this host's
+            raise configuration.ConfigError(f"cannot listen: {err}") from None
         if cfg.once:
-            return EXIT_OK if controller.run_once(stop) else EXIT_NOT_CONVERGED
-        return controller.run(stop)
+            code = EXIT_OK if controller.run_once(stop, once_startup_s(cfg)) else EXIT_NOT_CONVERGED
+        else:
+            code = controller.run(stop)
     finally:
         for endpoint in endpoints:
             endpoint.stop()
+    if controller.unfinished:
+        # Shutdown is bounded: what is still inside a slow cloud call cannot write any more (the fence
+        # is closed, the lease released), and waiting for it could outlast the kubelet's grace period.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _metrics_endpoint(
+    cfg: configuration.Config, address: tuple[str, int], cluster: KubeCluster, metrics: Metrics
+) -> HttpEndpoint:
+    """HTTPS whose every scrape the API server authenticates and authorizes; or the plain-HTTP opt-in,
+    which the config allows on loopback only."""
+    from routectl.kube.authn import ApiServerGate
+    from routectl.ops.serving import ServingCertificate, metrics_endpoint
+
+    if not cfg.metrics_secure:
+        return metrics_endpoint(address, metrics.registry)
+    try:
+        certificate = ServingCertificate(cfg.metrics_cert_dir)
+    except (OSError, ssl.SSLError) as err:
+        raise configuration.ConfigError(f"--metrics-cert-dir {cfg.metrics_cert_dir}: {err}") from None
+    gate = ApiServerGate(cluster, timeout_s=max(1.0, cfg.leader_election.renew_deadline_s / 2))
+    return metrics_endpoint(address, metrics.registry, gate=gate, certificate=certificate)
 
 
 def _plan(cfg: configuration.Config) -> int:

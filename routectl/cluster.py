@@ -1,8 +1,9 @@
 """The Cluster port: everything routectl needs from the Kubernetes API, as plain values.
 
 Kubernetes specifics (the official client, its models and exceptions) stay behind this port in
-`kube.py`; the in-memory implementation in `memcluster.py` models the API server's concurrency rules
-(resourceVersion, 409 Conflict, 410 Gone, podCIDR immutability) so logic tests are honest.
+`routectl/kube/client.py`; the in-memory implementation in `routectl/demo/memcluster.py` models the API
+server's concurrency rules (resourceVersion, 409 Conflict, 410 Gone, podCIDR immutability) so logic
+tests are honest.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ class Node:
     deleting: bool = False
     """`metadata.deletionTimestamp` is set: the node still exists and keeps its CIDR until it is gone."""
     network_unavailable: Condition | None = None
+    created: float = 0.0
+    """`metadata.creationTimestamp` (epoch seconds): with the name, the order that decides which of two
+    nodes claiming one block owns it (`routectl/engine/ownership.py`)."""
+
+    def excluded_by(self, exclude_label: tuple[str, str]) -> bool:
+        """The node carries the exclude label (`key`, `value`): routectl gives it no CIDR and no route."""
+        key, value = exclude_label
+        return self.labels.get(key) == value
 
 
 @dataclass(frozen=True, slots=True)

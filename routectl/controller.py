@@ -1,8 +1,12 @@
 """Wires the node cache, work queue, leader election, allocator and route reconciler into one controller.
 
-Invariants kept here: nothing is allocated or written before this process leads and its node cache has
+Invariants kept here: the shared provider's call observer and write guard are set once, by
+`route_reconciler`; nothing is allocated or written before this process leads and its node cache has
 synced and the allocator has been rebuilt from it; a deleted node's routes are removed from every table
-before its CIDR is released; on shutdown the workers are stopped and joined before the lease is released.
+before its CIDR is released. Shutdown is bounded: on stop the fence closes at once (no write starts
+after it), the workers get the drain window (renew deadline / 2, the Kubernetes request timeout) to
+finish the item in hand, then the lease is released; threads still inside a slow cloud call after that
+are reported in `unfinished` and left behind, fenced off, for the process to exit without them.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import ipam
 from providers import RouteProvider
-from routectl.cluster import Cluster, Node, list_all_nodes
+from routectl.cluster import Cluster, ClusterError, Node, list_all_nodes
 from routectl.config import Config
 from routectl.engine.allocator import AllocationFailed, Allocator
+from routectl.engine.executor import Executor
+from routectl.engine.nodestatus import NodeStatus
+from routectl.engine.ratelimit import Pacer
 from routectl.engine.reconciler import Reconciler
+from routectl.engine.routeview import RouteView
 from routectl.fence import Fence, LostLeadership, Unfenced
 from routectl.kube.informer import NodeChange, NodeInformer
 from routectl.kube.leader import LeaderElector
@@ -27,18 +36,24 @@ from routectl.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _QUEUE = "nodes"
-_JOIN_TIMEOUT_S = 30.0
 _CACHE_CATCH_UP_S = 5.0
+
+
+class NotStarted(ClusterError):
+    """`run --once` could not start its pass within its bound; the message says what was missing."""
 
 
 class _Workers:
     """The leader's threads; `halt` ends them between items (never inside a write) and joins them,
-    including threads started by other worker threads while halting."""
+    including threads started by other worker threads while halting, until the drain deadline set by
+    the first `halt`; it returns the names of those still running then."""
 
-    def __init__(self) -> None:
+    def __init__(self, drain_s: float) -> None:
         self.stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._drain_s = drain_s
+        self._deadline: float | None = None
 
     def start(self, count: int, target: Callable[[threading.Event], None], name: str) -> None:
         with self._lock:
@@ -49,16 +64,62 @@ class _Workers:
                 thread.start()
                 self._threads.append(thread)
 
-    def halt(self) -> None:
+    def halt(self) -> tuple[str, ...]:
         self.stop.set()
         current = threading.current_thread()
+        with self._lock:
+            if self._deadline is None:
+                self._deadline = time.monotonic() + self._drain_s
+            deadline = self._deadline
         while True:
             with self._lock:
                 pending = [t for t in self._threads if t is not current and t.is_alive()]
-            if not pending:
-                return
-            for thread in pending:
-                thread.join(timeout=_JOIN_TIMEOUT_S)
+            left_s = deadline - time.monotonic()
+            if not pending or left_s <= 0:
+                return tuple(t.name for t in pending)
+            pending[0].join(timeout=left_s)
+
+
+def route_reconciler(
+    cluster: Cluster,
+    provider: RouteProvider,
+    fence: Fence,
+    metrics: Metrics,
+    *,
+    cluster_cidrs: Sequence[ipam.CIDRLike],
+    nodes: Callable[[], list[Node]],
+    exclude_label: tuple[str, str],
+    concurrency: int,
+    pool_rules: ipam.PoolConfig | None = None,
+    on_owner_change: Callable[[str], None] = lambda name: None,
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    max_attempts: int = 4,
+    base_delay_s: float = 0.5,
+) -> Reconciler:
+    """The route side, wired: the one place the shared provider is told where its calls are counted
+    (the cloud-API metrics) and what guards its writes (the fence); no constructor rewires it.
+    `pool_rules` (node masks, reserved ranges; default: the cluster CIDRs with default masks) decide
+    which podCIDRs a node owns."""
+    provider.observe(metrics.cloud_calls(provider.name))
+    provider.guard_writes(fence.check)
+    pacer = Pacer(
+        provider.limits, max_attempts=max_attempts, base_delay_s=base_delay_s, clock=clock, sleep=sleep
+    )
+    return Reconciler(
+        RouteView(provider, pacer, metrics, [ipam.parse_cidr(c) for c in cluster_cidrs]),
+        NodeStatus(cluster, fence, metrics, clock=clock),
+        Executor(provider, fence, metrics, pacer, concurrency=concurrency),
+        metrics,
+        nodes=nodes,
+        target_for=provider.target_for,
+        exclude_label=exclude_label,
+        pool_rules=pool_rules or ipam.validate(cluster_cidrs),
+        on_owner_change=on_owner_change,
+        dry_run=dry_run,
+        clock=clock,
+    )
 
 
 class Controller:
@@ -73,6 +134,7 @@ class Controller:
     ) -> None:
         self.config = config
         self.cluster = cluster
+        self._metrics = metrics
         self.queue = WorkQueue(_QUEUE, metrics)
         self.informer = NodeInformer(cluster, self._on_change)
         self.elector = (
@@ -87,7 +149,7 @@ class Controller:
             else None
         )
         self.reconciler = (
-            Reconciler(
+            route_reconciler(
                 cluster,
                 provider,
                 fence,
@@ -96,6 +158,8 @@ class Controller:
                 nodes=self.informer.nodes,
                 exclude_label=config.exclude_label,
                 concurrency=config.concurrent_node_syncs,
+                pool_rules=config.pool_rules(),
+                on_owner_change=self.queue.add,
                 dry_run=config.dry_run,
                 clock=clock,
             )
@@ -105,8 +169,12 @@ class Controller:
         self._tombstones: dict[str, list[Node]] = {}
         """name → the deleted objects of that name, oldest first, until their removal is done."""
         self._tomb_lock = threading.Lock()
-        self._workers = _Workers()
+        # The Kubernetes request timeout (cli): a Node patch in flight is answered or has failed by then.
+        self._workers = _Workers(drain_s=config.leader_election.renew_deadline_s / 2)
         self._failed = threading.Event()
+        self._drained = threading.Event()
+        self.unfinished: tuple[str, ...] = ()
+        """Threads still inside a request when shutdown ended; the closed fence keeps them from writing."""
 
     # --- probes --------------------------------------------------------------------------------
 
@@ -122,17 +190,38 @@ class Controller:
         """Run until `stop` (exit 0) or until leadership is lost (exit 1)."""
         return self._serve(stop, self._start_workers)
 
-    def run_once(self, stop: threading.Event) -> bool:
-        """`run --once`: lead, do one full pass, hand the lease back; True when converged."""
+    def run_once(self, stop: threading.Event, startup_s: float) -> bool:
+        """`run --once`: lead, do one full pass, hand the lease back; True when converged.
+
+        Bounded: when this process does not lead with a synced node cache within `startup_s` (API
+        server unreachable, or another replica holds the lease), it stops, raising `NotStarted`."""
         result: list[bool] = []
+        began = threading.Event()
 
         def one_pass(workers_stop: threading.Event) -> None:
+            began.set()
             try:
                 result.append(self._resync_guarded(workers_stop))
             finally:
                 stop.set()
 
-        code = self._serve(stop, one_pass)
+        def give_up() -> None:
+            if not began.is_set():
+                stop.set()
+
+        watchdog = threading.Timer(startup_s, give_up)
+        watchdog.start()
+        try:
+            code = self._serve(stop, one_pass)
+        finally:
+            watchdog.cancel()
+        if not began.is_set():
+            lease = self.config.leader_election
+            holder = (
+                f", or another replica holds lease {lease.namespace}/{lease.name}" if lease.enabled else ""
+            )
+            why = f"API server unreachable{holder}"
+            raise NotStarted(f"not leading with a synced node cache after {startup_s:.0f}s ({why})")
         return code == 0 and result == [True]
 
     def _serve(self, stop: threading.Event, work: Callable[[threading.Event], None]) -> int:
@@ -150,18 +239,30 @@ class Controller:
                 started()
                 stop.wait()
             else:
-                self.elector.run(stop, started, self._workers.halt)
+                self.elector.run(stop, started, self._drain)
             return 1 if self._failed.is_set() else 0
         except LostLeadership:
             log.error("leadership lost: all work stopped", extra={"op": "leader", "outcome": "lost"})
             return 1
         finally:
-            self._workers.halt()
+            self.unfinished = self._drain()
             self.queue.shut_down()
-            if self.reconciler is not None:
-                self.reconciler.close()
+            if self.reconciler is not None and not self.unfinished:
+                self.reconciler.close()  # waits for its write pool, idle once every worker has ended
             stop.set()
             informer.join(timeout=1.0)
+
+    def _drain(self) -> tuple[str, ...]:
+        """Stop the workers within the drain window (the elector's stop callback, then shutdown)."""
+        already = self._drained.is_set()
+        self._drained.set()
+        unfinished = self._workers.halt()
+        if unfinished and not already:
+            log.warning(
+                "drain window over with work in flight; its writes are fenced off",
+                extra={"op": "shutdown", "outcome": ",".join(unfinished), "count": len(unfinished)},
+            )
+        return unfinished
 
     def _prepare_then(
         self, stop: threading.Event, work: Callable[[threading.Event], None], main_stop: threading.Event
@@ -205,13 +306,21 @@ class Controller:
             if key is None:
                 continue
             try:
-                done = self.sync(key)
+                self.process(key)
             except LostLeadership:
-                self.queue.done(key)
                 stop.set()
                 return
+
+    def process(self, key: str) -> None:
+        """One item taken from the queue: sync it, then forget it (done) or re-queue it with backoff;
+        the item is marked done either way. LostLeadership propagates: the caller stops."""
+        try:
+            try:
+                done = self.sync(key)
             except AllocationFailed:
                 done = False  # its Event is recorded; retry with backoff
+            except LostLeadership:
+                raise
             except Exception:
                 log.exception("node sync failed", extra={"node": key, "op": "sync", "outcome": "error"})
                 done = False
@@ -219,6 +328,7 @@ class Controller:
                 self.queue.forget(key)
             else:
                 self.queue.add_rate_limited(key)
+        finally:
             self.queue.done(key)
 
     def sync(self, name: str) -> bool:
@@ -262,16 +372,17 @@ class Controller:
         return (period if converged else min(period, 10.0)) * random.uniform(0.9, 1.1)
 
     def _resync_guarded(self, stop: threading.Event) -> bool:
-        """A full pass whose failure is logged, never fatal; only fencing stops work. (The reconciler
-        records the pass's duration and error count itself.)"""
+        """A full pass whose failure is logged, never fatal; only fencing stops work. Its verdict is
+        `routectl_converged` (the reconciler records the pass's duration and error count itself)."""
+        converged = False
         try:
-            return self.resync()
+            converged = self.resync()
         except LostLeadership:
             stop.set()
-            return False
         except Exception:
             log.exception("full resync failed", extra={"op": "resync", "outcome": "error"})
-            return False
+        self._metrics.converged.set(1 if converged else 0)
+        return converged
 
     def _allocate(self, node: Node) -> Node | None:
         assert self.allocator is not None
@@ -297,5 +408,12 @@ class Controller:
     def resync(self) -> bool:
         """One full pass: every node's CIDR, then every table listed once and the whole plan applied."""
         if self.allocator is not None:
-            self._await_cache([n for n in map(self._allocate, self.informer.nodes()) if n is not None])
+            allocated: list[Node] = []
+            for node in self.informer.nodes():
+                if self._workers.stop.is_set():
+                    return False  # stopping: the pass ends between two nodes, never inside a write
+                done = self._allocate(node)
+                if done is not None:
+                    allocated.append(done)
+            self._await_cache(allocated)
         return self.reconciler.resync() if self.reconciler is not None else True

@@ -1,21 +1,54 @@
-"""Prometheus metrics of DESIGN.md §4.5, defined once and owned by one registry per controller.
+"""Prometheus metrics, defined once and owned by one registry per controller (docs/architecture.md,
+"Status, Events, metrics"; every name is listed in docs/operations.md, generated from this module by
+scripts/metrics-docs.py).
 
 No module-level registry: each controller (and each test) builds its own `Metrics`, so two controllers in
-one process — the chaos tests and the demo — never share counters.
+one process — the chaos tests and the demo — never share counters. The registry also carries the
+process, platform and garbage-collector series (`process_*`, `python_*`) and `routectl_build_info`.
+Counters and histograms export no `<name>_created` series: client-go has none, and in the text format
+Prometheus stores each as one more gauge per child.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+from collections.abc import Callable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+import routectl
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _WORK_BUCKETS = (1e-4, 1e-3, 0.01, 0.1, 1, 10, 100)
 
 
+FAMILY_ALL = "all"
+"""`family` label of a table whose quota counts both IP families together (`ipv4`, `ipv6` otherwise)."""
+
+
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, provider: str = "") -> None:
+        """`provider` names the cloud adapter in `routectl_build_info` ("" when routes are off)."""
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # prometheus_client's process-wide switch, read at every scrape (the function is untyped).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)  # registers itself only where the interpreter has gc statistics
+        Info("routectl_build", "Version of routectl, of Python, and the provider; value 1", registry=r).info(
+            {"version": routectl.__version__, "python": platform.python_version(), "provider": provider}
+        )
         self.routes_desired = Gauge(
             "routectl_routes_desired", "Routes routectl wants (nodes x managed tables)", registry=r
         )
@@ -53,7 +86,33 @@ class Metrics:
             "routectl_ipam_cidrs_used", "Node blocks in use in a cluster CIDR", ["cidr"], registry=r
         )
         self.route_table_quota = Gauge(
-            "routectl_route_table_quota", "Route quota of a managed table", ["table"], registry=r
+            "routectl_route_table_quota",
+            "Route quota of a managed table (per IP family where the cloud counts them apart)",
+            ["table"],
+            registry=r,
+        )
+        self.route_table_capacity_remaining = Gauge(
+            "routectl_route_table_capacity_remaining",
+            "Routes a managed table can still take: its quota minus every route in it (owned or not), "
+            "per IP family where the cloud counts them apart (family ipv4/ipv6), else family=all",
+            ["table", "family"],
+            registry=r,
+        )
+        self.route_conflicts = Gauge(
+            "routectl_route_conflicts",
+            "Node routes blocked by a foreign route in a table (last full pass; never touched)",
+            ["table"],
+            registry=r,
+        )
+        self.converged = Gauge(
+            "routectl_converged",
+            "1 when the last full pass left every node routed and no stale route behind, else 0",
+            registry=r,
+        )
+        self.nodes_network_unavailable = Gauge(
+            "routectl_nodes_network_unavailable",
+            "Nodes routectl holds at NetworkUnavailable=True (routes not verified in every table)",
+            registry=r,
         )
         self.reconcile_duration = Histogram(
             "routectl_reconcile_duration_seconds", "Duration of one reconcile", ["kind"], registry=r
@@ -64,6 +123,12 @@ class Metrics:
         self.cidr_conflicts = Counter(
             "routectl_ipam_cidr_conflicts_total",
             "Existing podCIDRs that could not be occupied (outside the pool or overlapping)",
+            registry=r,
+        )
+        self.node_cidr_conflicts = Gauge(
+            "routectl_node_cidr_conflicts",
+            "PodCIDRs of live nodes that their node does not own, by the rule they break (no route)",
+            ["rule"],
             registry=r,
         )
         self.leader = Gauge(
@@ -87,3 +152,25 @@ class Metrics:
             buckets=_WORK_BUCKETS,
             registry=r,
         )
+        self.wq_unfinished_work = Gauge(
+            "workqueue_unfinished_work_seconds",
+            "Seconds of work in progress not yet observed by work_duration; large values: stuck workers",
+            ["name"],
+            registry=r,
+        )
+        self.wq_longest_running = Gauge(
+            "workqueue_longest_running_processor_seconds",
+            "Seconds the longest-running worker of the queue has been processing its item",
+            ["name"],
+            registry=r,
+        )
+
+    def cloud_calls(self, provider: str) -> Callable[[str, str, float], None]:
+        """The observer a provider reports every real cloud call to (`RouteProvider.observe`): one per
+        request, so an adapter without a batch API counts one per route."""
+
+        def count(api: str, code: str, seconds: float) -> None:
+            self.cloud_api_requests.labels(provider, api, code).inc()
+            self.cloud_api_duration.labels(provider, api).observe(seconds)
+
+        return count

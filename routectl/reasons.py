@@ -1,4 +1,5 @@
-"""Event reasons and condition values of DESIGN.md §4.5: the one place their spellings live."""
+"""Event reasons and condition values: the one place their spellings live (docs/architecture.md,
+"Status, Events, metrics")."""
 
 from __future__ import annotations
 

@@ -12,12 +12,11 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bins="$repo/tests/e2e/bins"
 cache_dir=${1:?usage: $0 CACHE_DIR}
+# shellcheck source=lib/gobuild.sh
+source "$repo/scripts/lib/gobuild.sh"
 
-version_of() { # KEY -> value from tests/e2e/VERSIONS
-    sed -n "s/^$1=//p" "$repo/tests/e2e/VERSIONS"
-}
-KUBERNETES_VERSION=$(version_of KUBERNETES_VERSION)
-ETCD_VERSION=$(version_of ETCD_VERSION)
+KUBERNETES_VERSION=$(version_of "$repo/tests/e2e/VERSIONS" KUBERNETES_VERSION)
+ETCD_VERSION=$(version_of "$repo/tests/e2e/VERSIONS" ETCD_VERSION)
 k8s_dir="$cache_dir/e2e/k8s-$KUBERNETES_VERSION"
 etcd_dir="$cache_dir/e2e/etcd-$ETCD_VERSION"
 
@@ -31,27 +30,6 @@ export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 echo "first build of the e2e binaries: about 10 min on 2 cores with empty Go caches (4 min with the Go" \
     "modules already downloaded); later runs find them in $cache_dir/e2e and take no time"
 started=$SECONDS
-
-check_pin() { # MODULE_DIR MODULE WANT: the go.mod pin must equal VERSIONS
-    local got
-    got=$(cd "$1" && go list -m -f '{{.Version}}' "$2")
-    [[ "$got" == "$3" ]] || { echo "build-e2e-bins.sh: $1/go.mod pins $2 $got, VERSIONS says $3" >&2; exit 1; }
-}
-
-build_into() { # DEST_DIR BINARY SOURCE_NOTE MODULE_DIR PACKAGE LDFLAGS: go build, then atomic rename
-    local dest_dir=$1 binary=$2 note=$3 module_dir=$4 package=$5 ldflags=$6 tmp
-    mkdir -p "$dest_dir"
-    tmp=$(mktemp -d "$dest_dir/.build.XXXXXX")
-    echo "building $binary from $package into $dest_dir (go build; this takes many minutes) ..."
-    if (cd "$module_dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/$binary" "$package"); then
-        echo "$note" >"$dest_dir/SOURCE"
-        mv "$tmp/$binary" "$dest_dir/$binary"
-        rm -rf "$tmp"
-        return 0
-    fi
-    rm -rf "$tmp"
-    return 1
-}
 
 etcd_from_debian() { # fallback when the module build fails: Debian's etcd-server, recorded in SOURCE
     echo "build-e2e-bins.sh: etcd module build failed; falling back to Debian's etcd-server" >&2
@@ -71,15 +49,15 @@ if [[ ! -x "$k8s_dir/kube-apiserver" ]]; then
         ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
         ldflags+=" -X $pkg.gitTreeState=clean"
     done
-    build_into "$k8s_dir" kube-apiserver "go module k8s.io/kubernetes@$KUBERNETES_VERSION" \
-        "$bins/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$ldflags" \
+    build_into "$k8s_dir" "go module k8s.io/kubernetes@$KUBERNETES_VERSION" "$bins/kube-apiserver" \
+        "$ldflags" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver \
         || { echo "build-e2e-bins.sh: kube-apiserver build failed" >&2; exit 1; }
 fi
 
 if [[ ! -x "$etcd_dir/etcd" ]]; then
     check_pin "$bins/etcd" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
-    if ! build_into "$etcd_dir" etcd "go module go.etcd.io/etcd/server/v3@$ETCD_VERSION" \
-        "$bins/etcd" go.etcd.io/etcd/server/v3 "-s -w"; then
+    if ! build_into "$etcd_dir" "go module go.etcd.io/etcd/server/v3@$ETCD_VERSION" "$bins/etcd" \
+        "-s -w" etcd go.etcd.io/etcd/server/v3; then
         etcd_from_debian
     fi
 fi

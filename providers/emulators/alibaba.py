@@ -6,8 +6,9 @@ the `x-acs-action` header or the `Action` query parameter, parameters arrive fla
 DescribeRouteEntryList (paged by NextToken, filtered by type / destination list), CreateRouteEntries and
 DeleteRouteEntries with per-entry failures, route entries going Creating → Available and Deleting → gone
 after configurable delays, `TaskConflict` for a write while the VPC has entries in flight, a per-table
-custom-route quota, throttling with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected
-failures, latency, ClientToken replay, and a call counter by action.
+custom-route quota, ECS DescribeInstances for the VPC an instance is in (`add_instances`), throttling
+with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected failures, latency, ClientToken
+replay, and a call counter by action.
 
 Invariant: every response is either a 200 JSON body of the documented shape or the documented JSON error
 `{"RequestId", "Code", "Message", "HostId", "Recommend"}` with its HTTP status; state changes only under
@@ -22,12 +23,13 @@ import itertools
 import json
 import threading
 import time
-import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
+
+from providers.emulators.params import request_params
 
 JSON = dict[str, Any]
 
@@ -128,9 +130,9 @@ class _Table:
 
 @dataclass(slots=True)
 class _Fault:
-    """An injected whole-call error for the next `times` calls of `action` (None = any action)."""
+    """An injected whole-call error for the next `times` calls of `actions` (None = any action)."""
 
-    action: str | None
+    actions: frozenset[str] | None
     times: int
     error: _ApiError
     after: bool = False
@@ -273,6 +275,11 @@ class AlibabaVpcEmulator:
             entry.settles_at = float("inf") if status != "Available" else 0.0
             return entry.id
 
+    def set_quota(self, table_id: str, quota: int) -> None:
+        """The table's custom-entry quota from now on (entries beyond it stay; new ones are refused)."""
+        with self._lock:
+            self._tables[table_id].quota = quota
+
     def set_route_status(self, table_id: str, destination: str, status: str) -> None:
         with self._lock:
             entry = self._tables[table_id].entries[destination]
@@ -289,7 +296,7 @@ class AlibabaVpcEmulator:
 
     def throttle(
         self,
-        action: str | None = None,
+        action: str | Collection[str] | None = None,
         *,
         times: int = 1,
         retry_after_ms: int = 1000,
@@ -300,7 +307,7 @@ class AlibabaVpcEmulator:
 
     def fail(
         self,
-        action: str | None = None,
+        action: str | Collection[str] | None = None,
         *,
         times: int = 1,
         status: int = 503,
@@ -308,15 +315,17 @@ class AlibabaVpcEmulator:
         message: str = "The request has failed due to a temporary failure of the server.",
         retry_after_ms: int | None = None,
     ) -> None:
-        """The next `times` calls of `action` fail with `code` and HTTP `status` (5xx by default)."""
+        """The next `times` calls of `action` (several actions count together; None = any action) fail
+        with `code` and HTTP `status` (5xx by default)."""
+        error = _ApiError(status, code, message, retry_after_ms)
         with self._lock:
-            self._faults.append(_Fault(action, times, _ApiError(status, code, message, retry_after_ms)))
+            self._faults.append(_Fault(_actions(action), times, error))
 
     def lose_response(self, action: str, *, times: int = 1) -> None:
         """The next `times` calls of `action` take effect, but the caller gets a 503 instead of the result."""
         error = _ApiError(503, "ServiceUnavailable", "The request has failed due to a temporary failure.")
         with self._lock:
-            self._faults.append(_Fault(action, times, error, after=True))
+            self._faults.append(_Fault(_actions(action), times, error, after=True))
 
     @property
     def calls(self) -> dict[str, int]:
@@ -352,7 +361,11 @@ class AlibabaVpcEmulator:
 
     def _inject_fault(self, action: str, *, after: bool) -> None:
         for fault in self._faults:
-            if fault.times > 0 and fault.after is after and fault.action in (None, action):
+            if (
+                fault.times > 0
+                and fault.after is after
+                and (fault.actions is None or action in fault.actions)
+            ):
                 fault.times -= 1
                 raise fault.error
         self._faults = [f for f in self._faults if f.times > 0]
@@ -576,12 +589,37 @@ class AlibabaVpcEmulator:
             "FailedRouteEntries": failed,
         }
 
+    def _describe_instances(self, params: Mapping[str, str]) -> JSON:
+        """ECS DescribeInstances (the one ECS read the adapter makes): each live instance named in
+        `InstanceIds` (a JSON list) with the VPC it is in."""
+        wanted = json.loads(params.get("InstanceIds") or "[]")
+        found = [
+            {"InstanceId": i, "Status": "Running", "VpcAttributes": {"VpcId": vpc}}
+            for i in wanted
+            for vpc, members in sorted(self._vpcs.items())
+            if i in members
+        ]
+        return {
+            "RequestId": _request_id(),
+            "TotalCount": len(found),
+            "PageNumber": 1,
+            "PageSize": max(10, len(found)),
+            "Instances": {"Instance": found},
+        }
+
     _ACTIONS: ClassVar[dict[str, Callable[[AlibabaVpcEmulator, Mapping[str, str]], JSON]]] = {
+        "DescribeInstances": _describe_instances,
         "DescribeRouteTableList": _describe_route_table_list,
         "DescribeRouteEntryList": _describe_route_entry_list,
         "CreateRouteEntries": _create_route_entries,
         "DeleteRouteEntries": _delete_route_entries,
     }
+
+
+def _actions(action: str | Collection[str] | None) -> frozenset[str] | None:
+    if action is None:
+        return None
+    return frozenset({action} if isinstance(action, str) else action)
 
 
 def _find(table: _Table, spec: Mapping[str, str]) -> _Entry | None:
@@ -634,13 +672,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence per-request logging; the call counter is the record."""
 
     def _serve(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
-        length = int(self.headers.get("content-length") or 0)
-        if length:
-            body = self.rfile.read(length).decode("utf-8")
-            if "x-www-form-urlencoded" in (self.headers.get("content-type") or ""):
-                params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
+        params = request_params(self)
         action = self.headers.get("x-acs-action") or params.get("Action", "")
         headers: dict[str, str] = {}
         try:

@@ -20,11 +20,13 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+
+from providers.emulators.throttling import Bucket, CloudBucket
 
 Json = dict[str, Any]
 
@@ -78,25 +80,6 @@ def _bad_request(message: str) -> ApiError:
     return ApiError(400, "invalid", message)
 
 
-class _TokenBucket:
-    """`rate` calls per second with bursts of `burst`; `take()` is False when the bucket is empty."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
-
-
 @dataclasses.dataclass(slots=True)
 class _Operation:
     """A global operation; `effect` runs once at `done_at` and returns an error dict or None."""
@@ -130,8 +113,12 @@ class _Operation:
         return body
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Fault:
+    """The next `times` calls of any of `apis` answer this error."""
+
+    apis: frozenset[str]
+    times: int
     status: int
     reason: str
     message: str
@@ -164,8 +151,8 @@ class GceEmulator:
         self._operations: dict[tuple[str, str], _Operation] = {}
         self._pending: list[_Operation] = []
         self._calls: collections.Counter[str] = collections.Counter()
-        self._faults: dict[str, collections.deque[_Fault]] = collections.defaultdict(collections.deque)
-        self._bucket: _TokenBucket | None = None
+        self._faults: list[_Fault] = []
+        self._bucket: CloudBucket | None = None
         self._limited: frozenset[str] = frozenset()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -232,19 +219,41 @@ class GceEmulator:
                 )
         return link
 
-    def add_instance(self, project: str, zone: str, name: str, *, can_ip_forward: bool = True) -> str:
-        """Create a RUNNING instance; returns its URL (what routes name as `nextHopInstance`)."""
+    def add_instance(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        can_ip_forward: bool = True,
+        network_ip: str = "",
+        network: str = "",
+    ) -> str:
+        """Create a RUNNING instance with one NIC in `network` (a network name or URL; default: the
+        project's first network); returns its URL (what routes name as `nextHopInstance`).
+
+        With `network_ip`, the NIC reports that primary internal address (the dataplane tier gives each
+        node namespace the address the cloud reports).
+        """
         link = f"{BASE}projects/{project}/zones/{zone}/instances/{name}"
+        instance: Json = {
+            "kind": "compute#instance",
+            "id": "",
+            "name": name,
+            "zone": f"{BASE}projects/{project}/zones/{zone}",
+            "status": "RUNNING",
+            "canIpForward": can_ip_forward,
+            "selfLink": link,
+        }
         with self._lock:
-            self._instances[project, zone, name] = {
-                "kind": "compute#instance",
-                "id": str(next(self._ids)),
-                "name": name,
-                "zone": f"{BASE}projects/{project}/zones/{zone}",
-                "status": "RUNNING",
-                "canIpForward": can_ip_forward,
-                "selfLink": link,
-            }
+            own = next((n for p, n in self._networks if p == project), "default")
+            nic: Json = {"name": "nic0", "network": network if network.startswith(BASE) else ""}
+            nic["network"] = nic["network"] or f"{BASE}projects/{project}/global/networks/{network or own}"
+            if network_ip:
+                nic["networkIP"] = network_ip
+            instance["networkInterfaces"] = [nic]
+            instance["id"] = str(next(self._ids))
+            self._instances[project, zone, name] = instance
         return link
 
     def delete_instance(self, project: str, zone: str, name: str) -> None:
@@ -283,28 +292,26 @@ class GceEmulator:
 
     def fail_next(
         self,
-        api: str,
+        api: str | Collection[str],
         *,
         status: int = 503,
         reason: str = "backendError",
         message: str = "Internal error. Please try again.",
         count: int = 1,
     ) -> None:
-        """The next `count` calls of `api` answer with this error instead of being served."""
-        if api not in APIS:
-            raise ValueError(f"unknown api {api!r}")
+        """The next `count` calls of `api` (or of several APIs, counted together) answer with this
+        error instead of being served."""
+        apis = frozenset({api} if isinstance(api, str) else api)
+        if not apis <= APIS:
+            raise ValueError(f"unknown api {sorted(apis - APIS)}")
         with self._lock:
-            self._faults[api].extend([_Fault(status, reason, message)] * count)
+            self._faults.append(_Fault(apis, count, status, reason, message))
 
     def rate_limit(self, rate: float, burst: int, apis: Iterable[str] = APIS) -> None:
         """Answer 403 rateLimitExceeded to calls of `apis` beyond `rate`/s (bursts of `burst`)."""
         with self._lock:
-            self._bucket = _TokenBucket(rate, burst)
+            self._bucket = CloudBucket(Bucket(burst, rate), time.monotonic())
             self._limited = frozenset(apis)
-
-    def clear_rate_limit(self) -> None:
-        with self._lock:
-            self._bucket = None
 
     # -- request handling (called by the HTTP handler) -------------------------------------------
 
@@ -339,11 +346,12 @@ class GceEmulator:
             return 0.0 if op is None else max(0.0, op.done_at - time.monotonic())
 
     def _admit(self, api: str) -> None:
-        if self._bucket is not None and api in self._limited and not self._bucket.take():
+        if self._bucket is not None and api in self._limited and not self._bucket.take(time.monotonic()):
             raise ApiError(403, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
-        faults = self._faults.get(api)
-        if faults:
-            fault = faults.popleft()
+        fault = next((f for f in self._faults if api in f.apis and f.times > 0), None)
+        if fault is not None:
+            fault.times -= 1
+            self._faults = [f for f in self._faults if f.times > 0]
             raise ApiError(fault.status, fault.reason, fault.message)
 
     def _serve(self, api: str, args: dict[str, str], query: dict[str, str], payload: Json) -> Json:

@@ -18,6 +18,7 @@ records every write that touched one (`foreign_writes`) so tests can prove the e
     provider_id = sim.add_instance("i-0001")                   # spec.providerID of a Node on it
     sim.add_route("rtb-main", "0.0.0.0/0", next_hop="igw-1")   # a foreign route
     sim.inject("create_routes", Fault.SERVER_ERROR)            # the next create call answers 5xx
+    sim.inject(WRITES, Fault.THROTTLED)                        # the next write of any kind is throttled
     sim.chaos(0.05, seed=1)                                    # 5 % of calls fail, replayably
     sim.calls, sim.throttled, sim.busy, sim.foreign_writes, sim.routes("rtb-main")
 """
@@ -31,10 +32,11 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
-from providers.errors import Fatal, InvalidProviderID, NotFound, Throttled, Transient
+from providers.emulators.throttling import Bucket, CloudBucket
+from providers.errors import Fatal, InvalidProviderID, NotFound, OutsideNetwork, Throttled, Transient
 from providers.model import (
     CallObserver,
     Limits,
@@ -48,6 +50,8 @@ from providers.model import (
     no_guard,
 )
 
+MANAGED_NETWORK = "sim-net"
+"""The network the sim's tables route in; an instance added with another `network` is outside it."""
 PROVIDER_ID_PREFIX = "sim://"
 """providerIDs look like `sim://<zone>/<instance>`."""
 
@@ -61,14 +65,14 @@ class Fault(enum.Enum):
     """The reply was lost after the cloud acted: the write happened, the caller sees RETRY."""
     BUSY = "busy"
     """The table is busy with another operation (Alibaba `OperationConflict`): RETRY."""
+    THROTTLED = "throttled"
+    """Refused for the rate limit, as by an empty bucket: nothing happened; writes answer a throttled
+    RETRY, reads raise Throttled."""
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """A token bucket: `burst` tokens at most, `rate` tokens added per second."""
-
-    burst: int
-    rate: float
+CHAOS_FAULTS = (Fault.SERVER_ERROR, Fault.TIMEOUT, Fault.TIMEOUT_AFTER_WRITE, Fault.BUSY)
+"""What `chaos` draws from by default; throttling under load is the buckets' job."""
+WRITES = ("create_routes", "replace_routes", "delete_routes")
 
 
 @dataclass(slots=True)
@@ -89,23 +93,8 @@ class SimRoute:
 class _Instance:
     zone: str
     alive: bool = True
-
-
-class _Bucket:
-    """Non-blocking token bucket: the cloud refuses a call it has no token for."""
-
-    def __init__(self, spec: Bucket, now: float) -> None:
-        self.spec = spec
-        self.tokens = float(spec.burst)
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(float(self.spec.burst), self.tokens + (now - self.stamp) * self.spec.rate)
-        self.stamp = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
+    network: str = ""
+    """"" = the managed network."""
 
 
 @dataclass(slots=True)
@@ -119,7 +108,8 @@ class _Chaos:
 class _State:
     tables: dict[str, dict[Network, SimRoute]]
     instances: dict[str, _Instance] = field(default_factory=dict)
-    injected: dict[str, deque[Fault]] = field(default_factory=dict)
+    injected: dict[frozenset[str], deque[Fault]] = field(default_factory=dict)
+    """Queued faults, by the APIs that draw from the queue."""
     in_flight: Counter[str] = field(default_factory=Counter)
 
 
@@ -159,8 +149,8 @@ class SimCloud:
         self._clock = clock
         self._sleep = sleep
         now = clock()
-        self._write_bucket = _Bucket(write, now) if write else None
-        self._read_bucket = _Bucket(read, now) if read else None
+        self._write_bucket = CloudBucket(write, now) if write else None
+        self._read_bucket = CloudBucket(read, now) if read else None
         self._limits = limits or Limits(
             write_rate=write.rate if write else 1000.0,
             write_burst=write.burst if write else 1000,
@@ -189,10 +179,11 @@ class SimCloud:
 
     # --- test controls -------------------------------------------------------------------------
 
-    def add_instance(self, instance: str, zone: str = "zone-a") -> str:
-        """Register a running instance; returns the providerID a node on it would carry."""
+    def add_instance(self, instance: str, zone: str = "zone-a", *, network: str = "") -> str:
+        """Register a running instance (in the managed network unless `network` names another one);
+        returns the providerID a node on it would carry."""
         with self._lock:
-            self._state.instances[instance] = _Instance(zone)
+            self._state.instances[instance] = _Instance(zone, network=network)
         return f"{PROVIDER_ID_PREFIX}{zone}/{instance}"
 
     def terminate(self, instance: str) -> None:
@@ -224,17 +215,21 @@ class SimCloud:
         with self._lock:
             return {d: replace(r) for d, r in self._state.tables[table].items()}
 
-    def inject(self, api: str, *faults: Fault) -> None:
-        """The next calls of `api` (`list_routes`, `create_routes`, …) fail with `faults`, in order."""
+    def inject(self, api: str | Collection[str], *faults: Fault) -> None:
+        """The next calls of `api` (`list_routes`, `create_routes`, …, or several sharing one queue,
+        such as `WRITES`) fail with `faults`, in order."""
+        apis = frozenset({api} if isinstance(api, str) else api)
         with self._lock:
-            self._state.injected.setdefault(api, deque()).extend(faults)
+            self._state.injected.setdefault(apis, deque()).extend(faults)
 
-    def chaos(self, rate: float, faults: Sequence[Fault] = tuple(Fault), seed: int = 0) -> None:
+    def chaos(self, rate: float, faults: Sequence[Fault] = CHAOS_FAULTS, seed: int = 0) -> None:
         """Every call fails with probability `rate` with one of `faults` (seeded: replayable)."""
         with self._lock:
             self._chaos = _Chaos(rate, tuple(faults), random.Random(seed)) if rate > 0 else None
 
     def set_quota(self, quota: int | None) -> None:
+        """The route quota of every table from now on (the conformance kit fills a table with it);
+        `limits` keeps advertising the quota the sim was built with."""
         with self._lock:
             self._quota = quota
 
@@ -275,7 +270,8 @@ class SimCloud:
         return Target(instance=instance, zone=zone)
 
     def prepare_target(self, target: Target) -> None:
-        """A read (like GCP's canIpForward check): the instance must exist and be running."""
+        """A read (like GCP's canIpForward check): the instance must exist, be running and be in the
+        managed network (`OutsideNetwork` otherwise)."""
         fault = self._enter("prepare_target", self._read_bucket)
         if fault is not None:
             raise Transient(f"prepare_target {target}: {fault.value}")
@@ -285,6 +281,8 @@ class SimCloud:
                 raise NotFound(f"prepare_target {target}: no such instance")
             if not instance.alive:
                 raise Fatal(f"prepare_target {target}: instance is terminated")
+            if instance.network:
+                raise OutsideNetwork(target.instance, instance.network, MANAGED_NETWORK)
             self.prepared.add(target.instance)
 
     def guard_writes(self, guard: WriteGuard) -> None:
@@ -301,14 +299,16 @@ class SimCloud:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _enter(self, api: str, bucket: _Bucket | None) -> Fault | None:
+    def _enter(self, api: str, bucket: CloudBucket | None) -> Fault | None:
         """Count, throttle (raise Throttled), pay the latency; return the fault to act out (or None)."""
         with self._lock:
             self.calls[api] += 1
             throttled = bucket is not None and not bucket.take(self._clock())
+            fault = None if throttled else self._next_fault(api)
+            if fault is Fault.THROTTLED:
+                throttled, fault = True, None
             if throttled:
                 self.throttled[api] += 1
-            fault = None if throttled else self._next_fault(api)
         if throttled:
             self._report(api, "RequestLimitExceeded", 0.0)
             raise Throttled(f"{api}: RequestLimitExceeded")
@@ -444,8 +444,8 @@ class SimCloud:
         )
 
     def _next_fault(self, api: str) -> Fault | None:
-        queue = self._state.injected.get(api)
-        if queue:
+        queue = next((q for apis, q in self._state.injected.items() if api in apis and q), None)
+        if queue is not None:
             return queue.popleft()
         chaos = self._chaos
         if chaos is not None and chaos.rng.random() < chaos.rate:
@@ -473,4 +473,4 @@ def _retry(route: Route, message: str, *, throttled: bool = False) -> RouteResul
     return RouteResult(route, Outcome.RETRY, message, throttled=throttled)
 
 
-__all__ = ["PROVIDER_ID_PREFIX", "Bucket", "Fault", "SimCloud", "SimRoute"]
+__all__ = ["CHAOS_FAULTS", "PROVIDER_ID_PREFIX", "WRITES", "Bucket", "Fault", "SimCloud", "SimRoute"]

@@ -13,68 +13,169 @@ import dataclasses
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+import ipam
 import providers
-from providers.emulators.embedded import CLOUDS, CLUSTER_NAME
+from providers.emulators.embedded import ROUTE_QUOTAS, RouteQuota
 from providers.emulators.isolation import disable_metadata_probes
-from routectl.demo.harness import Outcome, embedded_config, run_until_converged
+from providers.registry import DEMO_CLUSTER, EmbeddedFactory, Registry, RegistryError, discover
+from routectl.demo.harness import RunResult, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
 from routectl.ops import logs
 from routectl.ops.columns import columns
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(registry: Registry) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routectl demo", description=__doc__)
-    parser.add_argument("--provider", choices=providers.NAMES, default="aws")
+    embedded = [spec.name for spec in registry.specs if spec.embedded]
+    parser.add_argument(
+        "--provider",
+        choices=embedded,
+        default="aws" if "aws" in embedded else None,
+        help="an installed provider whose spec names an embedded cloud",
+    )
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
     parser.add_argument("--output", choices=("table", "json"), default="table")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for convergence")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds the whole demo may take")
     return parser
 
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = _parser().parse_args(list(argv))
-    if args.nodes < 1:
-        print("routectl demo: --nodes must be at least 1", file=err)
+    """Exit 2 at once when the nodes cannot fit (pool, embedded route quota); otherwise the report
+    within --timeout (set-up, convergence and report included), exit 0 only if converged."""
+    try:
+        registry = discover()
+        args = _parser(registry).parse_args(list(argv))
+        embedded = registry[args.provider].embedded_cloud() if args.provider else None
+    except RegistryError as error:
+        print(f"routectl demo: {error}", file=err)
+        return 2
+    if embedded is None:
+        print("routectl demo: --provider: required (no default: aws is not installed)", file=err)
+        return 2
+    deadline = time.monotonic() + args.timeout
+    cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
+    refused = _refusal(args.provider, ROUTE_QUOTAS.get(embedded), args.nodes, cidrs, args.timeout)
+    if refused:
+        print(f"routectl demo: {refused}", file=err)
         return 2
     logs.setup("error", err)
     # The demo's clouds are all embedded: no SDK may look for credentials on a metadata server.
     disable_metadata_probes(os.environ)
-    cidrs = [c.strip() for c in args.cluster_cidr.split(",") if c.strip()]
-    try:
-        converged, report = _converge(args.provider, args.nodes, cidrs, args.timeout, err)
-    except providers.MissingPackage as missing:  # e.g. in the container image, which has no moto
-        print(f"routectl demo: {missing}", file=err)
+    run = _Run(args.provider, embedded, registry, args.nodes, cidrs, deadline, err)
+    # When --timeout passes first, the command reports and the CLI ends the process with this thread.
+    worker = threading.Thread(target=run.go, name="demo")
+    worker.start()
+    worker.join(timeout=max(0.0, deadline - time.monotonic()))
+    if run.missing:
+        print(f"routectl demo: {run.missing}", file=err)
         return 2
+    if run.report is None:
+        print(f"\nroutectl demo: --timeout {args.timeout:g}s reached while {run.phase}", file=err)
+        return 1
     if args.output == "json":
-        json.dump(dataclasses.asdict(report), out, indent=2)
+        json.dump(dataclasses.asdict(run.report), out, indent=2)
         print(file=out)
     else:
-        _print_table(report, out)
-    return 0 if converged else 1
+        _print_table(run.report, out)
+    return 0 if run.report.converged else 1
 
 
-def _converge(
-    provider_name: str, nodes: int, cidrs: list[str], timeout_s: float, err: TextIO
-) -> tuple[bool, Report]:
-    """Run the controller against a fresh embedded cloud until it converges or `timeout_s` passes."""
-    with CLOUDS[provider_name](nodes) as cloud:
-        cfg = embedded_config(provider_name, cidrs, cluster_name=CLUSTER_NAME, extra=cloud.flags)
-        cluster = MemoryCluster()
-        for i, provider_id in enumerate(cloud.provider_ids):
-            cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
-        provider = providers.get(provider_name, cfg.provider_config)
-        calls: collections.Counter[str] = collections.Counter()
-        provider.observe(lambda api, code, seconds: calls.update([api]))
-        outcome = run_until_converged(cluster, provider, cfg, timeout_s=timeout_s, progress=_progress(err))
-        print(file=err)
-        report = _report(provider_name, cidrs, outcome, cluster, provider, dict(calls))
-        provider.close()
-    return outcome.converged, report
+class _Run:
+    """One demo run against its deadline; `phase` says where it is, `report` is set when it is done."""
+
+    def __init__(
+        self,
+        provider: str,
+        embedded: EmbeddedFactory,
+        registry: Registry,
+        nodes: int,
+        cidrs: list[str],
+        deadline: float,
+        err: TextIO,
+    ) -> None:
+        self.provider, self.embedded, self.registry = provider, embedded, registry
+        self.nodes, self.cidrs, self.deadline, self.err = nodes, cidrs, deadline, err
+        self.phase = f"setting up the embedded {provider} cloud ({nodes} instances)"
+        self.report: Report | None = None
+        self.missing = ""
+        """Set when this installation lacks a package the run needs (moto in the container image)."""
+
+    def go(self) -> None:
+        try:
+            self._go()
+        except providers.MissingPackage as missing:
+            self.missing = str(missing)
+        except Exception as failure:  # one line, like every other way the demo ends
+            self.phase = f"{self.phase}: {type(failure).__name__}: {failure}"
+
+    def _go(self) -> None:
+        with self.embedded(self.nodes) as cloud:
+            cfg = embedded_config(
+                self.provider,
+                self.cidrs,
+                cluster_name=DEMO_CLUSTER,
+                extra=cloud.flags,
+                registry=self.registry,
+            )
+            assert cfg.cloud is not None  # routes are on in a `run` config
+            cluster = MemoryCluster()
+            for i, provider_id in enumerate(cloud.provider_ids):
+                cluster.add_node(f"node-{i:03d}", provider_id=provider_id)
+            provider = cfg.cloud.build()
+            calls: collections.Counter[str] = collections.Counter()
+            provider.observe(lambda api, code, seconds: calls.update([api]))
+            # What is left of --timeout, less a share kept for stopping the controller and the report.
+            left = self.deadline - time.monotonic()
+            reserve_s = min(10.0, left / 5)
+            self.phase = "converging"
+            result = run_until_converged(
+                cluster,
+                provider,
+                cfg,
+                timeout_s=max(0.0, left - reserve_s),
+                stop_s=reserve_s / 2,
+                progress=_progress(self.err),
+            )
+            print(file=self.err)
+            self.phase = "verifying the result against the embedded cloud"
+            report = _report(self.provider, self.cidrs, result, cluster, provider, dict(calls))
+            provider.close()
+        self.report = report
+
+
+def _refusal(provider: str, quota: RouteQuota | None, nodes: int, cidrs: list[str], timeout_s: float) -> str:
+    """Why the demo cannot succeed, said before anything starts ("" when it can); `quota` is the
+    embedded cloud's (None: not known, as for a third-party provider's)."""
+    if nodes < 1:
+        return "--nodes must be at least 1"
+    if not timeout_s > 0:
+        return f"--timeout {timeout_s}: must be a positive number of seconds"
+    try:
+        usage = ipam.CIDRPool(cidrs).usage()
+    except ipam.IPAMError as problem:
+        return f"--cluster-cidr: {problem}"
+    for version in sorted({u.cidr.version for u in usage}):
+        blocks = sum(u.capacity for u in usage if u.cidr.version == version)
+        if nodes > blocks:
+            where = ", ".join(str(u.cidr) for u in usage if u.cidr.version == version)
+            mask = next(u.node_mask for u in usage if u.cidr.version == version)
+            return f"--nodes {nodes} do not fit the pool: {where} holds {blocks} /{mask} node blocks"
+    families = len({u.cidr.version for u in usage})
+    if quota is not None and not quota.fits(nodes, families):
+        per = " per IP family" if quota.per_family else ""
+        needed = nodes if quota.per_family else nodes * families
+        return (
+            f"--nodes {nodes} do not fit the embedded {provider} cloud's route quota: "
+            f"{quota.routes} routes per table{per}, {needed} needed"
+        )
+    return ""
 
 
 def _progress(err: TextIO) -> Callable[[int, int], None]:
@@ -111,7 +212,7 @@ class TableRow:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The demo's result; its JSON form is DESIGN.md §4.7's output."""
+    """The demo's result; its JSON form is docs/architecture.md's "Demo" contract."""
 
     provider: str
     cluster_cidrs: list[str]
@@ -126,7 +227,7 @@ class Report:
 def _report(
     provider_name: str,
     cidrs: list[str],
-    outcome: Outcome,
+    result: RunResult,
     cluster: MemoryCluster,
     provider: providers.RouteProvider,
     api_calls: dict[str, int],
@@ -135,8 +236,8 @@ def _report(
     return Report(
         provider=provider_name,
         cluster_cidrs=cidrs,
-        converged=outcome.converged,
-        elapsed_s=round(outcome.elapsed_s, 3),
+        converged=result.converged,
+        elapsed_s=round(result.elapsed_s, 3),
         api_calls=dict(sorted(api_calls.items())),
         nodes=[
             NodeRow(
@@ -166,7 +267,7 @@ def _report(
             )
             for table in provider.tables()
         ],
-        violations=list(outcome.violations),
+        violations=list(result.violations),
     )
 
 

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ipam import inside
 from providers import RouteProvider
+from providers.registry import Registry
 from routectl import config as configuration
 from routectl.cluster import Node
 from routectl.controller import Controller
 from routectl.demo.memcluster import MemoryCluster
-from routectl.engine.planner import inside
+from routectl.engine.ownership import CIDRProblem, owners
 from routectl.metrics import Metrics
 from routectl.reasons import ConditionReason
 
@@ -28,7 +30,9 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RunResult:
+    """How a run of the whole controller ended (not a route's `providers.Outcome`)."""
+
     converged: bool
     elapsed_s: float
     violations: tuple[str, ...]
@@ -42,6 +46,7 @@ def embedded_config(
     cluster_name: str = "demo",
     extra: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
 ) -> configuration.Config:
     """A `run` config for an in-process controller: no HTTP endpoints, the lease in `routectl-demo`."""
     argv = [
@@ -53,13 +58,12 @@ def embedded_config(
         "--leader-elect-resource-namespace=routectl-demo",
         *extra,
     ]
-    return configuration.load(argv, env or {"POD_NAME": "routectl-embedded"}, "run")
+    return configuration.load(argv, env or {"POD_NAME": "routectl-embedded"}, "run", registry)
 
 
 def converged_nodes(cluster: MemoryCluster, exclude_label: tuple[str, str]) -> tuple[int, int]:
     """(nodes whose condition says RouteCreated, nodes that want a route)."""
-    key, value = exclude_label
-    wanted = [n for n in cluster.nodes().values() if n.labels.get(key) != value and not n.deleting]
+    wanted = [n for n in cluster.nodes().values() if not n.excluded_by(exclude_label) and not n.deleting]
     done = sum(
         1
         for n in wanted
@@ -73,12 +77,11 @@ def converged_nodes(cluster: MemoryCluster, exclude_label: tuple[str, str]) -> t
 def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configuration.Config) -> tuple[str, ...]:
     """Every broken invariant, read from the cluster and from the cloud's own listing."""
     problems: list[str] = []
-    key, value = cfg.exclude_label
-    nodes = [n for n in cluster.nodes().values() if n.labels.get(key) != value]
-    seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
-    for node in nodes:
-        problems += _node_problems(node, cfg, seen)
-    wanted = {ipaddress.ip_network(c): provider.target_for(n.provider_id) for n in nodes for c in n.pod_cidrs}
+    nodes = {n.name: n for n in cluster.nodes().values() if not n.excluded_by(cfg.exclude_label)}
+    ownership = owners(nodes.values(), cfg.pool_rules())
+    for node in nodes.values():
+        problems += _node_problems(node, ownership.rejected(node.name))
+    wanted = {block: provider.target_for(nodes[name].provider_id) for block, name in ownership.owners.items()}
     for table in provider.tables():
         # Owned routes outside the cluster CIDRs are not routectl's to judge (nor ever touched by it).
         owned = [
@@ -100,22 +103,11 @@ def violations(cluster: MemoryCluster, provider: RouteProvider, cfg: configurati
     return tuple(problems)
 
 
-def _node_problems(
-    node: Node,
-    cfg: configuration.Config,
-    seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str],
-) -> list[str]:
+def _node_problems(node: Node, rejected: Sequence[CIDRProblem]) -> list[str]:
     problems: list[str] = []
     if not node.pod_cidrs:
         problems.append(f"node {node.name}: no podCIDR")
-    for text in node.pod_cidrs:
-        cidr = ipaddress.ip_network(text)
-        if not inside(cidr, cfg.cluster_cidrs):
-            problems.append(f"node {node.name}: podCIDR {cidr} outside the cluster CIDRs")
-        for other, owner in seen.items():
-            if other.version == cidr.version and other.overlaps(cidr):
-                problems.append(f"node {node.name}: podCIDR {cidr} overlaps {owner}'s {other}")
-        seen[cidr] = node.name
+    problems += [f"node {node.name}: {problem.message}" for problem in rejected]
     condition = node.network_unavailable
     if condition is None or (condition.status, condition.reason) != ("False", ConditionReason.ROUTE_CREATED):
         problems.append(f"node {node.name}: NetworkUnavailable is {condition}")
@@ -131,9 +123,11 @@ def run_until_converged(
     metrics: Metrics | None = None,
     progress: Progress | None = None,
     poll_s: float = 0.1,
-) -> Outcome:
+    stop_s: float = 60.0,
+) -> RunResult:
     """Start the controller, wait until every node reports RouteCreated (or the timeout), stop it
-    (SIGTERM semantics: workers joined, lease released), then verify against the cloud."""
+    (SIGTERM semantics: workers joined, lease released — waited for `stop_s` at most), then verify
+    against the cloud."""
     controller = Controller(cfg, cluster, provider, metrics or Metrics())
     stop = threading.Event()
     exit_code: list[int] = []
@@ -151,8 +145,8 @@ def run_until_converged(
         elapsed = time.monotonic() - started
     finally:
         stop.set()
-        thread.join(timeout=60)
+        thread.join(timeout=stop_s)
     found = violations(cluster, provider, cfg)
-    return Outcome(
+    return RunResult(
         converged=not found, elapsed_s=elapsed, violations=found, exit_code=exit_code[0] if exit_code else -1
     )

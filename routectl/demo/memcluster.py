@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from routectl.cluster import (
     AmbiguousError,
@@ -40,18 +40,6 @@ class RecordedEvent:
     count: int = 1
 
 
-@dataclass(slots=True)
-class _Faults:
-    """Injected failures, consumed per call: op name -> queue of callables run before the op."""
-
-    queues: dict[str, deque[Callable[[], None]]] = field(default_factory=dict)
-
-    def fire(self, op: str) -> None:
-        queue = self.queues.get(op)
-        if queue:
-            queue.popleft()()
-
-
 class MemoryCluster:
     """Thread-safe; every mutation bumps the global resourceVersion and appends to the watch history."""
 
@@ -59,6 +47,8 @@ class MemoryCluster:
         self._lock = threading.Condition()
         self._rv = itertools.count(1)
         self._current_rv = 0
+        self._created = 1_700_000_000.0
+        """creationTimestamp of the last node added: each new one is a second later, as time moves on."""
         self._nodes: dict[str, Node] = {}
         self._history: deque[WatchEvent] = deque()
         self._history_limit = history_limit
@@ -66,7 +56,8 @@ class MemoryCluster:
         self._leases: dict[tuple[str, str], Lease] = {}
         self._snapshots: dict[str, tuple[Node, ...]] = {}
         self._bookmark_interval_s = bookmark_interval_s
-        self._faults = _Faults()
+        self._faults: dict[str, deque[Callable[[], None]]] = {}
+        """Injected failures, consumed per call: op name → callables run before the op."""
         self.events: list[RecordedEvent] = []
         self.calls: dict[str, int] = {}
 
@@ -78,10 +69,13 @@ class MemoryCluster:
         provider_id: str = "",
         pod_cidrs: Sequence[str] = (),
         labels: Mapping[str, str] | None = None,
+        created: float | None = None,
     ) -> Node:
+        """A new Node; `created` (its creationTimestamp) defaults to one later than every earlier one."""
         with self._lock:
             if name in self._nodes:
                 raise ConflictError(f"node {name}: already exists")
+            self._created = max(self._created + 1.0, created or 0.0)
             node = Node(
                 name=name,
                 uid=str(uuid.uuid4()),
@@ -89,6 +83,7 @@ class MemoryCluster:
                 provider_id=provider_id,
                 pod_cidrs=tuple(pod_cidrs),
                 labels=dict(labels or {}),
+                created=self._created if created is None else created,
             )
             return self._store(EventType.ADDED, node)
 
@@ -119,7 +114,7 @@ class MemoryCluster:
     def inject(self, op: str, fault: Callable[[], None]) -> None:
         """Run `fault` before the next call of `op` (it may raise, sleep, or mutate)."""
         with self._lock:
-            self._faults.queues.setdefault(op, deque()).append(fault)
+            self._faults.setdefault(op, deque()).append(fault)
 
     def nodes(self) -> dict[str, Node]:
         with self._lock:
@@ -253,7 +248,7 @@ class MemoryCluster:
         """Count the call and run its injected fault; a hang longer than the timeout is a timeout."""
         with self._lock:
             self.calls[op] = self.calls.get(op, 0) + 1
-            queue = self._faults.queues.get(op)
+            queue = self._faults.get(op)
             fault = queue.popleft() if queue else None
         if fault is None:
             return

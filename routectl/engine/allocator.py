@@ -1,10 +1,14 @@
 """The podCIDR allocation loop's core: give each Node one block per family, and never one block to two.
 
-Invariant: a block is free in the pool only if no Node this allocator knows of has it, and no write of
-it to a Node may still land. Hence: existing podCIDRs are occupied before anything is handed out
-(`rebuild`); a block is released only when the patch certainly failed or the Node object is gone
-(`release`, never on deletionTimestamp); after an ambiguous patch (timeout) the block stays reserved for
-that Node and is retried for it, never given to another, until a read shows the Node's podCIDRs.
+Invariant: a block is free in the pool only if no Node this allocator knows of owns it, no earlier
+object of a re-used name may still have routes to it, and no write of it to a Node may still land.
+Which node owns a block is `ownership.py`'s answer (the allocator keeps its incremental form, `Claims`,
+so IPAM and routes never disagree): a podCIDR that is not its node's (duplicate, outside, wrong size,
+reserved) holds nothing and is reported. Hence: existing podCIDRs are accounted before anything is
+handed out (`rebuild`); a block is released only when the patch certainly failed or no Node object
+holds it any more (`release`, never on deletionTimestamp; when the owner goes, the next claimant owns
+it and it stays taken); after an ambiguous patch (timeout) the block stays reserved for that Node and
+is retried for it, never given to another, until a read shows the Node's podCIDRs.
 
 Ambiguous outcomes are reconciled like this: right after the timeout the Node is re-read. If it carries
 our blocks they are its own (`CIDRAssigned`); if it carries others (another writer) ours are released
@@ -38,6 +42,7 @@ from routectl.cluster import (
     Node,
     NotFoundError,
 )
+from routectl.engine.ownership import Claims
 from routectl.fence import Fence, LostLeadership
 from routectl.metrics import Metrics
 from routectl.reasons import EventKind, Reason
@@ -57,22 +62,15 @@ class _State(enum.Enum):
     """Allocated for a patch about to be sent; given back if it certainly fails."""
     IN_DOUBT = "in doubt"
     """A patch timed out and may still land: kept, and re-sent for this node only."""
-    ASSIGNED = "assigned"
-    """Seen on the Node (or occupied from it)."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Holding:
-    """What the pool holds for one Node object."""
+class _Pending:
+    """Blocks allocated for one Node name that the Node does not show yet."""
 
     uid: str
     blocks: tuple[Network, ...]
-    """Occupied in the pool on this node's behalf."""
     state: _State
-    spec: tuple[str, ...] = ()
-    """The node's podCIDRs this holding accounts for (empty until ASSIGNED)."""
-    unclaimed: tuple[Network, ...] = ()
-    """The node's podCIDRs that overlapped another holder (reported); retried after every release."""
     since: float = 0.0
     """Monotonic time of the allocation, to log how long a patch stayed in doubt."""
 
@@ -97,25 +95,31 @@ class Allocator:
         self._exclude_label = exclude_label
         self._clock = clock
         self._lock = threading.Condition()
-        self._holdings: dict[str, _Holding] = {}
-        self._retired: dict[tuple[str, str], _Holding] = {}
-        """(name, uid) → blocks of an earlier Node of a re-used name: held until `release` of that
+        self._claims = Claims(pool.rules)
+        """The podCIDRs every Node object shows (by name): who owns what."""
+        self._pending: dict[str, _Pending] = {}
+        self._retired: dict[tuple[str, str], tuple[Network, ...]] = {}
+        """(name, uid) → blocks owned by an earlier Node of a re-used name: held until `release` of that
         object, because its routes may still exist until the controller has removed them."""
+        self._taken: set[Network] = set()
+        """Blocks this allocator holds in the pool: owned, pending or retired ones, and only those."""
         self._in_flight: set[str] = set()
         self._publish_usage()
 
     # --- entry points --------------------------------------------------------------------------
 
     def rebuild(self, nodes: Iterable[Node]) -> None:
-        """Occupy every existing podCIDR (call once, on a fresh pool, before any `sync`).
-
-        A podCIDR outside the cluster CIDRs, or overlapping one occupied earlier in `nodes` order, is
-        reported (Event `CIDRNotAvailable`, `routectl_ipam_cidr_conflicts_total`) and left alone.
-        """
-        for node in nodes:
-            if node.pod_cidrs:
-                with self._serialised(node.name):
-                    self._account(node)
+        """Account every existing podCIDR before any `sync` (on a fresh pool, or again after a
+        leadership change). A podCIDR its node does not own is reported (Event `CIDRNotAvailable`,
+        `routectl_ipam_cidr_conflicts_total`) and holds nothing."""
+        changed: list[Node] = []
+        with self._lock:
+            for node in nodes:
+                if node.pod_cidrs and self._put_locked(node):
+                    changed.append(node)
+            self._sync_pool_locked()
+        for node in changed:
+            self._report(node)
 
     def sync(self, node: Node) -> Node:
         """Make sure `node` has podCIDRs (unless excluded or being deleted); return it as it now is.
@@ -126,33 +130,32 @@ class Allocator:
             if node.pod_cidrs:
                 self._account(node)
                 return node
-            if node.deleting or self._excluded(node):
+            if node.deleting or node.excluded_by(self._exclude_label):
                 return node
             return self._assign(node)
 
     def release(self, node: Node) -> None:
-        """Free what the pool holds for `node`: call only once the Node object is gone for good."""
+        """Free what is held for `node`: call only once the Node object is gone for good."""
         with self._serialised(node.name), self._lock:
-            holding = self._retired.pop((node.name, node.uid), None)
-            if holding is None:
-                holding = self._holdings.get(node.name)
-                if holding is None or holding.uid != node.uid:
+            blocks = self._retired.pop((node.name, node.uid), None)
+            if blocks is None:
+                pending = self._pending.get(node.name)
+                if self._claims.uid(node.name) == node.uid:
+                    blocks = self._claims.owned(node.name)
+                    self._claims.remove(node.name)
+                elif pending is not None and pending.uid == node.uid:
+                    blocks = self._pending.pop(node.name).blocks
+                else:
                     return
-                del self._holdings[node.name]
-            self._pool.release(holding.blocks)
-            self._reclaim_locked()
-            self._publish_usage()
+            self._sync_pool_locked()
         log.info(
-            "released podCIDRs",
-            extra={"node": node.name, "cidrs": _text(holding.blocks), "outcome": "released"},
+            "released podCIDRs", extra={"node": node.name, "cidrs": _text(blocks), "outcome": "released"}
         )
 
     # --- assignment ----------------------------------------------------------------------------
 
     def _assign(self, node: Node) -> Node:
-        with self._lock:
-            holding = self._holdings.get(node.name)
-        if holding is not None and holding.uid == node.uid and holding.state is _State.ASSIGNED:
+        if self._claims.uid(node.name) == node.uid:
             return self._reread(node)  # the caller's copy predates our own patch
         blocks = self._reserve(node)
         try:
@@ -175,9 +178,7 @@ class Allocator:
             message = f"failed to set podCIDRs {','.join(_text(blocks))}: {err}"
             self._event(node, EventKind.WARNING, Reason.CIDR_ASSIGNMENT_FAILED, message)
             raise AllocationFailed(f"node {node.name}: {message}") from err
-        with self._lock:
-            self._holdings[node.name] = _Holding(node.uid, blocks, _State.ASSIGNED, spec=updated.pod_cidrs)
-        self._assigned(updated)
+        self._account(updated)
         return updated
 
     def _reserve(self, node: Node) -> tuple[Network, ...]:
@@ -187,18 +188,19 @@ class Allocator:
         late, on whichever object, both carry the same blocks.
         """
         with self._lock:
-            holding = self._holdings.get(node.name)
-            if holding is not None and holding.state is not _State.ASSIGNED:
-                self._holdings[node.name] = replace(holding, uid=node.uid)
-                return holding.blocks
-            if holding is not None:
+            pending = self._pending.get(node.name)
+            if pending is not None:
+                self._pending[node.name] = replace(pending, uid=node.uid)
+                return pending.blocks
+            if self._claims.uid(node.name) is not None:
                 self._retire_locked(node.name)  # held for an older object of this name
             try:
                 blocks = self._pool.allocate()
             except ipam.PoolExhausted as err:
                 exhausted = err
             else:
-                self._holdings[node.name] = _Holding(node.uid, blocks, _State.RESERVED, since=self._clock())
+                self._taken.update(blocks)
+                self._pending[node.name] = _Pending(node.uid, blocks, _State.RESERVED, self._clock())
                 self._publish_usage()
                 return blocks
         message = f"no podCIDR available: {exhausted}"
@@ -207,8 +209,7 @@ class Allocator:
 
     def _after_ambiguous(self, node: Node, blocks: tuple[Network, ...], err: AmbiguousError) -> Node:
         with self._lock:
-            holding = self._holdings[node.name]
-            self._holdings[node.name] = replace(holding, state=_State.IN_DOUBT)
+            self._pending[node.name] = replace(self._pending[node.name], state=_State.IN_DOUBT)
         log.warning(
             "podCIDR patch outcome unknown; blocks stay reserved for this node",
             extra={"node": node.name, "cidrs": _text(blocks), "outcome": "ambiguous", "error": str(err)},
@@ -244,114 +245,75 @@ class Allocator:
     # --- existing podCIDRs ---------------------------------------------------------------------
 
     def _account(self, node: Node) -> None:
-        """Make the pool hold `node`'s podCIDRs for it; report those it cannot hold."""
-        in_doubt_s: float | None = None
-        failures: list[tuple[str, str]] = []
+        """Record what `node` shows (its claims); settle a reservation of ours against it; report the
+        podCIDRs it does not own."""
         with self._lock:
-            holding = self._holdings.get(node.name)
-            if holding is not None and holding.uid == node.uid and holding.spec == node.pod_cidrs:
+            pending = self._pending.get(node.name)
+            if not self._put_locked(node):
                 return
-            ours = (
-                holding is not None
-                and holding.state is not _State.ASSIGNED
-                and _text(holding.blocks) == node.pod_cidrs
-            )
-            if holding is not None and ours:
-                in_doubt_s = self._clock() - holding.since
-                self._holdings[node.name] = replace(
-                    holding, uid=node.uid, state=_State.ASSIGNED, spec=node.pod_cidrs
-                )
-            else:
-                if holding is not None and holding.uid != node.uid and holding.state is _State.ASSIGNED:
-                    self._retire_locked(node.name)
-                elif holding is not None:
-                    self._forget_locked(node.name)
-                failures = self._occupy_locked(node)
-            self._publish_usage()
-        if in_doubt_s is not None:
-            self._assigned(node, in_doubt_s)
-        for cidr, reason in failures:
+            ours = pending is not None and _text(pending.blocks) == node.pod_cidrs
+            self._sync_pool_locked()
+        if ours and pending is not None:
+            in_doubt = pending.state is _State.IN_DOUBT
+            self._assigned(node, self._clock() - pending.since if in_doubt else None)
+        self._report(node)
+
+    def _put_locked(self, node: Node) -> bool:
+        """Take `node`'s podCIDRs as its claims (a reservation for it ends: the node shows its own);
+        False when they are recorded already."""
+        if self._claims.uid(node.name) == node.uid and self._claims.spec(node.name) == node.pod_cidrs:
+            return False
+        self._pending.pop(node.name, None)
+        known = self._claims.uid(node.name)
+        if known is not None and known != node.uid:
+            self._retire_locked(node.name)
+        self._claims.put(node)
+        return True
+
+    def _report(self, node: Node) -> None:
+        for problem in self._claims.problems(node.name):
             self._metrics.cidr_conflicts.inc()
-            message = f"podCIDR {cidr} is not available to this node: {reason}; left as is"
-            self._event(node, EventKind.WARNING, Reason.CIDR_NOT_AVAILABLE, message)
+            self._event(node, EventKind.WARNING, Reason.CIDR_NOT_AVAILABLE, problem.message)
             log.warning(
-                "existing podCIDR not occupied",
-                extra={"node": node.name, "cidrs": cidr, "outcome": "conflict", "error": reason},
+                "existing podCIDR not owned by its node",
+                extra={
+                    "node": node.name,
+                    "cidrs": problem.pod_cidr,
+                    "outcome": "conflict",
+                    "error": problem.detail,
+                },
             )
-
-    def _occupy_locked(self, node: Node) -> list[tuple[str, str]]:
-        """Occupy each podCIDR on its own (one bad family must not free the other); return failures."""
-        held: list[Network] = []
-        unclaimed: list[Network] = []
-        failures: list[tuple[str, str]] = []
-        for text in node.pod_cidrs:
-            try:
-                net = ipam.parse_cidr(text, "podCIDR")
-                self._pool.occupy(net)
-            except ipam.CIDRConflict as err:
-                unclaimed.append(err.cidr)
-                failures.append((text, f"overlaps {err.existing}, {self._owner_locked(err)}"))
-            except ipam.IPAMError as err:
-                failures.append((text, str(err)))
-            else:
-                held.append(net)
-        self._holdings[node.name] = _Holding(
-            node.uid, tuple(held), _State.ASSIGNED, spec=node.pod_cidrs, unclaimed=tuple(unclaimed)
-        )
-        return failures
-
-    def _owner_locked(self, err: ipam.CIDRConflict) -> str:
-        if err.reserved:
-            return "a reserved range"
-        for name, holding in self._holdings.items():
-            if any(block.overlaps(err.existing) for block in holding.blocks):
-                return f"held by node {name}"
-        return "already in use"
-
-    def _reclaim_locked(self) -> None:
-        """After a release, let nodes whose podCIDRs were taken by the released node claim them."""
-        for name, holding in list(self._holdings.items()):
-            still: list[Network] = []
-            gained: list[Network] = []
-            for net in holding.unclaimed:
-                try:
-                    self._pool.occupy(net)
-                except ipam.IPAMError:
-                    still.append(net)
-                else:
-                    gained.append(net)
-            if gained:
-                self._holdings[name] = replace(
-                    holding, blocks=holding.blocks + tuple(gained), unclaimed=tuple(still)
-                )
-                log.info(
-                    "claimed podCIDR freed by a deleted node",
-                    extra={"node": name, "cidrs": _text(gained), "outcome": "occupied"},
-                )
 
     # --- small helpers -------------------------------------------------------------------------
 
-    def _excluded(self, node: Node) -> bool:
-        key, value = self._exclude_label
-        return node.labels.get(key) == value
+    def _sync_pool_locked(self) -> None:
+        """Make the pool hold exactly the blocks owned, pending or retired."""
+        held = self._claims.owned_blocks()
+        held.update(b for pending in self._pending.values() for b in pending.blocks)
+        held.update(b for blocks in self._retired.values() for b in blocks)
+        for block in held - self._taken:
+            self._pool.occupy(block)  # an owned block is one free node block of the pool
+        freed = self._taken - held
+        if freed:
+            self._pool.release(freed)
+        self._taken = held
+        self._publish_usage()
 
     def _drop(self, name: str) -> None:
         """Give back a reservation whose patch certainly did not happen (never one in doubt)."""
         with self._lock:
-            holding = self._holdings.get(name)
-            if holding is not None and holding.state is _State.RESERVED:
-                self._forget_locked(name)
-                self._publish_usage()
+            pending = self._pending.get(name)
+            if pending is not None and pending.state is _State.RESERVED:
+                del self._pending[name]
+                self._sync_pool_locked()
 
     def _retire_locked(self, name: str) -> None:
-        """An earlier object of this name: its blocks stay taken until `release(tombstone)`."""
-        holding = self._holdings.pop(name)
-        self._retired[name, holding.uid] = holding
-
-    def _forget_locked(self, name: str) -> None:
-        holding = self._holdings.pop(name)
-        self._pool.release(holding.blocks)
-        self._reclaim_locked()
+        """An earlier object of this name: the blocks it owned stay taken until `release(tombstone)`."""
+        uid = self._claims.uid(name)
+        owned = self._claims.owned(name)
+        self._claims.remove(name)
+        if uid is not None and owned:
+            self._retired[name, uid] = owned
 
     def _publish_usage(self) -> None:
         for usage in self._pool.usage():

@@ -1,11 +1,13 @@
 """The executor: applies a Plan to the cloud, as fast as the cloud's limits allow and no faster.
 
 Invariants: every write passes `fence.check()` immediately before it is sent (after any wait for a
-token), so no write leaves a process that has lost leadership — `LostLeadership` stops the whole apply;
-every call first takes a token from the provider's adaptive bucket (writes and reads apart); no more
-than `limits.writers_per_table` writes are in flight per table; a route is attempted at most
-`max_attempts` times per apply — what still answers RETRY is reported and left to the next sync, never
-retried in a tight loop; `quota_exceeded`, `conflict` and `fatal` are never retried here.
+token) — through the provider's write guard, which the wiring sets to the fence — so no write leaves a
+process that has lost leadership: `LostLeadership` stops the whole apply; every call first takes a token
+from the pacer's adaptive buckets (writes and reads apart); no more than `limits.writers_per_table`
+writes are in flight per table; a route to an instance is sent only once that instance is prepared, and
+an instance is prepared by one call however many routes to it are written at once; a route is attempted
+at most `max_attempts` times per apply — what still answers RETRY is reported and left to the next sync,
+never retried in a tight loop; `quota_exceeded`, `conflict` and `fatal` are never retried here.
 
 Deletes run before replaces and creates, so quota freed by a delete is there for a create.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -23,14 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    retry_if_result,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from providers import (
     Network,
@@ -45,7 +39,7 @@ from providers import (
     Transient,
 )
 from routectl.engine.planner import Change, Plan
-from routectl.engine.ratelimit import AdaptiveTokenBucket
+from routectl.engine.ratelimit import Pacer
 from routectl.fence import Fence
 from routectl.metrics import Metrics
 
@@ -79,31 +73,71 @@ class _Pending:
     attempts: int = 0
 
 
+@dataclass(slots=True)
+class _Flight:
+    """One `prepare_target` in progress; the callers that arrive meanwhile wait for its outcome."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class _Targets:
+    """Single flight per instance: with several tables and IP families, many routes to one instance are
+    written at once, and each would otherwise prepare it (AWS: a ModifyInstanceAttribute per route)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: set[Target] = set()
+        self._flights: dict[Target, _Flight] = {}
+
+    def once(self, target: Target, prepare: Callable[[], None]) -> None:
+        with self._lock:
+            if target in self._ready:
+                return
+            flight = self._flights.get(target)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[target] = _Flight()
+        if not leading:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return
+        try:
+            prepare()
+        except BaseException as err:
+            flight.error = err
+            raise
+        else:
+            with self._lock:
+                self._ready.add(target)
+        finally:
+            with self._lock:
+                del self._flights[target]
+            flight.done.set()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._ready.clear()
+
+
 class Executor:
     def __init__(
         self,
         provider: RouteProvider,
         fence: Fence,
         metrics: Metrics,
+        pacer: Pacer,
         *,
         concurrency: int = 10,
-        max_attempts: int = 4,
-        base_delay_s: float = 0.5,
-        max_delay_s: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`pacer` is shared with whoever reads the same provider (the route view); the provider's
+        write guard is the caller's to set (`provider.guard_writes(fence.check)`), once."""
         self.provider = provider
+        self.pacer = pacer
         self._fence = fence
-        # Every mutating request of the adapter, each step of a multi-step write included, passes the
-        # fence — not only the start of the call that contains it.
-        provider.guard_writes(fence.check)
         self._metrics = metrics
-        self._clock = clock
-        self._sleep = sleep
         limits = provider.limits
-        self.writes = AdaptiveTokenBucket.seeded(limits, writes=True, clock=clock, sleep=sleep)
-        self.reads = AdaptiveTokenBucket.seeded(limits, writes=False, clock=clock, sleep=sleep)
         self._max_batch = max(1, limits.max_batch)
         self._batch_api = limits.batch_api
         self._in_flight: set[tuple[str, Network]] = set()
@@ -113,66 +147,44 @@ class Executor:
         self._writers = limits.writers_per_table
         self._table_slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
-        self._max_attempts = max_attempts
-        self._backoff = wait_random_exponential(multiplier=base_delay_s, max=max_delay_s)
+        self._targets = _Targets()
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="route-write")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    # --- reads -----------------------------------------------------------------------------------
-
-    def list_routes(self, table: str) -> list[Route]:
-        """List one table through the read bucket; Throttled/Transient retried with backoff, then raised."""
-        return self._paced(lambda: self.provider.list_routes(table))
+    # --- targets ---------------------------------------------------------------------------------
 
     def prepare(self, target: Target) -> None:
-        """`provider.prepare_target`: a read, or — when the provider says it may change the instance —
-        a write, paced by the write bucket and fenced."""
+        """`provider.prepare_target`, once per instance: concurrent callers share one call and its
+        outcome; a success is remembered until `forget_prepared`, a failure is not (the next caller
+        tries again). Raises ProviderError (or LostLeadership) when it fails."""
+        self._targets.once(target, lambda: self._prepare_now(target))
+
+    def forget_prepared(self) -> None:
+        """Check every instance again on its next route write (an instance may have been changed)."""
+        self._targets.forget()
+
+    def _prepare_now(self, target: Target) -> None:
+        """A read, or — when the provider says it may change the instance — a write, paced by the write
+        bucket and fenced."""
         if self.provider.limits.prepare_writes:
-            self._paced(lambda: self._fenced(lambda: self.provider.prepare_target(target)), self.writes)
+            self.pacer.write(lambda: self._fenced(lambda: self.provider.prepare_target(target)))
         else:
-            self._paced(lambda: self.provider.prepare_target(target))
+            self.pacer.read(lambda: self.provider.prepare_target(target))
 
     def _fenced(self, call: Callable[[], _T]) -> _T:
         self._fence.check()
         return call()
 
-    def _paced(self, call: Callable[[], _T], bucket: AdaptiveTokenBucket | None = None) -> _T:
-        """One call with retries of Throttled/Transient; paced by the read bucket unless told otherwise."""
-        bucket = bucket or self.reads
-
-        def once() -> _T:
-            bucket.acquire()
-            issued = self._clock()
-            try:
-                return call()
-            except Throttled:
-                bucket.throttled(issued)
-                raise
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._retry_wait,
-            retry=retry_if_exception_type((Throttled, Transient)),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        return retrying(once)
-
-    def _retry_wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        after = error.retry_after if isinstance(error, Throttled) and error.retry_after else 0.0
-        return max(after, self._backoff(state))
-
     # --- writes ----------------------------------------------------------------------------------
 
-    def apply(self, plan: Plan, prepare: Callable[[Target], None] | None = None) -> list[Applied]:
+    def apply(self, plan: Plan) -> list[Applied]:
         """Apply deletes, then replaces, then creates; returns one Applied per change.
 
-        `prepare(target)` runs before each create/replace to that target (the caller remembers which
-        targets are ready); when it raises ProviderError the change is not sent and the error is its
-        outcome (Throttled/Transient → retry, anything else → fatal).
+        Each create/replace is sent only once its target is prepared (`prepare`); when that raises
+        ProviderError the change is not sent and the error is its outcome (Throttled/Transient →
+        retry, anything else → fatal).
         """
         applied: list[Applied] = []
         for op, changes in ((Op.DELETE, plan.delete), (Op.REPLACE, plan.replace), (Op.CREATE, plan.create)):
@@ -183,7 +195,7 @@ class Executor:
             claimed = self._claim(changes)
             try:
                 if claimed:
-                    applied.extend(self._phase(op, claimed, None if op is Op.DELETE else prepare))
+                    applied.extend(self._phase(op, claimed))
             finally:
                 with self._in_flight_lock:
                     self._in_flight.difference_update((c.table, c.destination) for c in claimed)
@@ -199,12 +211,7 @@ class Executor:
                     claimed.append(change)
         return claimed
 
-    def _phase(
-        self,
-        op: Op,
-        changes: Sequence[Change],
-        prepare: Callable[[Target], None] | None,
-    ) -> list[Applied]:
+    def _phase(self, op: Op, changes: Sequence[Change]) -> list[Applied]:
         by_table: dict[str, list[Change]] = defaultdict(list)
         for change in changes:
             by_table[change.table].append(change)
@@ -214,8 +221,8 @@ class Executor:
             for i in range(0, len(group), self._max_batch)
         ]
         if len(chunks) == 1:
-            return self._chunk(op, *chunks[0], prepare)
-        futures = [self._pool.submit(self._chunk, op, table, chunk, prepare) for table, chunk in chunks]
+            return self._chunk(op, *chunks[0])
+        futures = [self._pool.submit(self._chunk, op, table, chunk) for table, chunk in chunks]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         errors = [error for error in (f.exception() for f in done) if error is not None]
         if errors:  # LostLeadership above all: stop what has not started, let the rest hit the fence
@@ -225,19 +232,13 @@ class Executor:
             raise errors[0]
         return [a for f in futures for a in f.result()]
 
-    def _chunk(
-        self,
-        op: Op,
-        table: str,
-        chunk: Sequence[Change],
-        prepare: Callable[[Target], None] | None,
-    ) -> list[Applied]:
+    def _chunk(self, op: Op, table: str, chunk: Sequence[Change]) -> list[Applied]:
         applied: list[Applied] = []
         ready: list[Change] = []
         for change in chunk:
             try:
-                if prepare and change.route.target:
-                    prepare(change.route.target)
+                if op is not Op.DELETE and change.route.target:
+                    self.prepare(change.route.target)
             except ProviderError as err:
                 applied.append(self._final(op, change, _as_result(change.route, err), 0))
             else:
@@ -246,16 +247,16 @@ class Executor:
             return applied
         pending = _Pending(ready)
         retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=lambda state: max(pending.retry_after, self._backoff(state)),
+            stop=stop_after_attempt(self.pacer.max_attempts),
+            wait=lambda state: max(pending.retry_after, self.pacer.backoff(state)),
             retry=retry_if_result(bool),
-            sleep=self._sleep,
+            sleep=self.pacer.sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
         )
         retrying(self._attempt, op, table, pending, applied)
         if pending.changes and pending.retry_after:
             # Out of attempts, but the cloud named a time to come back: the next writes wait for it.
-            self.writes.hold_off(pending.retry_after)
+            self.pacer.writes.hold_off(pending.retry_after)
         for change in pending.changes:
             applied.append(self._final(op, change, pending.last[id(change)], pending.attempts))
         return applied
@@ -263,13 +264,13 @@ class Executor:
     def _attempt(self, op: Op, table: str, pending: _Pending, applied: list[Applied]) -> list[Change]:
         """One write call for what is still pending; settles every non-RETRY result."""
         pending.attempts += 1
-        self.writes.acquire(1 if self._batch_api else len(pending.changes))
-        issued = self._clock()
+        self.pacer.writes.acquire(1 if self._batch_api else len(pending.changes))
+        issued = self.pacer.clock()
         routes = [c.route for c in pending.changes]
         with self._table_slot(table):
             results = self._send(op, table, routes)  # the adapter passes the fence per request
         if any(r.throttled for r in results):
-            self.writes.throttled(issued)
+            self.pacer.writes.throttled(issued)
         still: list[Change] = []
         pending.retry_after = 0.0
         for change, result in zip(pending.changes, results, strict=True):

@@ -3,42 +3,111 @@
 Pure: values in, a value out; no I/O, no clock; every tuple in the Plan is sorted, so the same inputs
 always give the same Plan.
 
-Ownership invariant (DESIGN.md §4.4): a route is in `replace` or `delete` only if the adapter marked it
-owned **and** its destination lies inside a cluster CIDR; `create` only targets destinations inside a
-cluster CIDR. A foreign route is never in any write list — when it collides with a desired route it is a
-`conflict`. Creates that would exceed a table's remaining quota are `blocked`, never attempted.
+Ownership invariant (docs/architecture.md, "Ownership"): a route is in `replace` or `delete` only if
+the adapter marked it owned **and** its destination lies inside a cluster CIDR; `create` only targets
+destinations inside a cluster CIDR. A foreign route is never in any write list — when it collides with
+a desired route it is a `conflict`. Creates that would exceed a table's remaining quota are `blocked`,
+never attempted.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from providers import Network, Route, RouteState, Target
+from ipam import inside, overlaps
+from providers import InvalidProviderID, Network, Route, RouteState, Target
+from routectl.cluster import Node
+from routectl.engine.ownership import CIDRProblem, Ownership
 
 
 class BlockReason(enum.StrEnum):
     NO_POD_CIDR = "no podCIDR"
     NO_TARGET = "no target"
-    OUTSIDE_CLUSTER_CIDR = "podCIDR outside the cluster CIDRs"
     CONFLICT = "conflict"
     QUOTA = "quota"
 
 
 @dataclass(frozen=True, slots=True)
 class DesiredNode:
-    """What one Node asks for, parsed at the edge (the reconciler builds these from `cluster.Node`)."""
+    """What one Node asks for, parsed at the edge (`of`)."""
 
     name: str
     uid: str = ""
     pod_cidrs: tuple[Network, ...] = ()
+    """The blocks the node owns (`ownership.py`): only these are ever routed to it."""
     target: Target | None = None
     no_target_reason: str = ""
     """Why `target` is None: no providerID, an unparsable one, a target that could not be prepared."""
     excluded: bool = False
     """Excluded (label) or gone: it wants no route, so its owned routes are deleted."""
+    rejected: tuple[CIDRProblem, ...] = ()
+    """Its podCIDRs that it does not own: no route, and the node is not routed while there are any."""
+
+    @classmethod
+    def of(
+        cls,
+        node: Node,
+        target_for: Callable[[str], Target],
+        exclude_label: tuple[str, str],
+        ownership: Ownership,
+    ) -> DesiredNode:
+        """Parse a Node once: the blocks it owns and the podCIDRs it claims but does not own (from
+        `ownership`, computed over the current node set), its target (`target_for` is the provider's
+        providerID parser) or why it has none, and whether the exclude label is on it."""
+        reason = ""
+        target: Target | None = None
+        if not node.provider_id:
+            reason = "node has no providerID"
+        else:
+            try:
+                target = target_for(node.provider_id)
+            except InvalidProviderID as err:
+                reason = str(err)
+        return cls(
+            node.name,
+            node.uid,
+            ownership.of(node.name),
+            target,
+            reason,
+            node.excluded_by(exclude_label),
+            ownership.rejected(node.name),
+        )
+
+    @classmethod
+    def gone(cls, node: Node) -> DesiredNode:
+        """A deleted Node (its tombstone): every podCIDR it carried that parses, wanting no route."""
+        cidrs: list[Network] = []
+        for text in node.pod_cidrs:
+            try:
+                cidrs.append(ipaddress.ip_network(text))
+            except ValueError:
+                continue
+        return cls(node.name, node.uid, tuple(cidrs), excluded=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbours:
+    """The live node set as a one-node plan needs to know it (`plan` derives it from its node list)."""
+
+    owners: Mapping[Network, str] = field(default_factory=dict)
+    """Block → the live node owning it: a block another node owns is never in this node's slice."""
+    instances: Mapping[Target, frozenset[str]] = field(default_factory=dict)
+    """Target → the live nodes on it: a kept route of a node without a target must not point at
+    another node's instance."""
+
+    @classmethod
+    def of(cls, nodes: Iterable[DesiredNode]) -> Neighbours:
+        owners: dict[Network, str] = {}
+        instances: dict[Target, set[str]] = {}
+        for node in nodes:
+            owners.update(dict.fromkeys(node.pod_cidrs, node.name))
+            if node.target is not None:
+                instances.setdefault(node.target, set()).add(node.name)
+        return cls(owners, {t: frozenset(names) for t, names in instances.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +123,7 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
+class RouteConflict:
     """A foreign route on (or inside) a desired destination: reported, never touched."""
 
     table: str
@@ -77,10 +146,13 @@ class Plan:
     create: tuple[Change, ...] = ()
     replace: tuple[Change, ...] = ()
     delete: tuple[Change, ...] = ()
-    conflicts: tuple[Conflict, ...] = ()
+    conflicts: tuple[RouteConflict, ...] = ()
     blocked: tuple[Blocked, ...] = ()
     in_place: tuple[Change, ...] = ()
     """Desired routes already listed active with the right target: nothing to do."""
+    rejected: tuple[CIDRProblem, ...] = ()
+    """PodCIDRs of the planned nodes that they do not own (duplicate, overlapping, outside, wrong size,
+    reserved): never routed to them."""
 
     @property
     def writes(self) -> int:
@@ -88,8 +160,16 @@ class Plan:
 
     @property
     def converged(self) -> bool:
-        """Nothing to write and nothing blocked (pending routes still count as converging)."""
-        return self.writes == 0 and not self.blocked
+        """Nothing to write, nothing blocked, no podCIDR rejected (pending routes still count as
+        converging)."""
+        return self.writes == 0 and not self.blocked and not self.rejected
+
+
+def quota_scope(destination: Network, per_family: bool) -> int:
+    """The quota a route counts against, as the cloud counts: its IP version where the cloud counts the
+    families apart (AWS, `Limits.quota_per_family`), else 0 (one quota for the whole table). Every route
+    in the table counts, owned or not."""
+    return destination.version if per_family else 0
 
 
 def plan(
@@ -103,8 +183,10 @@ def plan(
     """The whole plan for every node and every managed table (`listed_tables` keys are the tables).
 
     `quotas` is routes per table; with `quota_per_family` (AWS) IPv4 and IPv6 routes count apart."""
-    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family)
-    return planner.run(sorted(nodes, key=lambda n: n.name), listed_tables)
+    ordered = sorted(nodes, key=lambda n: n.name)
+    neighbours = Neighbours.of(ordered)
+    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family, instances=neighbours.instances)
+    return planner.run(ordered, listed_tables)
 
 
 def plan_node(
@@ -115,42 +197,37 @@ def plan_node(
     quotas: Mapping[str, int | None] | None = None,
     quota_per_family: bool = False,
     by_name: bool = True,
+    neighbours: Neighbours = Neighbours(),
 ) -> Plan:
     """One node's slice of `plan`: same rules, restricted to the routes that concern this node.
 
     A route concerns the node if it overlaps one of its podCIDRs, or (with `by_name`) it is owned and
-    names the node — with the same uid, where the route records one. Quota is what the rest of each
-    table leaves. Owned routes of other nodes are outside the slice, so they are never deleted by a
-    per-node sync.
+    names the node — with the same uid, where the route records one — and its destination is no block
+    a neighbour owns. Quota is what the rest of each table leaves. Owned routes of other nodes are
+    outside the slice, so they are never deleted by a per-node sync.
     """
     sliced: dict[str, list[Route]] = {}
     elsewhere: dict[str, list[Route]] = {}
     for table, routes in listed_tables.items():
-        sliced[table] = [r for r in routes if _concerns(node, r, by_name)]
-        elsewhere[table] = [r for r in routes if not _concerns(node, r, by_name)]
-    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family, elsewhere)
+        sliced[table] = [r for r in routes if _concerns(node, r, by_name, neighbours.owners)]
+        elsewhere[table] = [r for r in routes if not _concerns(node, r, by_name, neighbours.owners)]
+    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family, elsewhere, neighbours.instances)
     return planner.run([node], sliced)
 
 
-def _concerns(node: DesiredNode, route: Route, by_name: bool) -> bool:
+def _concerns(node: DesiredNode, route: Route, by_name: bool, owners: Mapping[Network, str]) -> bool:
     """Overlaps one of its podCIDRs, or is owned and names it (GCP/Alibaba marks carry the node).
 
     Routes that merely point at the node's instance are left to the full resync: matching on the
     instance could take another node's route when an instance re-registers under a new name; a
-    route naming an earlier Node of the same name (another uid) is likewise not this node's."""
-    if any(_overlaps(route.destination, cidr) for cidr in node.pod_cidrs):
+    route naming an earlier Node of the same name (another uid) is likewise not this node's, nor is a
+    route on a block another node owns now (its owner's plan replaces it)."""
+    if any(overlaps(route.destination, cidr) for cidr in node.pod_cidrs):
         return True
+    if owners.get(route.destination, node.name) != node.name:
+        return False
     same_uid = not route.node_uid or not node.uid or route.node_uid == node.uid
     return by_name and route.owned and bool(route.node) and route.node == node.name and same_uid
-
-
-def _overlaps(a: Network, b: Network) -> bool:
-    return a.version == b.version and a.overlaps(b)
-
-
-def inside(net: Network, cidrs: Sequence[Network]) -> bool:
-    """`net` lies within one of `cidrs` (same family); the first half of the ownership test."""
-    return any(net.version == c.version and net.subnet_of(c) for c in cidrs)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -158,9 +235,10 @@ class _Acc:
     create: list[Change] = field(default_factory=list)
     replace: list[Change] = field(default_factory=list)
     delete: list[Change] = field(default_factory=list)
-    conflicts: list[Conflict] = field(default_factory=list)
+    conflicts: list[RouteConflict] = field(default_factory=list)
     blocked: list[Blocked] = field(default_factory=list)
     in_place: list[Change] = field(default_factory=list)
+    rejected: list[CIDRProblem] = field(default_factory=list)
 
     def freeze(self) -> Plan:
         return Plan(
@@ -172,6 +250,7 @@ class _Acc:
             ),
             blocked=tuple(sorted(set(self.blocked), key=_blocked_key)),
             in_place=tuple(sorted(self.in_place, key=_key)),
+            rejected=tuple(sorted(set(self.rejected), key=lambda p: (p.node, p.pod_cidr, p.rule.value))),
         )
 
 
@@ -181,7 +260,7 @@ def _net_key(net: Network | None) -> tuple[int, int, int]:
     return (net.version, int(net.network_address), net.prefixlen)
 
 
-def _key(item: Change | Conflict) -> tuple[str, tuple[int, int, int], str]:
+def _key(item: Change | RouteConflict) -> tuple[str, tuple[int, int, int], str]:
     return (item.table, _net_key(item.destination), item.node)
 
 
@@ -196,21 +275,24 @@ class _Planner:
         quotas: Mapping[str, int | None],
         per_family: bool,
         elsewhere: Mapping[str, Sequence[Route]] | None = None,
+        instances: Mapping[Target, frozenset[str]] | None = None,
     ) -> None:
         self.cidrs = cluster_cidrs
         self.quotas = quotas
         self.per_family = per_family
         self.elsewhere = elsewhere or {}
         """Routes of each table outside the slice being planned: they use quota all the same."""
+        self.instances = instances or {}
+        """Target → the live nodes on it: a kept route of a node without a target must not point at
+        another node's instance."""
 
     def _scope(self, destination: Network) -> int:
-        """The quota a route counts against: its IP family's, or the table's one (0)."""
-        return destination.version if self.per_family else 0
+        return quota_scope(destination, self.per_family)
 
     def run(self, nodes: list[DesiredNode], listed: Mapping[str, Sequence[Route]]) -> Plan:
         acc = _Acc()
         wanted = self._wanted(nodes, acc)
-        protected = {c for n in nodes if not n.excluded and n.target is None for c in n.pod_cidrs}
+        protected = {c: n.name for n in nodes if not n.excluded and n.target is None for c in n.pod_cidrs}
         for table in sorted(listed):
             self._table(table, listed[table], wanted, protected, acc)
         return acc.freeze()
@@ -221,19 +303,18 @@ class _Planner:
         for node in nodes:
             if node.excluded:
                 continue
+            acc.rejected.extend(node.rejected)
             if not node.pod_cidrs:
-                acc.blocked.append(Blocked(node.name, BlockReason.NO_POD_CIDR, "node has no podCIDR"))
+                if not node.rejected:
+                    acc.blocked.append(Blocked(node.name, BlockReason.NO_POD_CIDR, "node has no podCIDR"))
                 continue
             if node.target is None:
                 detail = node.no_target_reason or "no target instance"
                 acc.blocked.append(Blocked(node.name, BlockReason.NO_TARGET, detail))
                 continue
             for cidr in node.pod_cidrs:
-                if inside(cidr, self.cidrs):
+                if inside(cidr, self.cidrs):  # owned blocks always are; this guards hand-built input
                     wanted[cidr] = node
-                else:
-                    detail = f"podCIDR {cidr} is outside the cluster CIDRs"
-                    acc.blocked.append(Blocked(node.name, BlockReason.OUTSIDE_CLUSTER_CIDR, detail, "", cidr))
         return wanted
 
     def _table(
@@ -241,7 +322,7 @@ class _Planner:
         table: str,
         routes: Sequence[Route],
         wanted: Mapping[Network, DesiredNode],
-        protected: set[Network],
+        protected: Mapping[Network, str],
         acc: _Acc,
     ) -> None:
         by_dest = {r.destination: r for r in routes}
@@ -251,8 +332,10 @@ class _Planner:
         for route in routes:
             if not (route.owned and inside(route.destination, self.cidrs)):
                 continue
-            if route.destination in wanted or route.destination in protected:
+            if route.destination in wanted:
                 continue
+            if route.destination in protected and not self._elsewhere(route, protected[route.destination]):
+                continue  # kept for its owner while it has no target, unless it routes to another node
             acc.delete.append(Change(table, route.destination, route.node, route))
             kept[self._scope(route.destination)] -= 1
         for dest, node in sorted(wanted.items(), key=lambda item: (item[1].name, str(item[0]))):
@@ -270,6 +353,12 @@ class _Planner:
             elif current.state is RouteState.ACTIVE:
                 acc.in_place.append(Change(table, dest, node.name, desired, current))
         self._within_quota(table, kept, creates, acc)
+
+    def _elsewhere(self, route: Route, owner: str) -> bool:
+        """The route points at the instance of a live node other than `owner`."""
+        if route.target is None:
+            return False
+        return bool(self.instances.get(route.target, frozenset()) - {owner})
 
     def _conflicts(
         self,
@@ -290,7 +379,7 @@ class _Planner:
             for dest, node in self._overlapping(route.destination, wanted):
                 inside_dest = route.destination.subnet_of(dest)  # type: ignore[arg-type]
                 if inside_dest or inside(route.destination, self.cidrs):
-                    acc.conflicts.append(Conflict(table, dest, node.name, route))
+                    acc.conflicts.append(RouteConflict(table, dest, node.name, route))
                     via = route.next_hop or "?"
                     detail = f"route conflict in {table}: {route.destination} via {via} is not ours"
                     acc.blocked.append(Blocked(node.name, BlockReason.CONFLICT, detail, table, dest))
@@ -303,7 +392,7 @@ class _Planner:
     ) -> list[tuple[Network, DesiredNode]]:
         if net in wanted:
             return [(net, wanted[net])]
-        return [(d, n) for d, n in wanted.items() if _overlaps(net, d)]
+        return [(d, n) for d, n in wanted.items() if overlaps(net, d)]
 
     def _within_quota(self, table: str, kept: Counter[int], creates: list[Change], acc: _Acc) -> None:
         """Creates in node-name order until the table's quota (per family, where the cloud counts
@@ -324,10 +413,11 @@ __all__ = [
     "BlockReason",
     "Blocked",
     "Change",
-    "Conflict",
     "DesiredNode",
+    "Neighbours",
     "Plan",
-    "inside",
+    "RouteConflict",
     "plan",
     "plan_node",
+    "quota_scope",
 ]

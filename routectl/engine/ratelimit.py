@@ -1,133 +1,86 @@
-"""Client-side adaptive token bucket: pace cloud calls so the cloud's own bucket never runs dry.
+"""The cloud rate limiter: every call the engine makes to a provider is paced and retried here.
 
-Invariant: over any interval of length T, `acquire` grants at most `burst + rate·T` tokens, where `rate`
-is the current (adapted) rate — so a client seeded with the cloud's real limits is never throttled.
-On a throttling response the rate is halved (down to a floor) and the bucket is emptied — the cloud has
-just told us its bucket is empty; refusals of calls issued before that cut do not cut again; the rate then
-recovers additively, regaining the cut in `recovery_s` and climbing on at that pace up to the configured
-rate, so a client seeded with wrong (too high) limits settles around the cloud's real rate with few
-refusals (AIMD). The burst scales with the rate, so an
-idle client whose rate was cut does not come back with a burst the cloud never had.
-
-Waiting is by reservation: a caller takes its tokens at once (the balance may go negative) and sleeps
-until the debt is repaid, so callers are served in arrival order and no lock is held while sleeping.
+Invariants: no call reaches the provider without a token from its bucket — reads from the read bucket,
+writes (and a `prepare_target` that may write) from the write bucket, both `routectl.pacing.TokenBucket`
+adapting to the cloud's throttling; a paced call is attempted at most `max_attempts` times, retrying only
+Throttled and Transient, after jittered exponential backoff or the cloud's retry-after, whichever is
+longer. Seeded with the cloud's real limits, the buckets never let the cloud's own bucket run dry.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
-from providers import Limits
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from providers import Limits, Throttled, Transient
+from routectl.pacing import TokenBucket
+
+_T = TypeVar("_T")
 
 
-class AdaptiveTokenBucket:
+class Pacer:
+    """The provider's read and write buckets and the retry policy the executor shares with the reads."""
+
     def __init__(
         self,
-        rate: float,
-        burst: int,
+        limits: Limits,
         *,
-        min_rate: float | None = None,
-        decrease: float = 0.5,
-        recovery_s: float = 25.0,
+        max_attempts: int = 4,
+        base_delay_s: float = 0.5,
+        max_delay_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """`recovery_s`: time to regain a cut (back to the rate the cloud refused) without throttling."""
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"token bucket: rate {rate} and burst {burst} must be positive")
-        self.configured_rate = rate
-        self.burst = burst
-        self.min_rate = min_rate if min_rate is not None else max(rate / 20, 0.05)
-        self._decrease = decrease
-        self._recovery_s = recovery_s
-        self._last_cut = float("-inf")
-        self._increase_per_s = 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._rate = rate
-        self._tokens = float(burst)
-        self._stamp = clock()
-        self.throttle_count = 0
+        # One token of headroom below the cloud's burst: our call reaches the cloud a latency after we
+        # debit it, so with equal rates the cloud's balance stays at least one above ours.
+        self.writes = TokenBucket(limits.write_rate, max(1, limits.write_burst - 1), clock=clock, sleep=sleep)
+        self.reads = TokenBucket(limits.read_rate, max(1, limits.read_burst - 1), clock=clock, sleep=sleep)
+        self.max_attempts = max_attempts
+        self.clock = clock
+        self.sleep = sleep
+        self.backoff = wait_random_exponential(multiplier=base_delay_s, max=max_delay_s)
+        """Jittered exponential backoff by attempt (a tenacity wait)."""
 
-    @classmethod
-    def seeded(
-        cls,
-        limits: Limits,
-        *,
-        writes: bool,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> AdaptiveTokenBucket:
-        """The write or read bucket for a provider, one token of headroom below the cloud's burst: our
-        call reaches the cloud a latency after we debit it, so with equal rates the cloud's balance
-        stays at least one above ours and never runs dry."""
-        rate, burst = (
-            (limits.write_rate, limits.write_burst) if writes else (limits.read_rate, limits.read_burst)
+    def read(self, call: Callable[[], _T]) -> _T:
+        """`call` paced by the read bucket, Throttled/Transient retried, then raised."""
+        return self._paced(call, self.reads)
+
+    def write(self, call: Callable[[], _T]) -> _T:
+        """`call` paced by the write bucket, Throttled/Transient retried, then raised."""
+        return self._paced(call, self.writes)
+
+    def _paced(self, call: Callable[[], _T], bucket: TokenBucket) -> _T:
+        def once() -> _T:
+            bucket.acquire()
+            issued = self.clock()
+            try:
+                return call()
+            except Throttled:
+                bucket.throttled(issued)
+                raise
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._retry_wait,
+            retry=retry_if_exception_type((Throttled, Transient)),
+            sleep=self.sleep,
+            reraise=True,
         )
-        return cls(rate, max(1, burst - 1), clock=clock, sleep=sleep)
+        return retrying(once)
 
-    @property
-    def tokens(self) -> float:
-        """Tokens available now (negative while callers wait for their share)."""
-        with self._lock:
-            self._refill(self._clock())
-            return self._tokens
-
-    @property
-    def rate(self) -> float:
-        with self._lock:
-            self._refill(self._clock())
-            return self._rate
-
-    def acquire(self, n: int = 1, timeout: float | None = None) -> bool:
-        """Take `n` tokens, sleeping until they are ours; False (nothing taken) if that would exceed
-        `timeout` seconds."""
-        with self._lock:
-            now = self._clock()
-            self._refill(now)
-            self._tokens -= n
-            wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
-            if timeout is not None and wait > timeout:
-                self._tokens += n
-                return False
-        if wait > 0:
-            self._sleep(wait)
-        return True
-
-    def throttled(self, issued_at: float | None = None) -> None:
-        """The cloud refused a call for throttling: drain the bucket and back off multiplicatively —
-        unless the call was issued (`issued_at`, this bucket's clock) before the last cut: calls already
-        in flight when the cloud's bucket ran dry are one signal, not one per call."""
-        with self._lock:
-            now = self._clock()
-            self._refill(now)
-            self._tokens = min(self._tokens, 0.0)
-            self.throttle_count += 1
-            if issued_at is not None and issued_at < self._last_cut:
-                return
-            self._last_cut = now
-            refused_at = self._rate
-            self._rate = max(self.min_rate, refused_at * self._decrease)
-            self._increase_per_s = refused_at * (1 - self._decrease) / self._recovery_s
-
-    def hold_off(self, seconds: float) -> None:
-        """The cloud said when to come back: no token is handed out for `seconds` from now."""
-        with self._lock:
-            self._refill(self._clock())
-            self._tokens = min(self._tokens, -seconds * self._rate)
-
-    def _refill(self, now: float) -> None:
-        elapsed = max(0.0, now - self._stamp)
-        self._stamp = now
-        if elapsed == 0:
-            return
-        # Tokens accrue at the rate in force over the interval; then the rate recovers additively.
-        cap = max(1.0, self.burst * self._rate / self.configured_rate)
-        self._tokens = min(cap, self._tokens + elapsed * self._rate)
-        self._rate = min(self.configured_rate, self._rate + elapsed * self._increase_per_s)
+    def _retry_wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        after = error.retry_after if isinstance(error, Throttled) and error.retry_after else 0.0
+        return max(after, self.backoff(state))
 
 
-__all__ = ["AdaptiveTokenBucket"]
+__all__ = ["Pacer"]

@@ -1,54 +1,51 @@
-"""The route reconciler: keeps one route per node podCIDR in every managed table, and says so on the Node.
+"""The route reconciler: plans, applies and settles — one route per node podCIDR in every managed table.
 
-Two paths share one planner and one executor: `sync_node` / `remove_node` reconcile one node against a
-per-table view of the routes (built by the last full list, then updated by the outcomes of our own
-writes — no list per event); `resync` lists every table once and applies the whole plan.
+Two paths share one planner and one executor: `sync_node` / `remove_node` reconcile one node against the
+route view (built by the last full list, then updated by the outcomes of our own writes — no list per
+event); `resync` lists every table once and applies the whole plan. What the view holds is
+`routeview.py`'s job, what is said on the Node `nodestatus.py`'s.
 
-Invariant: `NetworkUnavailable=False` is written for a node only when each of its routes is *verified*
-in every managed table, where verified means: the route is in our view, owned, active, pointing at the
-node's instance — and it got into the view either from a list or from a write the cloud answered with
-success and an active route (AWS CreateRoute/ReplaceRoute are synchronous; an Alibaba entry still
-`Creating`, reported as PENDING, stays unverified until a list shows it active). A condition is written
-only when it changes; Events are recorded once per (node, reason, message) until the node converges.
+Desired routes come from block ownership (`ownership.py`), computed over the current node set: a node
+gets routes only for the blocks it owns; a podCIDR it claims but does not own gets no route and keeps
+the node not routed, with a `CIDRNotAvailable` Event naming the rule and the other node.
+
+Invariant: a node is settled as routed (`NetworkUnavailable=False`) only when nothing was blocked or
+failed for it and each of its routes is *verified* in every managed table: in the view, owned, active,
+pointing at the node's instance. Otherwise it is settled as not routed with the cause, and the Event the
+cause deserves. In dry-run mode nothing is applied or settled: the plan is logged.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypedDict
 
-from providers import (
-    InvalidProviderID,
-    Network,
-    Outcome,
-    ProviderError,
-    Route,
-    RouteProvider,
-    RouteState,
-    Target,
-)
-from routectl.cluster import Cluster, ClusterError, Condition, Node
+import ipam
+from providers import Outcome, ProviderError, Target
+from routectl.cluster import Node
 from routectl.engine.executor import Applied, Executor, Op
-from routectl.engine.planner import Blocked, BlockReason, DesiredNode, Plan, inside, plan, plan_node
-from routectl.fence import Fence
+from routectl.engine.nodestatus import NodeStatus
+from routectl.engine.ownership import Ownership, owners
+from routectl.engine.planner import Blocked, BlockReason, DesiredNode, Neighbours, Plan, plan, plan_node
+from routectl.engine.routeview import Listed, RouteView
 from routectl.metrics import Metrics
-from routectl.reasons import ROUTE_CREATED_MESSAGE, ConditionReason, EventKind, Reason
+from routectl.reasons import Reason
 
 log = logging.getLogger("routectl.engine.reconciler")
 
-ROUTE_CREATED = Condition("False", ConditionReason.ROUTE_CREATED.value, ROUTE_CREATED_MESSAGE)
 _BLOCK_EVENTS = {BlockReason.QUOTA: Reason.ROUTE_QUOTA_EXCEEDED, BlockReason.CONFLICT: Reason.ROUTE_CONFLICT}
 
 
-class _QuotaRules(TypedDict):
-    quotas: dict[str, int | None]
-    quota_per_family: bool
+@dataclass(frozen=True, slots=True)
+class _Owners:
+    """One ownership computation and the neighbourhood every one-node plan takes from it."""
+
+    ownership: Ownership
+    neighbours: Neighbours
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,71 +60,62 @@ class _Verdict:
 class Reconciler:
     def __init__(
         self,
-        cluster: Cluster,
-        provider: RouteProvider,
-        fence: Fence,
+        view: RouteView,
+        status: NodeStatus,
+        executor: Executor,
         metrics: Metrics,
         *,
-        cluster_cidrs: Sequence[str | Network],
         nodes: Callable[[], list[Node]],
+        target_for: Callable[[str], Target],
         exclude_label: tuple[str, str],
-        concurrency: int,
+        pool_rules: ipam.PoolConfig,
+        on_owner_change: Callable[[str], None] = lambda name: None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        max_attempts: int = 4,
-        base_delay_s: float = 0.5,
     ) -> None:
-        self._cluster = cluster
-        self._provider = provider
-        self._fence = fence
+        """`nodes` lists the current Nodes (the informer's cache); `target_for` is the provider's
+        providerID parser; `pool_rules` decide which podCIDRs a node owns; `on_owner_change` is told
+        the name of every other node whose owned blocks or rejected podCIDRs changed (the controller
+        queues it)."""
+        self._view = view
+        self._status = status
+        self._executor = executor
         self._metrics = metrics
-        self._cidrs = tuple(ipaddress.ip_network(c) if isinstance(c, str) else c for c in cluster_cidrs)
         self._nodes = nodes
+        self._target_for = target_for
         self._exclude = exclude_label
         self._dry_run = dry_run
         self._clock = clock
-        self.executor = Executor(
-            provider,
-            fence,
-            metrics,
-            concurrency=concurrency,
-            max_attempts=max_attempts,
-            base_delay_s=base_delay_s,
-            clock=clock,
-            sleep=sleep,
-        )
-        self._lock = threading.Lock()
-        self._view: dict[str, dict[Network, Route]] | None = None
-        self._prepared: set[Target] = set()
-        self._conditions: dict[str, tuple[str, Condition]] = {}
-        """name → (uid, condition we last wrote): a re-created Node (new uid) starts from its own."""
-        self._events: dict[str, tuple[str, str]] = {}
-        self._first_seen: dict[str, float] = {}
-        provider.observe(self._count_call)
+        self._rules = pool_rules
+        self._on_owner_change = on_owner_change
+        self._owners_lock = threading.Lock()
+        self._owners_key: tuple[tuple[str, str, float, tuple[str, ...], str], ...] | None = None
+        self._owners = _Owners(Ownership(), Neighbours())
 
     def close(self) -> None:
-        self.executor.close()
-
-    def _count_call(self, api: str, code: str, seconds: float) -> None:
-        """Every real cloud call the adapter makes (an adapter without a batch API makes one per route)."""
-        self._metrics.cloud_api_requests.labels(self._provider.name, api, code).inc()
-        self._metrics.cloud_api_duration.labels(self._provider.name, api).observe(seconds)
+        self._executor.close()
 
     # --- entry points ----------------------------------------------------------------------------
 
     def sync_node(self, node: Node) -> bool:
         """Reconcile one node against the view; True when its routes are verified in every table."""
         with self._timed("node"):
-            desired = self._desired(node)
+            current = self._ownership(node)
+            desired = self._desired(node, current.ownership)
             try:
-                view = self._ensure_view()
+                listed = self._view.current()
             except ProviderError as err:
                 self._metrics.reconcile_errors.labels("node").inc()
                 self._settle(node, desired, _Verdict(False, f"cloud error: {err}"))
                 return False
-            node_plan = plan_node(desired, view, self._cidrs, **self._quota_rules(view))
-            self._note_seen(desired)
+            node_plan = plan_node(
+                desired,
+                listed,
+                self._view.cidrs,
+                neighbours=current.neighbours,
+                **self._view.quota_rules(listed),
+            )
+            self._note_waiting(desired)
             applied = self._apply(node_plan)
             if self._dry_run:
                 return node_plan.converged
@@ -136,197 +124,144 @@ class Reconciler:
     def remove_node(self, node: Node) -> bool:
         """Delete a gone node's routes (its tombstone); True when none is left in any table."""
         with self._timed("remove"):
-            desired = replace(self._desired(node), excluded=True, target=None)
+            desired = DesiredNode.gone(node)
             try:
-                view = self._ensure_view()
+                listed = self._view.current()
             except ProviderError as err:
                 self._metrics.reconcile_errors.labels("remove").inc()
                 log.warning("cannot remove routes of %s: %s", node.name, err, extra={"node": node.name})
                 return False
-            node_plan = self._removal(desired, view)
+            node_plan = self._removal(desired, listed)
             applied = self._apply(node_plan)
             if self._dry_run:
                 return not node_plan.delete
             for item in applied:
                 if not item.result.outcome.succeeded:
-                    self._event(node, Reason.FAILED_TO_DELETE_ROUTE, _describe(item))
+                    self._status.event(node, Reason.FAILED_TO_DELETE_ROUTE, _describe(item))
             try:
                 # Judged from a fresh list, not the view: a write whose outcome was unknown (a timeout
                 # after the cloud acted) may have left a route the view never learnt of.
-                gone = not self._removal(desired, self._refresh()).delete
+                gone = not self._removal(desired, self._view.refresh()).delete
             except ProviderError as err:
                 log.warning("cannot verify removal for %s: %s", node.name, err, extra={"node": node.name})
                 return False
             if gone:
-                with self._lock:
-                    for per_node in (self._conditions, self._events, self._first_seen):
-                        per_node.pop(node.name, None)
+                self._status.forget(node.name)
             return gone
 
-    def _removal(self, tombstone: DesiredNode, view: dict[str, list[Route]]) -> Plan:
+    def _removal(self, tombstone: DesiredNode, listed: Listed) -> Plan:
         """The deletes for a gone node: only routes on its own podCIDRs (a re-created Node of the same
-        name is another node), and never a destination a live node holds now (a block already reused)."""
-        held = {c for n in self._nodes() if n.uid != tombstone.uid for c in self._desired(n).pod_cidrs}
-        removal = plan_node(tombstone, view, self._cidrs, by_name=False)
+        name is another node), and never a block a live node owns now (reused, or passed on to the
+        node that claimed it too): its owner's plan replaces that route instead."""
+        ownership = self._ownership().ownership
+        alive = {n.name for n in self._nodes() if n.uid == tombstone.uid}  # not gone after all
+        held = {block for block, owner in ownership.owners.items() if owner not in alive}
+        removal = plan_node(tombstone, listed, self._view.cidrs, by_name=False)
         return replace(removal, delete=tuple(c for c in removal.delete if c.destination not in held))
 
     def resync(self) -> bool:
         """List every table once, apply the whole plan; True when every node is converged."""
         with self._timed("resync"):
-            with self._lock:
-                self._prepared.clear()
+            self._executor.forget_prepared()
             try:
-                view = self._refresh()
+                listed = self._view.refresh()
             except ProviderError as err:
                 log.warning("resync: listing routes failed: %s", err, extra={"error": str(err)})
                 self._metrics.reconcile_errors.labels("resync").inc()
                 return False
             nodes = self._nodes()
-            desired = {n.name: self._desired(n) for n in nodes}
-            full = plan(desired.values(), view, self._cidrs, **self._quota_rules(view))
+            ownership = self._ownership().ownership
+            desired = {n.name: self._desired(n, ownership) for n in nodes}
+            full = plan(desired.values(), listed, self._view.cidrs, **self._view.quota_rules(listed))
             self._metrics.routes_desired.set(
-                sum(len(d.pod_cidrs) for d in desired.values() if not d.excluded and d.target) * len(view)
+                sum(len(d.pod_cidrs) for d in desired.values() if not d.excluded and d.target) * len(listed)
             )
+            conflicts = Counter(c.table for c in full.conflicts)
+            for table in listed:
+                self._metrics.route_conflicts.labels(table).set(conflicts[table])
             for wanted in desired.values():
-                self._note_seen(wanted)
+                self._note_waiting(wanted)
             applied = self._apply(full)
             if self._dry_run:
                 return full.converged
-            blocked: dict[str, list[Blocked]] = defaultdict(list)
-            for stuck in full.blocked:
-                blocked[stuck.node].append(stuck)
-            by_node: dict[str, list[Applied]] = defaultdict(list)
-            for done in applied:
-                by_node[done.change.node].append(done)
-            converged = True
-            now = {n.name: n.uid for n in self._nodes()}
-            for node in nodes:
-                if now.get(node.name) != node.uid:
-                    continue  # deleted or re-created during the pass: this verdict is not the new node's
-                mine = Plan(blocked=tuple(blocked[node.name]))
-                verdict = self._verdict(desired[node.name], mine, by_node[node.name])
-                converged = self._settle(node, desired[node.name], verdict) and converged
-            for item in applied:
-                if item.op is Op.DELETE and not item.result.outcome.succeeded:
-                    log.warning("resync: %s", _describe(item), extra={"table": item.change.table})
-                    converged = False
-            return converged
+            return self._settle_all(nodes, desired, full, applied)
 
-    def plan(self) -> Plan:
-        """The full plan against a fresh list of every table; changes nothing."""
-        view = self._refresh()
-        desired = [self._desired(n) for n in self._nodes()]
-        return plan(desired, view, self._cidrs, **self._quota_rules(view))
+    # --- plan, apply, settle ---------------------------------------------------------------------
 
-    # --- view ------------------------------------------------------------------------------------
+    def _desired(self, node: Node, ownership: Ownership) -> DesiredNode:
+        return DesiredNode.of(node, self._target_for, self._exclude, ownership)
 
-    def _refresh(self) -> dict[str, list[Route]]:
-        tables = list(self._provider.tables())
-        listed = {t: self.executor.list_routes(t) for t in tables}
-        with self._lock:
-            self._view = {t: {r.destination: r for r in routes} for t, routes in listed.items()}
-        quota = self._provider.limits.routes_per_table
-        for table, routes in listed.items():
-            if quota is not None:
-                self._metrics.route_table_quota.labels(table).set(quota)
-            self._metrics.routes_programmed.labels(table).set(self._programmed(routes))
-        return listed
-
-    def _ensure_view(self) -> dict[str, list[Route]]:
-        """The view as lists per table; the first call (no resync yet) lists every table once."""
-        with self._lock:
-            ready = self._view is not None
-        return self._snapshot() if ready else self._refresh()
-
-    def _snapshot(self) -> dict[str, list[Route]]:
-        with self._lock:
-            return {t: list(routes.values()) for t, routes in (self._view or {}).items()}
-
-    def _record(self, applied: Sequence[Applied]) -> None:
-        """Fold the outcomes of our own writes into the view (only what the cloud confirmed)."""
-        touched: set[str] = set()
-        with self._lock:
-            view = self._view
-            if view is None:
-                return
-            for item in applied:
-                if not item.result.outcome.succeeded:
-                    continue
-                table, dest = view.setdefault(item.change.table, {}), item.change.destination
-                touched.add(item.change.table)
-                if item.op is Op.DELETE:
-                    table.pop(dest, None)
-                else:
-                    confirmed = item.result.route
-                    table[dest] = replace(
-                        item.change.route,
-                        state=confirmed.state,
-                        cloud_id=confirmed.cloud_id,
-                        next_hop=confirmed.next_hop,
-                    )
-            counts = {t: self._programmed(view[t].values()) for t in touched}
-        for name, count in counts.items():
-            self._metrics.routes_programmed.labels(name).set(count)
-
-    def _programmed(self, routes: Iterable[Route]) -> int:
-        return sum(
-            1
-            for r in routes
-            if r.owned and r.state is RouteState.ACTIVE and r.target and inside(r.destination, self._cidrs)
-        )
-
-    def _quota_rules(self, view: dict[str, list[Route]]) -> _QuotaRules:
-        limits = self._provider.limits
-        return {
-            "quotas": dict.fromkeys(view, limits.routes_per_table),
-            "quota_per_family": limits.quota_per_family,
-        }
-
-    # --- apply -----------------------------------------------------------------------------------
+    def _ownership(self, syncing: Node | None = None) -> _Owners:
+        """Ownership over the current node set — with `syncing` as given, when the cache still holds
+        an older copy of that object (its podCIDRs just written). Recomputed only when the inputs of
+        ownership changed; then every other node whose share changed is handed to `on_owner_change`."""
+        nodes = {n.name: n for n in self._nodes()}
+        cached = nodes.get(syncing.name) if syncing is not None else None
+        if syncing is not None and cached is not None and cached.uid == syncing.uid:
+            nodes[syncing.name] = syncing
+        key = tuple((n.name, n.uid, n.created, n.pod_cidrs, n.provider_id) for n in nodes.values())
+        with self._owners_lock:
+            if key == self._owners_key:
+                return self._owners
+            first = self._owners_key is None
+            before = self._owners.ownership
+            ownership = owners(nodes.values(), self._rules)
+            neighbours = Neighbours.of(self._desired(n, ownership) for n in nodes.values())
+            self._owners_key, self._owners = key, _Owners(ownership, neighbours)
+            current = self._owners
+        for rule, count in ownership.counts().items():
+            self._metrics.node_cidr_conflicts.labels(rule.value).set(count)
+        for name in [] if first else nodes:
+            if syncing is not None and name == syncing.name:
+                continue
+            if before.of(name) != ownership.of(name) or before.rejected(name) != ownership.rejected(name):
+                self._on_owner_change(name)
+        return current
 
     def _apply(self, the_plan: Plan) -> list[Applied]:
         if self._dry_run:
             _log_plan(the_plan)
             return []
-        applied = self.executor.apply(the_plan, prepare=self._prepare)
-        self._record(applied)
+        applied = self._executor.apply(the_plan)
+        self._view.record(applied)
         return applied
 
-    def _prepare(self, target: Target) -> None:
-        """Prepare each instance once (re-checked after a resync clears the memory); raises on failure."""
-        with self._lock:
-            if target in self._prepared:
-                return
-        self.executor.prepare(target)
-        with self._lock:
-            self._prepared.add(target)
+    def _note_waiting(self, desired: DesiredNode) -> None:
+        """Start the node's route latency clock the first time it is seen wanting an unverified route."""
+        if not desired.excluded and desired.pod_cidrs and self._view.unverified(desired):
+            self._status.waiting(desired.name)
 
-    # --- status ----------------------------------------------------------------------------------
-
-    def _desired(self, node: Node) -> DesiredNode:
-        key, value = self._exclude
-        excluded = node.labels.get(key) == value
-        cidrs: list[Network] = []
-        reason = ""
-        for text in node.pod_cidrs:
-            try:
-                cidrs.append(ipaddress.ip_network(text))
-            except ValueError:
-                reason = f"podCIDR {text!r} is not a CIDR"
-        target: Target | None = None
-        if not reason and not node.provider_id:
-            reason = "node has no providerID"
-        elif not reason:
-            try:
-                target = self._provider.target_for(node.provider_id)
-            except InvalidProviderID as err:
-                reason = str(err)
-        return DesiredNode(node.name, node.uid, tuple(cidrs), target, reason, excluded)
+    def _settle_all(
+        self, nodes: list[Node], desired: dict[str, DesiredNode], full: Plan, applied: list[Applied]
+    ) -> bool:
+        """Settle every node of a full pass; True when all converged and every delete succeeded."""
+        blocked: dict[str, list[Blocked]] = defaultdict(list)
+        for stuck in full.blocked:
+            blocked[stuck.node].append(stuck)
+        by_node: dict[str, list[Applied]] = defaultdict(list)
+        for done in applied:
+            by_node[done.change.node].append(done)
+        converged = True
+        now = {n.name: n.uid for n in self._nodes()}
+        for node in nodes:
+            if now.get(node.name) != node.uid:
+                continue  # deleted or re-created during the pass: this verdict is not the new node's
+            mine = Plan(blocked=tuple(blocked[node.name]))
+            verdict = self._verdict(desired[node.name], mine, by_node[node.name])
+            converged = self._settle(node, desired[node.name], verdict) and converged
+        for item in applied:
+            if item.op is Op.DELETE and not item.result.outcome.succeeded:
+                log.warning("resync: %s", _describe(item), extra={"table": item.change.table})
+                converged = False
+        return converged
 
     def _verdict(self, desired: DesiredNode, node_plan: Plan, applied: Sequence[Applied]) -> _Verdict:
         """Converged only if nothing blocked or failed for the node and each route is verified."""
         if desired.excluded:
             return _Verdict(True)
+        if desired.rejected:
+            cause = "; ".join(problem.message for problem in desired.rejected)
+            return _Verdict(False, cause, Reason.CIDR_NOT_AVAILABLE)
         for blocked in node_plan.blocked:
             if blocked.node == desired.name:
                 event = _BLOCK_EVENTS.get(blocked.reason)
@@ -334,84 +269,19 @@ class Reconciler:
         for item in applied:
             if item.op is not Op.DELETE and not item.result.outcome.succeeded:
                 return _Verdict(False, _describe(item), _event_for(item.result.outcome))
-        missing = self._unverified(desired)
+        missing = self._view.unverified(desired)
         if missing:
             return _Verdict(False, f"waiting for the cloud to confirm {missing}")
         return _Verdict(True)
-
-    def _unverified(self, desired: DesiredNode) -> str:
-        with self._lock:
-            for table, routes in sorted((self._view or {}).items()):
-                for dest in desired.pod_cidrs:
-                    route = routes.get(dest)
-                    ok = route is not None and route.owned and route.state is RouteState.ACTIVE
-                    if not ok or route is None or route.target != desired.target:
-                        return f"{dest} in {table}"
-        return ""
-
-    def _note_seen(self, desired: DesiredNode) -> None:
-        """Start the node's route latency clock the first time it is seen wanting an unverified route."""
-        if desired.excluded or not desired.pod_cidrs or self._unverified(desired) == "":
-            return
-        with self._lock:
-            self._first_seen.setdefault(desired.name, self._clock())
 
     def _settle(self, node: Node, desired: DesiredNode, verdict: _Verdict) -> bool:
         if desired.excluded:
             return True
         if verdict.converged:
-            self._set_condition(node, ROUTE_CREATED)
-            with self._lock:
-                self._events.pop(node.name, None)
-                since = self._first_seen.pop(node.name, None)
-            if since is not None:
-                self._metrics.node_route_latency.observe(max(0.0, self._clock() - since))
+            self._status.routed(node)
             return True
-        cause = verdict.cause
-        self._set_condition(node, Condition("True", ConditionReason.NO_ROUTE_CREATED.value, cause))
-        if verdict.event is not None:
-            self._event(node, verdict.event, cause)
+        self._status.unrouted(node, verdict.cause, verdict.event)
         return False
-
-    def _set_condition(self, node: Node, condition: Condition) -> None:
-        with self._lock:
-            uid, written = self._conditions.get(node.name, (node.uid, node.network_unavailable))
-            current = written if uid == node.uid else node.network_unavailable
-        if current == condition:
-            return
-        self._fence.check()
-        try:
-            self._cluster.set_network_unavailable(node.name, condition, self._fence.check)
-        except ClusterError as err:
-            log.warning("condition of %s not written: %s", node.name, err, extra={"node": node.name})
-            return
-        log.info(
-            "%s NetworkUnavailable=%s (%s)",
-            node.name,
-            condition.status,
-            condition.message,
-            extra={"node": node.name, "reason": condition.reason},
-        )
-        with self._lock:
-            self._conditions[node.name] = (node.uid, condition)
-
-    def _event(self, node: Node, reason: Reason, message: str) -> None:
-        with self._lock:
-            if self._events.get(node.name) == (reason.value, message):
-                return
-            self._events[node.name] = (reason.value, message)
-        log.warning(
-            "%s on %s: %s",
-            reason.value,
-            node.name,
-            message,
-            extra={"node": node.name, "reason": reason.value},
-        )
-        self._fence.check()
-        try:
-            self._cluster.record_event(node, EventKind.WARNING.value, reason.value, message)
-        except ClusterError as err:
-            log.warning("event on %s not recorded: %s", node.name, err, extra={"node": node.name})
 
     def _timed(self, kind: str) -> _Timer:
         return _Timer(self._metrics, kind, self._clock)
@@ -478,4 +348,4 @@ def _log_plan(the_plan: Plan) -> None:
         )
 
 
-__all__ = ["ROUTE_CREATED", "Reconciler"]
+__all__ = ["Reconciler"]

@@ -12,8 +12,10 @@ Invariants:
 - every failure leaves as a ClusterError subclass; a write whose outcome is unknown (timeout, broken
   connection, 5xx) is AmbiguousError, never a plain failure;
 - podCIDRs are written only when the server still holds none (JSON patch `test` on the absent field);
-- Events are aggregated like client-go's correlator: a repeat of (node, type, reason, message) within
-  the window bumps the existing Event's count, and writes per node are capped by a token bucket.
+- Events go through the aggregator of `events.py` (client-go's correlator): a repeat within the window
+  bumps the existing Event's count, and writes per node are capped; each names its reporter as
+  client-go's recorder does — controller `routectl`, instance (and `source.host`) this process's
+  identity, the Lease holder name it stands for election under.
 """
 
 from __future__ import annotations
@@ -21,12 +23,10 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import threading
+import socket
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -48,6 +48,7 @@ from routectl.cluster import (
     NotFoundError,
     WatchEvent,
 )
+from routectl.kube.events import EventAggregator, EventPolicy
 from routectl.reasons import CONDITION_TYPE
 
 log = logging.getLogger(__name__)
@@ -65,17 +66,6 @@ _EVENT_NAMESPACE = "default"
 Json = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class EventPolicy:
-    """client-go's EventCorrelator defaults: aggregate within 10 min, per node a burst of 25 writes
-    then one per 5 min; 4096 remembered (node, type, reason, message) keys."""
-
-    window_s: float = 600.0
-    burst: int = 25
-    refill_s: float = 300.0
-    remembered: int = 4096
-
-
 class KubeCluster:
     def __init__(
         self,
@@ -84,17 +74,20 @@ class KubeCluster:
         connect_timeout_s: float = 5.0,
         request_timeout_s: float = 30.0,
         watch_read_margin_s: float = 15.0,
-        events: EventPolicy = EventPolicy(),
+        events: EventPolicy | None = None,
+        reporting_instance: str = "",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """`api` should have urllib3 retries disabled (`from_kubeconfig` does so). A watch's read
-        timeout is its server-side timeout plus `watch_read_margin_s`."""
+        timeout is its server-side timeout plus `watch_read_margin_s`. `reporting_instance` names this
+        process on its Events (default: the host name)."""
         self._api = api
+        self._instance = reporting_instance or socket.gethostname()
         self._watch_margin_s = watch_read_margin_s
         self._connect_s = connect_timeout_s
         self._request_s = request_timeout_s
-        self._events = _EventAggregator(events, clock)
+        self._events = EventAggregator(events or EventPolicy(), clock)
         self._wall = wall
 
     @classmethod
@@ -267,8 +260,9 @@ class KubeCluster:
             "count": count,
             "firstTimestamp": now,
             "lastTimestamp": now,
-            "source": {"component": COMPONENT},
+            "source": {"component": COMPONENT, "host": self._instance},
             "reportingComponent": COMPONENT,
+            "reportingInstance": self._instance,
         }
         self._request("POST", _EVENTS, path={"namespace": _EVENT_NAMESPACE}, body=body, write_ambiguous=False)
         return name
@@ -316,6 +310,13 @@ class KubeCluster:
             timeout_s=timeout_s,
         )
         return _lease(body)
+
+    # --- reviews -----------------------------------------------------------------------------------
+
+    def create_review(self, collection: str, body: Json, timeout_s: float) -> Json:
+        """POST a TokenReview or SubjectAccessReview to `collection`; the server's answer (with
+        `status`). Reviews store nothing, so a failed one is a plain ClusterError, never ambiguous."""
+        return self._request("POST", collection, body=body, timeout_s=timeout_s, write_ambiguous=False)
 
     # --- transport -------------------------------------------------------------------------------
 
@@ -374,66 +375,6 @@ class KubeCluster:
         timeout = (self._connect_s, read_timeout_s or self._request_s)
         response: urllib3.BaseHTTPResponse = self._api.call_api(*request, _request_timeout=timeout).response
         return response
-
-
-@dataclass(slots=True)
-class _EventWrite:
-    name: str
-    """"" = create a new Event; else patch this one."""
-    count: int
-
-
-@dataclass(slots=True)
-class _EventRecord:
-    name: str
-    count: int
-    last_seen: float
-
-
-class _EventAggregator:
-    """Decides, per occurrence, whether to create, patch or (over the node's budget) only count.
-
-    Occurrences suppressed by the budget still count: the next admitted write carries the total.
-    """
-
-    def __init__(self, policy: EventPolicy, clock: Callable[[], float]) -> None:
-        self._policy = policy
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._records: OrderedDict[tuple[str, ...], _EventRecord] = OrderedDict()
-        self._budgets: dict[str, tuple[float, float]] = {}
-
-    def admit(self, key: tuple[str, ...]) -> _EventWrite | None:
-        now = self._clock()
-        with self._lock:
-            record = self._records.get(key)
-            if record is None or now - record.last_seen > self._policy.window_s:
-                record = _EventRecord("", 0, now)
-                self._records[key] = record
-            self._records.move_to_end(key)
-            while len(self._records) > self._policy.remembered:
-                self._records.popitem(last=False)
-            record.count += 1
-            record.last_seen = now
-            if not self._spend(key[0], now):
-                log.debug("event suppressed by the per-node budget", extra={"node": key[0]})
-                return None
-            return _EventWrite(record.name, record.count)
-
-    def created(self, key: tuple[str, ...], name: str) -> None:
-        with self._lock:
-            record = self._records.get(key)
-            if record is not None:
-                record.name = name
-
-    def _spend(self, node: str, now: float) -> bool:
-        tokens, last = self._budgets.get(node, (float(self._policy.burst), now))
-        tokens = min(float(self._policy.burst), tokens + (now - last) / self._policy.refill_s)
-        if tokens < 1.0:
-            self._budgets[node] = (tokens, now)
-            return False
-        self._budgets[node] = (tokens - 1.0, now)
-        return True
 
 
 # --- error translation ---------------------------------------------------------------------------
@@ -528,6 +469,7 @@ def _node(obj: Json) -> Node:
         pod_cidrs=tuple(pod_cidrs),
         labels=dict(meta.get("labels") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
+        created=_epoch(meta.get("creationTimestamp")) or 0.0,
         network_unavailable=None
         if condition is None
         else Condition(

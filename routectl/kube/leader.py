@@ -77,6 +77,8 @@ class LeaderElector:
         """Acquired and not yet given up (released or `run` ended); /healthz watches this."""
         self._lost = False
         """Latched: the fence closed (or the lease was taken) while leading."""
+        self._resigned = False
+        """Latched: stopping; the fence is closed on purpose, so a refused write is not a loss."""
 
     @property
     def identity(self) -> str:
@@ -89,7 +91,7 @@ class LeaderElector:
         with self._state:
             if self._fence_open_locked():
                 return
-            if self._leading:
+            if self._leading and not self._resigned:
                 self._lose_locked("renew deadline passed since the last successful renew")
         raise LostLeadership(f"{self.identity} does not hold lease {self._describe}")
 
@@ -198,14 +200,15 @@ class LeaderElector:
         self,
         stop: threading.Event,
         on_started_leading: Callable[[], None],
-        on_stopped_leading: Callable[[], None],
+        on_stopped_leading: Callable[[], object],
     ) -> None:
         """Block: acquire (jittered retries), call `on_started_leading`, renew until stop or loss.
 
         `on_started_leading` runs on this thread and must return promptly (start workers, return);
-        renewals wait for it. On stop or loss `on_stopped_leading` runs (it must stop and join the
-        workers), then the lease is released if it is still ours. Returns after a stop; raises
-        LostLeadership after a loss so the process exits non-zero.
+        renewals wait for it. On stop or loss the fence closes first, so no write starts any more; then
+        `on_stopped_leading` runs (it must stop the workers, bounded: the lease waits for it), then the
+        lease is released if it is still ours. Returns after a stop; raises LostLeadership after a loss
+        so the process exits non-zero.
         """
         if not self._acquire(stop):
             return
@@ -214,6 +217,7 @@ class LeaderElector:
             on_started_leading()
             stopped = self._hold(stop)
         finally:
+            self.resign()
             on_stopped_leading()
             self.release()
         if not stopped:
@@ -240,6 +244,16 @@ class LeaderElector:
                     self._lose_locked("could not renew within the renew deadline")
                 return False
         return True
+
+    def resign(self) -> None:
+        """Close the fence for good without calling it a loss: the first step of a shutdown."""
+        with self._state:
+            was_leading, self._resigned = self._leading and not self._lost, True
+        if was_leading:
+            log.info(
+                "stopping: no write starts from now on",
+                extra={"lease": self._describe, "identity": self.identity, "op": "shutdown"},
+            )
 
     def release(self) -> None:
         """Close the fence, then hand the lease back (empty holder) if the last record seen is ours.
@@ -285,6 +299,7 @@ class LeaderElector:
         return (
             self._leading
             and not self._lost
+            and not self._resigned
             and self._clock() < self._renewed_at + self._settings.renew_deadline_s
         )
 

@@ -9,6 +9,10 @@ Invariants (as client-go's `Type` + `DelayingQueue` + `RateLimitingQueue`):
 - after `shut_down()` nothing is accepted and `get()` returns None at once, so workers stop promptly
   (a leader that lost its lease must not start another item).
 Delayed keys live in a heap and are promoted by `get()` itself: no background thread.
+
+Metrics: client-go's seven workqueue series, labelled by queue name. `unfinished_work_seconds` and
+`longest_running_processor_seconds` are computed when scraped, from the items being processed at that
+moment, so a worker stuck inside one item shows while it is stuck, not only once it finishes.
 """
 
 from __future__ import annotations
@@ -23,25 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from routectl.metrics import Metrics
+from routectl.pacing import TokenBucket
 
 _JITTER = 0.1
 """Per-key backoff is drawn from [(1 - _JITTER) x d, d]: stays under the cap, spreads retries."""
-
-
-class _TokenBucket:
-    """Overall rate cap: each reservation takes a token; an empty bucket answers with the wait."""
-
-    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
-        self._rate = rate_per_s
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._last = now
-
-    def reserve(self, now: float) -> float:
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        self._tokens -= 1.0
-        return max(0.0, -self._tokens / self._rate)
 
 
 @dataclass(slots=True)
@@ -64,6 +53,11 @@ class _Instruments:
 
     def retried(self) -> None:
         self.metrics.wq_retries.labels(self.name).inc()
+
+    def watch(self, running_s: Callable[[], list[float]]) -> None:
+        """The two scrape-time gauges, from how long each item in process has been running."""
+        self.metrics.wq_unfinished_work.labels(self.name).set_function(lambda: sum(running_s()))
+        self.metrics.wq_longest_running.labels(self.name).set_function(lambda: max(running_s(), default=0.0))
 
 
 class WorkQueue:
@@ -93,9 +87,11 @@ class WorkQueue:
         self._failures: dict[str, int] = {}
         self._base_delay_s = base_delay_s
         self._max_delay_s = max_delay_s
-        self._bucket = _TokenBucket(rate_per_s, burst, clock())
+        self._bucket = TokenBucket(rate_per_s, burst, clock=clock)
         self._random = random.Random()
         self._instruments = _Instruments(metrics, name) if metrics is not None else None
+        if self._instruments is not None:
+            self._instruments.watch(self._running_s)
 
     def add(self, key: str) -> None:
         with self._cond:
@@ -123,7 +119,7 @@ class WorkQueue:
             self._failures[key] = failures + 1
             backoff = min(self._max_delay_s, self._base_delay_s * 2.0**failures)
             backoff *= self._random.uniform(1.0 - _JITTER, 1.0)
-            delay = max(backoff, self._bucket.reserve(self._clock()))
+            delay = max(backoff, self._bucket.reserve())
             if self._instruments is not None:
                 self._instruments.retried()
         self.add_after(key, delay)
@@ -174,6 +170,12 @@ class WorkQueue:
     def __len__(self) -> int:
         with self._cond:
             return len(self._queue)
+
+    def _running_s(self) -> list[float]:
+        """Seconds each item handed out and not yet `done` has been processed so far."""
+        with self._cond:
+            now = self._clock()
+            return [now - started for started in self._started_at.values()]
 
     def _add_locked(self, key: str) -> None:
         if self._shutting_down or key in self._dirty:

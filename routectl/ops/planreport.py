@@ -1,7 +1,7 @@
 """`routectl plan`: the plan against the real cluster and cloud, printed as a table or JSON.
 
-Read-only by construction: the reconciler runs in dry-run mode behind a fence that is never open for
-writes it would not make anyway, and only its `plan()` (list every table, compute) is called.
+Read-only by construction: only the route view (one list of every table, through the read bucket) and
+the pure planner are built — no executor, so no write path and no thread pool exist.
 """
 
 from __future__ import annotations
@@ -13,30 +13,22 @@ from typing import TextIO
 from providers import Route, RouteProvider
 from routectl.cluster import Cluster, list_all_nodes
 from routectl.config import Config
-from routectl.engine.planner import Change, Plan
-from routectl.engine.reconciler import Reconciler
-from routectl.fence import Unfenced
+from routectl.engine.ownership import owners
+from routectl.engine.planner import Change, DesiredNode, Plan, plan
+from routectl.engine.ratelimit import Pacer
+from routectl.engine.routeview import RouteView
 from routectl.metrics import Metrics
 from routectl.ops.columns import columns
 
 
 def compute(cfg: Config, cluster: Cluster, provider: RouteProvider) -> Plan:
+    """The full plan for every Node against a fresh list of every table; changes nothing."""
     nodes = list_all_nodes(cluster)
-    reconciler = Reconciler(
-        cluster,
-        provider,
-        Unfenced(),
-        Metrics(),
-        cluster_cidrs=cfg.cluster_cidrs,
-        nodes=lambda: nodes,
-        exclude_label=cfg.exclude_label,
-        concurrency=1,
-        dry_run=True,
-    )
-    try:
-        return reconciler.plan()
-    finally:
-        reconciler.close()
+    ownership = owners(nodes, cfg.pool_rules())
+    desired = [DesiredNode.of(n, provider.target_for, cfg.exclude_label, ownership) for n in nodes]
+    view = RouteView(provider, Pacer(provider.limits), Metrics(), cfg.cluster_cidrs)
+    listed = view.refresh()
+    return plan(desired, listed, view.cidrs, **view.quota_rules(listed))
 
 
 def _hop(route: Route | None) -> str:
@@ -78,6 +70,16 @@ def as_json(the_plan: Plan) -> dict[str, object]:
             for b in the_plan.blocked
         ],
         "in_place": len(the_plan.in_place),
+        "rejected_pod_cidrs": [
+            {
+                "node": r.node,
+                "pod_cidr": r.pod_cidr,
+                "rule": r.rule.value,
+                "other_node": r.other,
+                "detail": r.detail,
+            }
+            for r in the_plan.rejected
+        ],
     }
 
 
@@ -110,10 +112,17 @@ def render_table(the_plan: Plan, out: TextIO) -> None:
         for line in columns(rows):
             print(line, file=out)
         print(file=out)
+    if the_plan.rejected:
+        print("PodCIDRs not owned by their node (never routed to it):", file=out)
+        rejected = [(r.node, r.pod_cidr, r.rule.value, r.other or "-", r.detail) for r in the_plan.rejected]
+        for line in columns([("NODE", "PODCIDR", "RULE", "OTHER NODE", "DETAIL"), *rejected]):
+            print(line, file=out)
+        print(file=out)
     print(
         f"Plan: {len(the_plan.create)} to create, {len(the_plan.replace)} to replace, "
         f"{len(the_plan.delete)} to delete; {len(the_plan.conflicts)} conflicts, "
-        f"{len(the_plan.blocked)} blocked; {len(the_plan.in_place)} routes already in place.",
+        f"{len(the_plan.blocked)} blocked, {len(the_plan.rejected)} podCIDRs rejected; "
+        f"{len(the_plan.in_place)} routes already in place.",
         file=out,
     )
 

@@ -24,6 +24,8 @@ BUILD_SCRIPT = REPO / "scripts" / "build-helm.sh"
 RELEASE = "routectl"
 NAMESPACE = "kube-system"
 TIMEOUT_S = 60
+MONITORING_API = "monitoring.coreos.com/v1"
+"""What the ServiceMonitor and PrometheusRule need the cluster to serve (`--api-versions` in a render)."""
 
 Manifest = dict[str, Any]
 
@@ -58,8 +60,8 @@ def locate() -> Path:
 class Helm:
     binary: Path
 
-    def run(self, *args: str) -> str:
-        """stdout of `helm ARGS` in a private helm home; HelmFailed with stderr on failure."""
+    def run(self, *args: str, env: Mapping[str, str] = {}) -> str:
+        """stdout of `helm ARGS` in a private helm home (plus `env`); HelmFailed with stderr on failure."""
         home = {
             f"HELM_{kind}_HOME": str(Path(os.environ.get("TMPDIR", "/tmp")) / "routectl-helm" / kind)
             for kind in ("CACHE", "CONFIG", "DATA")
@@ -69,7 +71,7 @@ class Helm:
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
-            env={**os.environ, **home},
+            env={**os.environ, **home, **env},
             check=False,
         )
         if done.returncode != 0:
@@ -85,9 +87,13 @@ class Helm:
         sets: Mapping[str, object] = {},
         kube_version: str | None = None,
         show_only: str | None = None,
+        api_versions: Sequence[str] = (),
     ) -> list[Manifest]:
-        """Rendered objects of the chart as release `routectl` in kube-system; `sets` go as JSON."""
+        """Rendered objects of the chart as release `routectl` in kube-system; `sets` go as JSON;
+        `api_versions` are served by the pretended cluster (helm's own list otherwise)."""
         args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+        for api in api_versions:
+            args += ["--api-versions", api]
         for path in values:
             args += ["--values", str(path)]
         for key, value in sets.items():
@@ -132,3 +138,28 @@ def controller(objects: Sequence[Manifest]) -> Manifest:
     """The Deployment's only container."""
     (container,) = pod_spec(objects)["containers"]
     return dict(container)
+
+
+def config_map(objects: Sequence[Manifest]) -> Manifest:
+    """The ConfigMap the Deployment mounts (the release's own: not the dashboard's)."""
+    (found,) = [o for o in of_kind(objects, "ConfigMap") if "config.yaml" in o.get("data", {})]
+    return found
+
+
+def settings(objects: Sequence[Manifest]) -> dict[str, Any]:
+    """The controller's config file as the chart renders it."""
+    parsed: dict[str, Any] = yaml.safe_load(config_map(objects)["data"]["config.yaml"])
+    return parsed
+
+
+def pod_env(container: Manifest, pod_name: str = "routectl-6d4f8b7c9-x2x7k") -> dict[str, str]:
+    """The container's plain env as the kubelet resolves it: downward API for the pod's identity and
+    `$(VAR)` references to variables defined before (envFrom and secret refs are left out)."""
+    downward = {"metadata.name": pod_name, "metadata.namespace": NAMESPACE}
+    env: dict[str, str] = {}
+    for var in container.get("env", ()):
+        if "value" in var:
+            env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var["value"])
+        elif "fieldRef" in var.get("valueFrom", {}):
+            env[var["name"]] = downward[var["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env

@@ -7,6 +7,9 @@ import os
 import pytest
 from chartlib import EXAMPLES, Helm, HelmMissing, Manifest, locate
 
+from tests.monitoring.prom import missing_tools
+from tests.support.fixtures import report_unavailable
+
 
 @pytest.fixture(scope="session")
 def helm() -> Helm:
@@ -27,3 +30,8 @@ def example(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def rendered(helm: Helm, example: str) -> list[Manifest]:
     return helm.template([EXAMPLES[example]])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The alert and dashboard checks need promtool: say so at the end when they skipped."""
+    report_unavailable(terminalreporter, "chart", missing_tools())

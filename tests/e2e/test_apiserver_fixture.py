@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ControlPlane
-from binaries import Binaries
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+
+from tests.support.apiserver import ControlPlane
+from tests.support.binaries import Binaries
 
 Json = dict[str, Any]
 
@@ -264,7 +265,11 @@ def test_filtered_watch_gets_a_bookmark_when_the_resource_version_moves_on_durin
     change.join()
     moved_on = node_json(core, other)["metadata"]["resourceVersion"]
     core.delete_node(other)
-    assert [b["metadata"]["resourceVersion"] for b in bookmarks_of(events)] == [moved_on]
+    versions = [b["metadata"]["resourceVersion"] for b in bookmarks_of(events)]
+    # The server may repeat a bookmark (a periodic one and the one before the deadline): every one of
+    # them must carry the version the watcher never saw an event for, and at least one must come.
+    assert versions
+    assert set(versions) == {moved_on}
 
 
 def test_watch_from_a_compacted_resource_version_gets_410_gone(

@@ -10,196 +10,57 @@ denials when the scenario ends.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import yaml
-from apiserver import ControlPlane
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from routectl_proc import (
+
+from providers.registry import DEMO_CLUSTER, discover
+from routectl.kube.leader import JITTER_FACTOR
+from routectl.reasons import CONDITION_TYPE, ConditionReason, Reason
+from tests.chart.chartlib import Manifest
+from tests.e2e.adapter_dist import MEMCLOUD, build_and_install
+from tests.providers.aws.awsworld import REGION, World, ec2_at, world_on
+from tests.support.apiserver import ControlPlane
+from tests.support.cluster import (
+    ROUTE_CREATED,
+    Installed,
+    Kube,
+    LeaseView,
+    cleaned,
+    install_chart_rbac,
+    leading,
+    start_leader,
+)
+from tests.support.routectl_proc import (
+    Completed,
     LeaseTimings,
     Routectl,
     RoutectlRunner,
     Setup,
     denials,
+    denials_checked,
     eventually,
 )
-from tcpproxy import CuttableProxy
+from tests.support.tcpproxy import CuttableProxy
 
-from providers.emulators import embedded as clouds
-from routectl.kube.leader import JITTER_FACTOR
-from routectl.reasons import CONDITION_TYPE, ConditionReason, Reason
-from tests.chart.chartlib import Manifest
-from tests.providers.aws.awsworld import REGION, World, world_on
-
-EVENT_NAMESPACE = "default"
 CONVERGE_TIMEOUT_S = 90.0
 SLACK_S = 1.0
 """Scheduling slack on a shared 2-core machine, added to bounds derived from the lease timings."""
 SHORT_LEASE = LeaseTimings(lease_s=4, renew_s=3, retry_s=0.5)
-
-
-# --- the chart's identity on a control plane ----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Installed:
-    """The chart's RBAC applied to one control plane, and a kubeconfig for its ServiceAccount."""
-
-    kubeconfig: Path
-    namespace: str
-    lease_name: str
-
-
-def install_chart_rbac(
-    plane: ControlPlane, objects: Sequence[Manifest], workdir: Path, server: str = ""
-) -> Installed:
-    """Apply the rendered objects, mint a token for the ServiceAccount and write its kubeconfig
-    (pointing at `server` instead of the API server when given, e.g. a proxy)."""
-    (account,) = (o for o in objects if o["kind"] == "ServiceAccount")
-    namespace, name = account["metadata"]["namespace"], account["metadata"]["name"]
-    (lease_name,) = (
-        resource_name
-        for o in objects
-        if o["kind"] == "Role"
-        for rule in o["rules"]
-        if "leases" in rule["resources"]
-        for resource_name in rule.get("resourceNames", ())
-    )
-    namespace_object = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-    plane.apply_manifests([namespace_object, *objects])
-    path = plane.kubeconfig_for_token(plane.service_account_token(namespace, name), workdir / "kubeconfig")
-    if server:
-        kubeconfig = yaml.safe_load(path.read_text())
-        kubeconfig["clusters"][0]["cluster"]["server"] = server
-        path.write_text(yaml.safe_dump(kubeconfig))
-    return Installed(path, namespace, lease_name)
-
-
-# --- the Kubernetes side, as admin ----------------------------------------------------------------
-
-
-class Kube:
-    """Admin access to one control plane: Nodes, Events and the Lease of the scenario."""
-
-    def __init__(self, api: client.ApiClient, installed: Installed) -> None:
-        self.core = client.CoreV1Api(api)
-        self.leases = client.CoordinationV1Api(api)
-        self.installed = installed
-
-    def clean(self) -> None:
-        """No Node and no Lease: each scenario starts from an empty cluster."""
-        self.core.delete_collection_node()
-        eventually(lambda: not self.core.list_node().items, 30, "every node deleted")
-        try:
-            self.leases.delete_namespaced_lease(self.installed.lease_name, self.installed.namespace)
-        except ApiException as err:
-            if err.status != 404:
-                raise
-
-    def create_node(self, name: str, instance: str, pod_cidr: str = "") -> None:
-        spec = client.V1NodeSpec(provider_id=f"aws:///{REGION}a/{instance}")
-        if pod_cidr:
-            spec.pod_cidr, spec.pod_cidrs = pod_cidr, [pod_cidr]
-        self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
-
-    def delete_node(self, name: str) -> None:
-        self.core.delete_node(name)
-
-    def nodes(self) -> dict[str, NodeView]:
-        return {view.name: view for view in map(NodeView.of, self.core.list_node().items)}
-
-    def node(self, name: str) -> NodeView:
-        return NodeView.of(self.core.read_node(name))
-
-    def pod_cidr(self, name: str) -> str:
-        return self.node(name).pod_cidr
-
-    def set_pod_cidr(self, name: str, cidr: str) -> None:
-        self.core.patch_node(name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
-
-    def events(self, name: str) -> list[client.CoreV1Event]:
-        """Events about this Node object (by uid: an earlier Node of the same name is another)."""
-        selector = f"involvedObject.kind=Node,involvedObject.uid={self.node(name).uid}"
-        items: list[client.CoreV1Event] = self.core.list_namespaced_event(
-            EVENT_NAMESPACE, field_selector=selector
-        ).items
-        return items
-
-    def reasons(self, name: str) -> set[str]:
-        return {str(event.reason) for event in self.events(name)}
-
-    def lease(self) -> LeaseView | None:
-        try:
-            lease = self.leases.read_namespaced_lease(self.installed.lease_name, self.installed.namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return LeaseView.of(lease)
-
-    def holder(self) -> str:
-        lease = self.lease()
-        return lease.holder if lease is not None else ""
-
-
-@dataclass(frozen=True, slots=True)
-class NodeView:
-    """What the scenarios check of a Node."""
-
-    name: str
-    uid: str
-    resource_version: str
-    pod_cidr: str
-    network: tuple[str, str] | None
-    """NetworkUnavailable (status, reason), if set."""
-
-    @classmethod
-    def of(cls, node: client.V1Node) -> NodeView:
-        meta, spec, status = node.metadata, node.spec, node.status
-        assert meta is not None
-        assert spec is not None
-        found = [c for c in (status.conditions if status else None) or () if c.type == CONDITION_TYPE]
-        return cls(
-            name=str(meta.name),
-            uid=str(meta.uid),
-            resource_version=str(meta.resource_version),
-            pod_cidr=str(spec.pod_cidr or ""),
-            network=(found[0].status, str(found[0].reason)) if found else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseView:
-    holder: str
-    acquired: float
-    renewed: float
-    """acquireTime and renewTime as epoch seconds (every process here shares one clock)."""
-
-    @classmethod
-    def of(cls, lease: client.V1Lease) -> LeaseView:
-        spec = lease.spec
-        assert spec is not None
-        assert spec.acquire_time is not None
-        assert spec.renew_time is not None
-        return cls(
-            str(spec.holder_identity or ""), spec.acquire_time.timestamp(), spec.renew_time.timestamp()
-        )
-
-
-ROUTE_CREATED = ("False", ConditionReason.ROUTE_CREATED.value)
 
 
 # --- the cloud side -------------------------------------------------------------------------------
@@ -214,6 +75,9 @@ class Cloud:
     cluster_name: str
     tables: tuple[str, str]
     instances: dict[str, str]
+
+    def provider_id(self, name: str) -> str:
+        return f"aws:///{REGION}a/{self.instances[name]}"
 
     def launch(self, *names: str) -> None:
         for name, instance in zip(names, self.world.instances(len(names)), strict=True):
@@ -243,14 +107,12 @@ def _subnet_of(destination: str | None, network: ipaddress.IPv4Network) -> bool:
 
 @pytest.fixture
 def cloud(moto_endpoint: str) -> Cloud:
-    ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    world = world_on(ec2)
+    return new_cloud(moto_endpoint)
+
+
+def new_cloud(moto_endpoint: str) -> Cloud:
+    """A fresh VPC in moto with two route tables tagged for a fresh cluster name."""
+    world = world_on(ec2_at(moto_endpoint))
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     owned = {f"kubernetes.io/cluster/{name}": "owned"}
     return Cloud(world, name, (world.table(owned), world.table(owned)), {})
@@ -259,32 +121,16 @@ def cloud(moto_endpoint: str) -> Cloud:
 # --- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def installed(
-    control_plane: ControlPlane, chart_rbac: list[Manifest], tmp_path_factory: pytest.TempPathFactory
-) -> Installed:
-    return install_chart_rbac(control_plane, chart_rbac, tmp_path_factory.mktemp("sa"))
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
+    with denials_checked(tmp_path) as runner:
+        yield runner
 
 
 @pytest.fixture
 def kube(admin_api: client.ApiClient, installed: Installed) -> Iterator[Kube]:
-    kube = Kube(admin_api, installed)
-    kube.clean()
-    yield kube
-    kube.clean()
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[RoutectlRunner]:
-    """Starts routectl processes; afterwards reaps them all and fails on any RBAC denial they logged."""
-    runner = RoutectlRunner(tmp_path)
-    try:
-        yield runner
-    finally:
-        runner.stop_all()
-    denied = [f"{path.name}: {record}" for path, record in runner.all_records() if denials([record])]
-    if denied:
-        pytest.fail("routectl was denied by RBAC:\n" + "\n".join(denied))
+    with cleaned(Kube(admin_api, installed)) as kube:
+        yield kube
 
 
 def setup_for(
@@ -341,20 +187,10 @@ def wait_routed(kube: Kube, cloud: Cloud, names: Sequence[str], cluster_cidr: st
     )
 
 
-def leading(kube: Kube, process: Routectl) -> bool:
-    return kube.holder().startswith(process.pod_name + "_")
-
-
-def start_leader(kube: Kube, runner: RoutectlRunner, setup: Setup) -> Routectl:
-    process = runner.start("routectl", setup)
-    eventually(lambda: leading(kube, process) and process.ready(), 60, "routectl leads and is ready")
-    return process
-
-
 def add_nodes(kube: Kube, cloud: Cloud, *names: str) -> None:
     cloud.launch(*names)
     for name in names:
-        kube.create_node(name, cloud.instances[name])
+        kube.create_node(name, cloud.provider_id(name))
 
 
 def figure(text: str) -> None:
@@ -427,11 +263,11 @@ def test_existing_pod_cidrs_are_kept_and_the_server_refuses_to_change_them(
     cidr = "10.251.0.0/24"
     preset = {"preset-early": "10.251.0.16/28", "preset-late": "10.251.0.224/28"}
     cloud.launch(*preset, "fresh-1", "fresh-2")
-    kube.create_node("preset-early", cloud.instances["preset-early"], preset["preset-early"])
+    kube.create_node("preset-early", cloud.provider_id("preset-early"), preset["preset-early"])
     start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
-    kube.create_node("preset-late", cloud.instances["preset-late"], preset["preset-late"])
+    kube.create_node("preset-late", cloud.provider_id("preset-late"), preset["preset-late"])
     for name in ("fresh-1", "fresh-2"):
-        kube.create_node(name, cloud.instances[name])
+        kube.create_node(name, cloud.provider_id(name))
     names = [*preset, "fresh-1", "fresh-2"]
     wait_routed(kube, cloud, names, cidr)
 
@@ -541,11 +377,8 @@ def uncached(
     apiserver = urlsplit(plane.url)
     with CuttableProxy((str(apiserver.hostname), int(apiserver.port or 443))) as proxy:
         installed = install_chart_rbac(plane, chart_rbac, tmp_path, server=proxy.url)
-        with plane.admin_api_client() as api:
-            kube = Kube(api, installed)
-            kube.clean()
+        with plane.admin_api_client() as api, cleaned(Kube(api, installed)) as kube:
             yield plane, proxy, kube
-            kube.clean()
 
 
 def test_watch_broken_past_a_compaction_gets_410_relists_and_misses_no_node(
@@ -563,8 +396,8 @@ def test_watch_broken_past_a_compaction_gets_410_relists_and_misses_no_node(
 
     proxy.cut()  # the watch breaks; until `resume` the controller cannot reach the API server
     cloud.launch("late-1", "late-2")
-    kube.create_node("late-1", cloud.instances["late-1"])
-    kube.create_node("late-2", cloud.instances["late-2"])
+    kube.create_node("late-1", cloud.provider_id("late-1"))
+    kube.create_node("late-2", cloud.provider_id("late-2"))
     kube.delete_node("gone")
     compacted = plane.compact_etcd()
     proxy.resume()
@@ -592,8 +425,8 @@ def test_foreign_route_on_a_node_cidr_is_left_alone_and_reported_as_route_confli
     world.add_route(cloud.tables[0], taken, VpcPeeringConnectionId=peering_id)
     foreign = world.raw_routes(cloud.tables[0])[taken]
     cloud.launch("victim", "bystander")
-    kube.create_node("victim", cloud.instances["victim"], taken)
-    kube.create_node("bystander", cloud.instances["bystander"])
+    kube.create_node("victim", cloud.provider_id("victim"), taken)
+    kube.create_node("bystander", cloud.provider_id("bystander"))
 
     start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
     wait_routed(kube, cloud, ["bystander"], cidr)
@@ -620,9 +453,9 @@ def test_plan_changes_nothing_and_run_once_converges_then_exits_0(
     cidr = "10.247.0.0/24"
     setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
     cloud.launch("set-1", "set-2", "unset")
-    kube.create_node("set-1", cloud.instances["set-1"], "10.247.0.0/28")
-    kube.create_node("set-2", cloud.instances["set-2"], "10.247.0.16/28")
-    kube.create_node("unset", cloud.instances["unset"])
+    kube.create_node("set-1", cloud.provider_id("set-1"), "10.247.0.0/28")
+    kube.create_node("set-2", cloud.provider_id("set-2"), "10.247.0.16/28")
+    kube.create_node("unset", cloud.provider_id("unset"))
     tables_before = cloud.snapshot()
     nodes_before = {n: node.resource_version for n, node in kube.nodes().items()}
 
@@ -653,19 +486,20 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
     provider: str, kube: Kube, runner: RoutectlRunner, installed: Installed
 ) -> None:
     names = [f"{provider}-{i}" for i in range(3)]
-    with clouds.CLOUDS[provider](len(names)) as embedded:
+    factory = discover()[provider].embedded_cloud()
+    assert factory is not None
+    with factory(len(names)) as embedded:
         setup = Setup(
             kubeconfig=installed.kubeconfig,
             lease_namespace=installed.namespace,
             lease_name=installed.lease_name,
             cloud=(f"--provider={provider}", *embedded.flags),
-            cluster_name=clouds.CLUSTER_NAME,
+            cluster_name=DEMO_CLUSTER,
             cluster_cidr="10.248.0.0/24",
             node_mask=26,
         )
         for name, provider_id in zip(names, embedded.provider_ids, strict=True):
-            spec = client.V1NodeSpec(provider_id=provider_id)
-            kube.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
+            kube.create_node(name, provider_id)
 
         plan = runner.command("plan", setup, "plan", "--output=json")
 
@@ -686,3 +520,288 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
         assert again["converged"] is True
         tables = 1 if provider == "gcp" else 2
         assert again["in_place"] == len(names) * tables
+
+
+# --- hostile cluster state (issue 14) -------------------------------------------------------------
+
+
+def condition_message(kube: Kube, name: str) -> str:
+    status = kube.core.read_node_status(name).status
+    found = [c for c in (status.conditions if status else None) or () if c.type == CONDITION_TYPE]
+    return str(found[0].message) if found else ""
+
+
+def not_routed_because(kube: Kube, name: str, *words: str) -> bool:
+    node = kube.node(name)
+    return node.network == ("True", ConditionReason.NO_ROUTE_CREATED.value) and all(
+        w in condition_message(kube, name) for w in words
+    )
+
+
+def stays(check: Callable[[], bool], seconds: float, what: str) -> None:
+    """`check` holds at every poll for `seconds` (here: across more than one full resync)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check(), what
+        time.sleep(0.5)
+
+
+def one_line(done: Completed) -> str:
+    """The command's single non-log line on stderr (its verdict); fails on none, several, or a traceback."""
+    lines = [r["raw"] for r in done.log if "raw" in r and r["raw"].strip()]
+    assert len(lines) == 1, lines
+    return str(lines[0])
+
+
+@pytest.mark.parametrize("allocate", [True, False], ids=["allocating", "allocate-node-cidrs=false"])
+def test_two_nodes_with_one_podcidr_route_it_to_the_earlier_one_only_and_never_flip(
+    allocate: bool, kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr, block = "10.252.0.0/24", "10.252.0.32/28"
+    setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
+    setup = dataclasses.replace(setup, extra=(f"--allocate-node-cidrs={str(allocate).lower()}",))
+    cloud.launch("owner", "copy")
+    kube.create_node("owner", cloud.provider_id("owner"), block)
+    controller = start_leader(kube, runner, setup)
+    wait_routed(kube, cloud, ["owner"], cidr)
+    time.sleep(1.1)  # creationTimestamp has one-second resolution: the copy is created later
+    kube.create_node("copy", cloud.provider_id("copy"), block)  # restored from a backup, set by hand
+
+    eventually(
+        lambda: not_routed_because(kube, "copy", "duplicate", "node owner"),
+        CONVERGE_TIMEOUT_S,
+        "the copy is NetworkUnavailable naming the rule and the owner",
+    )
+    eventually(lambda: Reason.CIDR_NOT_AVAILABLE.value in kube.reasons("copy"), 30, "CIDRNotAvailable")
+    to_owner = {t: {block: cloud.instances["owner"]} for t in cloud.tables}
+    stays(
+        lambda: (
+            {t: cloud.routes(t, cidr) for t in cloud.tables} == to_owner
+            and routed(kube, cloud, ["owner"], cidr)
+        ),
+        12,  # more than two resync periods (5 s)
+        "the block stays routed to its owner, which stays RouteCreated",
+    )
+    assert controller.metric("routectl_node_cidr_conflicts", rule="duplicate") == 1
+    replaced = controller.metric(
+        "routectl_route_operations_total", provider="aws", op="replace", outcome="ok"
+    )
+    assert replaced is None
+    [event] = [e for e in kube.events("copy") if e.reason == Reason.CIDR_NOT_AVAILABLE.value]
+    assert event.type == "Warning"
+    assert "node owner" in str(event.message)
+    printed = json.loads(runner.command("plan", setup, "plan", "--output=json").stdout)
+    assert [(r["node"], r["rule"], r["other_node"]) for r in printed["rejected_pod_cidrs"]] == [
+        ("copy", "duplicate", "owner")
+    ]
+
+    kube.delete_node("owner")  # the block passes to the copy: one replace, and it is routed
+    eventually(
+        lambda: (
+            {t: cloud.routes(t, cidr) for t in cloud.tables}
+            == {t: {block: cloud.instances["copy"]} for t in cloud.tables}
+            and kube.node("copy").network == ROUTE_CREATED
+        ),
+        CONVERGE_TIMEOUT_S,
+        "the block routed to the copy, now its owner",
+    )
+
+
+def test_a_wide_podcidr_over_another_nodes_block_gets_no_route_and_no_create_delete_loop(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.253.0.0/24"
+    setup = setup_for(installed, cloud, moto_endpoint, cidr, 28)
+    cloud.launch("small", "wide")
+    kube.create_node("small", cloud.provider_id("small"), "10.253.0.16/28")
+    kube.create_node("wide", cloud.provider_id("wide"), "10.253.0.0/24")
+    controller = start_leader(kube, runner, setup)
+
+    wait_routed(kube, cloud, ["small"], cidr)
+    eventually(
+        lambda: not_routed_because(kube, "wide", "wrong-size", "node small"),
+        CONVERGE_TIMEOUT_S,
+        "the wide node is NetworkUnavailable naming the rule and the node it overlaps",
+    )
+
+    def writes() -> tuple[float | None, ...]:
+        return tuple(
+            controller.metric("routectl_route_operations_total", provider="aws", op=op, outcome="ok")
+            for op in ("create", "replace", "delete")
+        )
+
+    before = writes()
+    stays(
+        lambda: all(
+            cloud.routes(t, cidr) == {"10.253.0.16/28": cloud.instances["small"]} for t in cloud.tables
+        ),
+        12,
+        "only the small node's block is routed",
+    )
+    assert writes() == before == (2.0, None, None)
+    assert controller.metric("routectl_node_cidr_conflicts", rule="wrong-size") == 1
+
+
+def test_a_node_in_another_vpc_gets_no_route_and_its_instance_is_left_as_it_is(
+    kube: Kube, cloud: Cloud, runner: RoutectlRunner, installed: Installed, moto_endpoint: str
+) -> None:
+    cidr = "10.254.0.0/24"
+    ec2 = cloud.world.ec2
+    elsewhere = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=elsewhere, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    stray = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnet)
+    cloud.instances["stray"] = stray["Instances"][0]["InstanceId"]
+    kube.create_node("stray", cloud.provider_id("stray"))
+    add_nodes(kube, cloud, "home")
+    start_leader(kube, runner, setup_for(installed, cloud, moto_endpoint, cidr, 28))
+
+    wait_routed(kube, cloud, ["home"], cidr)
+    eventually(
+        lambda: not_routed_because(
+            kube, "stray", elsewhere, cloud.world.vpc_id, "outside the managed network"
+        ),
+        CONVERGE_TIMEOUT_S,
+        "the stray node is NetworkUnavailable naming both VPCs",
+    )
+    assert Reason.FAILED_TO_CREATE_ROUTE.value in kube.reasons("stray")
+    stray_block = kube.pod_cidr("stray")
+    assert stray_block  # it has its block: only the route is refused
+    assert all(stray_block not in cloud.routes(t, cidr) for t in cloud.tables)
+    attribute = ec2.describe_instance_attribute(
+        InstanceId=cloud.instances["stray"], Attribute="sourceDestCheck"
+    )
+    assert attribute["SourceDestCheck"]["Value"] is True
+
+
+@pytest.mark.parametrize(
+    ("unreachable", "words"),
+    [
+        ("cloud", "Could not connect to the endpoint URL"),
+        ("api-server", "cannot reach the Kubernetes API server (3 attempts)"),
+    ],
+)
+def test_plan_and_run_once_end_with_one_line_when_the_cloud_or_api_server_is_unreachable(
+    unreachable: str,
+    words: str,
+    kube: Kube,
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    installed: Installed,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    endpoint = "http://127.0.0.1:1" if unreachable == "cloud" else moto_endpoint
+    setup = setup_for(installed, cloud, endpoint, "10.246.0.0/24", 28)
+    if unreachable == "api-server":
+        closed = tmp_path / "closed-kubeconfig"
+        config = yaml.safe_load(installed.kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+        closed.write_text(yaml.safe_dump(config))
+        setup = dataclasses.replace(setup, kubeconfig=closed)
+    for command, extra in (("plan", ()), ("run", ("--once",))):
+        began = time.monotonic()
+        done = runner.command(f"{command}-{unreachable}", setup, command, *extra)
+        assert done.code == 1
+        assert words in one_line(done)
+        assert time.monotonic() - began < 30
+
+
+def test_an_adapter_installed_from_its_own_distribution_plans_with_no_change_to_routectl(
+    kube: Kube, runner: RoutectlRunner, installed: Installed, tmp_path: Path
+) -> None:
+    site = build_and_install(MEMCLOUD, tmp_path / "memcloud")
+    cluster = "outside"
+    state = tmp_path / "memcloud.json"
+    state.write_text(
+        json.dumps(
+            {
+                "routes": [
+                    {"destination": "0.0.0.0/0", "instance": "igw"},
+                    {"destination": "10.249.0.64/26", "instance": "i-foreign"},
+                    {
+                        "destination": "10.249.0.128/26",
+                        "instance": "i-gone",
+                        "cluster": cluster,
+                        "node": "gone",
+                    },
+                ]
+            }
+        )
+    )
+    before = state.read_bytes()
+    for name, instance, cidr in (("mem-a", "i-a", "10.249.0.0/26"), ("mem-b", "i-b", "10.249.0.64/26")):
+        spec = client.V1NodeSpec(provider_id=f"memcloud://{instance}", pod_cidr=cidr, pod_cidrs=[cidr])
+        kube.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name), spec=spec))
+    setup = Setup(
+        kubeconfig=installed.kubeconfig,
+        lease_namespace=installed.namespace,
+        lease_name=installed.lease_name,
+        cloud=("--provider=memcloud", f"--memcloud-state={state}"),
+        cluster_name=cluster,
+        cluster_cidr="10.249.0.0/24",
+        node_mask=26,
+        env=(("PYTHONPATH", str(site)),),
+    )
+
+    plan = runner.command("plan", setup, "plan", "--output=json")
+
+    assert plan.code == 0, plan.log
+    printed = json.loads(plan.stdout)
+    assert [(c["node"], c["table"], c["destination"], c["target"]) for c in printed["create"]] == [
+        ("mem-a", "mem-main", "10.249.0.0/26", "i-a")
+    ]
+    assert [(c["destination"], c["target"]) for c in printed["delete"]] == [("10.249.0.128/26", "i-gone")]
+    assert [(c["node"], c["existing_next_hop"]) for c in printed["conflicts"]] == [("mem-b", "i-foreign")]
+    assert printed["converged"] is False
+    assert state.read_bytes() == before
+
+    no_state = replace(setup, cloud=("--provider=memcloud",))
+    missing = runner.command("plan-no-state", no_state, "plan")
+    assert missing.code == 2
+    assert [r["raw"] for r in missing.log] == [
+        "routectl: invalid configuration: --memcloud-state: required for --provider memcloud "
+        "(JSON file holding the route table)"
+    ]
+    not_installed = runner.command("plan-not-installed", replace(no_state, env=()), "plan")
+    assert not_installed.code == 2
+    assert "'memcloud' is not an installed provider" in not_installed.log[0]["raw"]
+
+
+@pytest.mark.parametrize(
+    ("file", "flag", "words"),
+    [
+        ("cluster-name: a\ncluster-name: b\n", "", ":2:1: not valid YAML: duplicate key 'cluster-name'"),
+        ("exclude-label: caf\u00e9=1\n", "", "not UTF-8 text"),
+        ("", "--route-reconciliation-period=99999999999999999999h", "out of range"),
+        ("", "--cloud-write-rate=nan", "finite"),
+        ("", "--cloud-endpoint=http://127.0.0.1:99999", "endpoint URL"),
+        ("", "--region=us east 1", "region name"),
+    ],
+)
+def test_configuration_errors_through_the_cli_are_exit_2_one_line_and_touch_nothing(
+    file: str,
+    flag: str,
+    words: str,
+    kube: Kube,
+    cloud: Cloud,
+    runner: RoutectlRunner,
+    installed: Installed,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    extra = [flag] if flag else []
+    if file:
+        path = tmp_path / "routectl.yaml"
+        path.write_bytes(file.encode("latin-1"))
+        extra.append(f"--config={path}")
+    setup = setup_for(installed, cloud, moto_endpoint, "10.246.0.0/24", 28)
+    tables_before = cloud.snapshot()
+
+    done = runner.command("bad-config", setup, "run", "--once", *extra)
+
+    assert done.code == 2
+    line = one_line(done)
+    assert line.startswith("routectl: invalid configuration: ")
+    assert words in line
+    assert kube.lease() is None
+    assert cloud.snapshot() == tables_before

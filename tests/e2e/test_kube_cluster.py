@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from apiserver import ControlPlane
 from kubernetes import client
 
 from routectl.cluster import (
@@ -34,8 +33,13 @@ from routectl.cluster import (
     Node,
     NotFoundError,
 )
-from routectl.kube.client import EventPolicy, KubeCluster
+from routectl.kube.client import KubeCluster
+from routectl.kube.events import EventPolicy
 from routectl.kube.informer import NodeChange, NodeInformer
+from tests.support.apiserver import ControlPlane
+
+REPORTER = "routectl-7d9f-x2x7k_0a1b2c3d"
+"""The reporting instance of the `kube` fixture: a pod name and the election suffix, as in production."""
 
 
 def a_name(prefix: str) -> str:
@@ -64,7 +68,8 @@ def admin_kubeconfig(api: client.ApiClient, path: Path) -> Path:
 @pytest.fixture(scope="module")
 def kube(admin_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     cluster = KubeCluster.from_kubeconfig(
-        str(admin_kubeconfig(admin_api, tmp_path_factory.mktemp("kube") / "kubeconfig"))
+        str(admin_kubeconfig(admin_api, tmp_path_factory.mktemp("kube") / "kubeconfig")),
+        reporting_instance=REPORTER,
     )
     yield cluster
     cluster.close()
@@ -249,7 +254,22 @@ def test_repeated_events_aggregate_into_one_event_with_a_count(
 
     assert events_of(core, node.name) == [("quota exceeded", 4), ("throttled", 1)]
     assert raw["involvedObject"]["kind"] == "Node"
-    assert raw["source"] == {"component": "routectl"}
+
+
+def test_events_name_the_reporting_controller_and_instance(
+    core: client.CoreV1Api, kube: KubeCluster, node: Node
+) -> None:
+    """As client-go's recorder: source.component / reportingComponent is the controller,
+    source.host / reportingInstance the process (the identity it stands for election under); the
+    server indexes reportingComponent, so `--field-selector reportingComponent=routectl` finds them."""
+    kube.record_event(node, "Warning", "RouteConflict", "in the way")
+
+    selector = f"reportingComponent=routectl,involvedObject.uid={node.uid}"
+    (event,) = core.list_namespaced_event("default", field_selector=selector).items
+    raw = core.api_client.sanitize_for_serialization(event)
+
+    assert raw["source"] == {"component": "routectl", "host": REPORTER}
+    assert (raw["reportingComponent"], raw["reportingInstance"]) == ("routectl", REPORTER)
 
 
 def test_event_writes_per_node_are_capped_but_keep_counting(

@@ -10,44 +10,43 @@ where it fails: CI must never pass an image tier that did not run.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-# The e2e tier's helper modules import one another by name (its conftest's directory is on sys.path
-# there); this tier reuses them and that tier's fixtures.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-
-from imagelib import Docker, Images
-from test_controller_e2e import cloud  # noqa: F401 (one scenario's VPC in moto, two tables tagged owned)
-
-from tests.e2e.conftest import (
-    admin_api,  # noqa: F401
-    chart_rbac,  # noqa: F401
-    control_plane,  # noqa: F401
-    e2e_binaries,  # noqa: F401
-    moto_endpoint,  # noqa: F401
+from tests.e2e.test_controller_e2e import cloud
+from tests.image.imagelib import Docker, Images
+from tests.support.fixtures import (
+    admin_api,
+    chart_rbac,
+    control_plane,
+    e2e_binaries,
+    moto_endpoint,
+    report_unavailable,
+    unavailable,
 )
 
-SKIPPED = "IMAGE TIER SKIPPED"
+# The shared session fixtures and the e2e tier's VPC in moto (two tables tagged owned), offered here.
+__all__ = ["admin_api", "chart_rbac", "cloud", "control_plane", "e2e_binaries", "moto_endpoint"]
+
+TIER = "image"
+_IMAGES = ("ROUTECTL_DOCKER", "DOCKER_HOST", "ROUTECTL_IMAGE", "ROUTECTL_IMAGE_AWS")
 
 
 def _missing(*names: str) -> list[str]:
     return [name for name in names if not os.environ.get(name)]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the image tier cannot run: {reason}", pytrace=False)
-    pytest.skip(f"{SKIPPED}: {reason}")
+@pytest.fixture(scope="session")
+def tier() -> str:
+    return TIER
 
 
 @pytest.fixture(scope="session")
 def images() -> Images:
-    missing = _missing("ROUTECTL_DOCKER", "DOCKER_HOST", "ROUTECTL_IMAGE", "ROUTECTL_IMAGE_AWS")
+    missing = _missing(*_IMAGES)
     if missing:
-        _unavailable(f"no images built ({', '.join(missing)} unset); run `make image-test`")
+        unavailable(TIER, f"no images built ({', '.join(missing)} unset); run `make image-test`")
     return Images(
         Docker(os.environ["ROUTECTL_DOCKER"]), os.environ["ROUTECTL_IMAGE"], os.environ["ROUTECTL_IMAGE_AWS"]
     )
@@ -58,17 +57,11 @@ def wheelhouse() -> Path:
     """The build context of the every-cloud image: wheels/ (the pinned dependencies), dist/ (routectl's
     wheel) and constraints.txt."""
     if _missing("ROUTECTL_WHEELHOUSE"):
-        _unavailable("no wheels built (ROUTECTL_WHEELHOUSE unset); run `make image-test`")
+        unavailable(TIER, "no wheels built (ROUTECTL_WHEELHOUSE unset); run `make image-test`")
     return Path(os.environ["ROUTECTL_WHEELHOUSE"])
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Repeat a skip at the end of the run, where nobody can miss it."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", ()) if SKIPPED in str(r.longrepr)]
-    if skipped:
-        terminalreporter.section(SKIPPED, sep="!", red=True, bold=True)
-        terminalreporter.write_line(
-            f"{len(skipped)} tests skipped: no images; `make image-test` builds them and runs this tier",
-            red=True,
-            bold=True,
-        )
+    missing = _missing(*_IMAGES, "ROUTECTL_WHEELHOUSE")
+    reasons = [f"no images or wheels ({', '.join(missing)} unset); run `make image-test`"] if missing else []
+    report_unavailable(terminalreporter, TIER, reasons)

@@ -81,7 +81,7 @@ class Images:
 
 def security_options(objects: Sequence[Manifest]) -> list[str]:
     """`docker run` options for the rendered Deployment's container security: its uid and gid, read-only
-    root, dropped capabilities, no privilege escalation and an emptyDir per mounted volume."""
+    root, dropped capabilities, no privilege escalation, and a tmpfs for each mounted emptyDir."""
     context = controller(objects)["securityContext"]
     volumes = {volume["name"]: volume for volume in pod_spec(objects)["volumes"]}
     options = [f"--user={context['runAsUser']}:{context['runAsGroup']}"]
@@ -91,22 +91,29 @@ def security_options(objects: Sequence[Manifest]) -> list[str]:
     if not context["allowPrivilegeEscalation"]:
         options.append("--security-opt=no-new-privileges")
     for mount in controller(objects)["volumeMounts"]:
-        volume = volumes[mount["name"]]
-        assert "emptyDir" in volume, f"volume {mount['name']}: only emptyDir is translated to docker"
-        options.append(f"--tmpfs={mount['mountPath']}")
+        if "emptyDir" in volumes[mount["name"]]:
+            options.append(f"--tmpfs={mount['mountPath']}")
     return options
 
 
-def pod_env(objects: Sequence[Manifest], pod_name: str, namespace: str) -> dict[str, str]:
-    """The container's env, with the downward-API fields the chart uses resolved for this pod."""
-    fields = {"metadata.name": pod_name, "metadata.namespace": namespace}
-    env: dict[str, str] = {}
-    for item in controller(objects).get("env", ()):
-        if "value" in item:
-            env[item["name"]] = str(item["value"])
-        else:
-            env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
-    return env
+def volume_options(objects: Sequence[Manifest], directories: Mapping[str, Path]) -> list[str]:
+    """`--volume` options mounting, at the container's mount paths, the directory laid out for each of
+    its volumes that is not an emptyDir (by volume name)."""
+    volumes = {volume["name"]: volume for volume in pod_spec(objects)["volumes"]}
+    options = []
+    for mount in controller(objects)["volumeMounts"]:
+        if "emptyDir" in volumes[mount["name"]]:
+            continue
+        mode = "ro" if mount.get("readOnly") else "rw"
+        options.append(f"--volume={readable(directories[mount['name']])}:{mount['mountPath']}:{mode}")
+    return options
+
+
+def readable(directory: Path) -> Path:
+    """`directory`, its subdirectories and files made readable by any uid (the image's is 65532)."""
+    for path in (directory, *directory.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return directory
 
 
 def env_options(env: Mapping[str, str]) -> list[str]:

@@ -9,10 +9,10 @@ EC2 (host network, everything on 127.0.0.1) until the nodes are converged.
 from __future__ import annotations
 
 import base64
-import ipaddress
-import re
+import ssl
 import subprocess
 import tomllib
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
@@ -21,20 +21,36 @@ from typing import Any
 
 import pytest
 import yaml
-from apiserver import ControlPlane, free_port
-from imagelib import Images, a_kubeconfig, env_options, one_line, pod_env, security_options
 from kubernetes import client
-from routectl_proc import denials, eventually, read_log
-from test_controller_e2e import (
-    Cloud,
-    Kube,
-    install_chart_rbac,
-    routed,
-)
+from kubernetes.client.exceptions import ApiException
 
 from providers.emulators.isolation import METADATA_PROBES_OFF
-from tests.chart.chartlib import EXAMPLES, Helm, Manifest, chart_values, controller, locate, one
+from tests.chart.chartlib import (
+    EXAMPLES,
+    Helm,
+    Manifest,
+    chart_values,
+    config_map,
+    controller,
+    locate,
+    pod_env,
+    pod_spec,
+)
+from tests.e2e.kubelet import Kubelet, NodeDns
+from tests.e2e.test_controller_e2e import Cloud, add_nodes, routed
+from tests.image.imagelib import (
+    Images,
+    a_kubeconfig,
+    env_options,
+    one_line,
+    readable,
+    security_options,
+    volume_options,
+)
 from tests.providers.aws.awsworld import REGION
+from tests.support.apiserver import ControlPlane, free_port
+from tests.support.cluster import Installed, Kube, install_chart_rbac
+from tests.support.routectl_proc import denials, eventually, read_log
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -121,28 +137,22 @@ def test_the_aws_only_image_names_the_extra_a_gcp_provider_needs_in_one_line_and
 ) -> None:
     kubeconfig = a_kubeconfig(tmp_path / "kubeconfig")
     args = ["run", "--kubeconfig=/kubeconfig", "--cluster-name=c", "--cluster-cidr=10.244.0.0/16"]
-    args += ["--provider=gcp", "--project=p", "--network=n"]
+    args += ["--provider=gcp", "--project=my-project", "--network=n"]
     options = [*no_network(chart), f"--volume={kubeconfig}:/kubeconfig:ro"]
     done = images.docker.run(images.aws_only, *args, options=options)
     line = one_line(done.stderr)
     assert done.code == 2, line
-    assert "provider 'gcp' needs the Python module 'google'" in line
+    assert "--provider gcp: providers.gcp needs the Python module 'google'" in line
     assert "install routectl[gcp]" in line
 
 
 # --- the controller, as the chart's Deployment runs it --------------------------------------------
 
 
-def loopback(args: Sequence[str]) -> list[str]:
-    """The chart's arguments with every listen address on all interfaces (`--x-address=:PORT`) moved to
-    127.0.0.1: on the host network no server of a test listens beyond loopback."""
-    return [re.sub(r"^(--[\w-]+-address)=:(\d+)$", r"\1=127.0.0.1:\2", arg) for arg in args]
-
-
 def service_account_files(plane: ControlPlane, namespace: str, account: str, directory: Path) -> Path:
     """What the kubelet mounts for the Pod's ServiceAccount: a bound token, the API server's CA and the
     namespace, readable by the image's uid."""
-    directory.mkdir(mode=0o755)
+    directory.mkdir()
     token = plane.service_account_token(namespace, account)
     kubeconfig = plane.kubeconfig_for_token(token, directory / "kubeconfig")
     cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
@@ -150,9 +160,7 @@ def service_account_files(plane: ControlPlane, namespace: str, account: str, dir
     (directory / "token").write_text(token)
     (directory / "ca.crt").write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
     (directory / "namespace").write_text(namespace)
-    for path in directory.iterdir():
-        path.chmod(0o644)
-    return directory
+    return readable(directory)
 
 
 @pytest.fixture
@@ -163,7 +171,9 @@ def container(images: Images) -> Iterator[str]:
 
 
 def deployment_for(cloud: Cloud, endpoint: str, metrics_port: int, health_port: int) -> list[Manifest]:
-    """The chart rendered for the AWS example, pointed at this test's VPC in moto."""
+    """The chart rendered for the AWS example, pointed at this test's VPC in moto. Health listens on
+    127.0.0.1 (the chart's default); metrics, HTTPS on every address by default, are moved to loopback
+    with the chart's own `extraEnv`: on the host network no server of a test listens beyond it."""
     values: dict[str, Any] = {
         "clusterName": cloud.cluster_name,
         "routes.routeTableIDs": list(cloud.tables),
@@ -172,24 +182,66 @@ def deployment_for(cloud: Cloud, endpoint: str, metrics_port: int, health_port: 
         "cloud.endpoint": endpoint,
         "metrics.port": metrics_port,
         "health.port": health_port,
+        "extraEnv": [{"name": "ROUTECTL_METRICS_BIND_ADDRESS", "value": f"127.0.0.1:{metrics_port}"}],
     }
     return Helm(locate()).template([EXAMPLES["aws"]], sets=values)
 
 
+def pod_volumes(
+    objects: Sequence[Manifest], plane: ControlPlane, api: client.ApiClient, namespace: str, workdir: Path
+) -> dict[str, Path]:
+    """A directory per volume of the pod that is not an emptyDir, laid out as the kubelet would: the
+    rendered ConfigMap (config.yaml) applied to the API server and read back, the projected token minted
+    for the pod's ServiceAccount with the volume's audience."""
+    plane.apply_manifests([config_map(objects)])
+    kubelet = Kubelet(plane, api, workdir, NodeDns(node_resolv_conf="", cluster_dns=""))
+    spec = pod_spec(objects)
+    return {
+        volume["name"]: kubelet.volume(volume, namespace, spec, workdir / volume["name"])
+        for volume in spec["volumes"]
+        if "emptyDir" not in volume
+    }
+
+
 def readiness(objects: Sequence[Manifest], health_port: int) -> str:
-    """The URL of the chart's readiness probe on loopback."""
+    """The URL of the chart's readiness probe (`host: 127.0.0.1`)."""
     probe = controller(objects)["readinessProbe"]["httpGet"]
     ports = {port["name"]: port["containerPort"] for port in controller(objects)["ports"]}
     assert ports[probe["port"]] == health_port
-    return f"http://127.0.0.1:{health_port}{probe['path']}"
+    return f"http://{probe['host']}:{health_port}{probe['path']}"
 
 
-def answers_200(url: str) -> bool:
+def status_of(url: str, token: str = "") -> int:
+    """The HTTP status of GET `url` (a self-signed certificate accepted, as the chart's default
+    ServiceMonitor does); 0 while nothing answers."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status) == 200
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
     except OSError:
-        return False
+        return 0
+
+
+def a_metrics_reader(plane: ControlPlane, api: client.ApiClient) -> str:
+    """A token of the example's `metrics.readers` ServiceAccount (made here: the chart only binds it)."""
+    (reader,) = chart_values("aws")["metrics"]["readers"]
+    core = client.CoreV1Api(api)
+    for create in (
+        lambda: core.create_namespace(client.V1Namespace(metadata={"name": reader["namespace"]})),
+        lambda: core.create_namespaced_service_account(
+            reader["namespace"], client.V1ServiceAccount(metadata={"name": reader["name"]})
+        ),
+    ):
+        try:
+            create()
+        except ApiException as err:
+            if err.status != 409:
+                raise
+    return plane.service_account_token(reader["namespace"], reader["name"])
 
 
 def test_the_image_runs_the_charts_controller_in_cluster_and_converges(
@@ -202,47 +254,52 @@ def test_the_image_runs_the_charts_controller_in_cluster_and_converges(
     container: str,
     tmp_path: Path,
 ) -> None:
-    installed = install_chart_rbac(control_plane, chart_rbac, tmp_path)
+    installed: Installed = install_chart_rbac(control_plane, chart_rbac, tmp_path)
     kube = Kube(admin_api, installed)
     kube.clean()
     metrics_port, health_port = free_port(), free_port()
     objects = deployment_for(cloud, moto_endpoint, metrics_port, health_port)
-    deployment = one(objects, "Deployment")
-    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    assert deployment["spec"]["template"]["spec"]["hostNetwork"] is True
-    identity = service_account_files(control_plane, installed.namespace, account, tmp_path / "serviceaccount")
+    spec = pod_spec(objects)
+    assert spec["hostNetwork"] is True
+    args = controller(objects)["args"]
+    assert [arg for arg in args if arg.startswith("--")] == ["--config=/etc/routectl/config.yaml"]
+    volumes = pod_volumes(objects, control_plane, admin_api, installed.namespace, tmp_path / "volumes")
+    identity = service_account_files(
+        control_plane, installed.namespace, spec["serviceAccountName"], tmp_path / "serviceaccount"
+    )
     env = {
-        **pod_env(objects, f"{container}-pod", installed.namespace),
+        **pod_env(controller(objects), f"{container}-pod"),
         # What the kubelet sets for in-cluster config; the API server listens on loopback.
         "KUBERNETES_SERVICE_HOST": "127.0.0.1",
         "KUBERNETES_SERVICE_PORT": control_plane.url.rsplit(":", 1)[1],
-        # IRSA in the example; here the env link of the AWS chain, with moto's dummy keys.
+        # The example's web identity needs STS; here the chain's env link answers first, with moto's keys.
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         **METADATA_PROBES_OFF,
     }
     options = [
         *security_options(objects),
+        *volume_options(objects, volumes),
         "--network=host",
         f"--volume={identity}:{SERVICE_ACCOUNT_DIR}:ro",
         *env_options(env),
     ]
-    images.docker.start(container, images.every_cloud, loopback(controller(objects)["args"]), options)
+    images.docker.start(container, images.every_cloud, args, options)
 
     names = ("node-a", "node-b", "node-c")
     try:
-        cloud.launch(*names)
-        for name in names:
-            kube.create_node(name, cloud.instances[name])
+        add_nodes(kube, cloud, *names)
         cluster_cidr = chart_values("aws")["clusterCIDRs"][0]
         eventually(
             lambda: routed(kube, cloud, names, cluster_cidr),
             CONVERGE_TIMEOUT_S,
             "every node has a podCIDR, its route in both tables and NetworkUnavailable=False",
         )
-        assert answers_200(readiness(objects, health_port))
-        cidrs = [ipaddress.ip_network(kube.pod_cidr(name)) for name in names]
-        assert len(set(cidrs)) == len(names)
+        assert status_of(readiness(objects, health_port)) == 200
+        assert len({kube.pod_cidr(name) for name in names}) == len(names)
+        metrics = f"https://127.0.0.1:{metrics_port}/metrics"
+        assert status_of(metrics) == 401
+        assert status_of(metrics, a_metrics_reader(control_plane, admin_api)) == 200
         exit_code = images.docker.stop(container, grace_s=15)
         log = tmp_path / "routectl.log"
         log.write_text(images.docker.logs(container))

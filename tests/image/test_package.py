@@ -65,7 +65,7 @@ def a_run_of(provider: str, kubeconfig: Path) -> list[str | Path]:
     """`routectl run` as far as choosing the provider: valid flags, a kubeconfig that loads."""
     flags: dict[str, list[str]] = {
         "aws": ["--region=us-east-1"],
-        "gcp": ["--project=p", "--network=n"],
+        "gcp": ["--project=my-project", "--network=n"],
         "alibaba": ["--region=cn-hangzhou", "--vpc-id=vpc-1"],
     }
     return [

@@ -5,10 +5,13 @@ from __future__ import annotations
 import ipaddress
 import threading
 
+import ipam
 from providers import Network, Route, RouteState, Target
 from providers.emulators.simcloud import SimCloud
 from routectl.cluster import Node
+from routectl.controller import route_reconciler
 from routectl.demo.memcluster import MemoryCluster
+from routectl.engine.ownership import CIDRProblem, Rule, owners
 from routectl.engine.planner import DesiredNode
 from routectl.engine.reconciler import Reconciler
 from routectl.fence import Fence, Unfenced
@@ -28,8 +31,10 @@ def a_node(
     instance: str | None = None,
     excluded: bool = False,
     reason: str = "",
+    rejected: tuple[tuple[str, Rule, str], ...] = (),
 ) -> DesiredNode:
-    """A node routed to `i-<name>` unless `instance` says otherwise ("" = no target)."""
+    """A node routed to `i-<name>` unless `instance` says otherwise ("" = no target), owning `cidrs`;
+    `rejected` lists (podCIDR, rule, other node) it claims but does not own."""
     target_name = f"i-{name}" if instance is None else instance
     return DesiredNode(
         name=name,
@@ -38,6 +43,7 @@ def a_node(
         target=Target(target_name) if target_name else None,
         no_target_reason=reason,
         excluded=excluded,
+        rejected=tuple(CIDRProblem(name, cidr, rule, "test", other) for cidr, rule, other in rejected),
     )
 
 
@@ -105,6 +111,7 @@ class World:
         return self.cluster.get_node(name)
 
     def reconciler(self, fence: Fence | None = None, **options: object) -> Reconciler:
+        """Wired as the controller wires it (the sim's observer and write guard set here)."""
         settings: dict[str, object] = {
             "cluster_cidrs": ["10.244.0.0/16"],
             "nodes": lambda: list(self.cluster.nodes().values()),
@@ -115,7 +122,7 @@ class World:
             "base_delay_s": 0.05,
         }
         settings.update(options)
-        rec = Reconciler(self.cluster, self.sim, fence or Unfenced(), self.metrics, **settings)  # type: ignore[arg-type]
+        rec = route_reconciler(self.cluster, self.sim, fence or Unfenced(), self.metrics, **settings)  # type: ignore[arg-type]
         self._reconcilers.append(rec)
         return rec
 
@@ -130,11 +137,13 @@ class World:
         }
 
     def desired_routes(self) -> dict[str, str]:
+        """destination → instance for every block a non-excluded node owns (`ownership.owners`)."""
+        nodes = self.cluster.nodes()
+        ownership = owners(nodes.values(), ipam.validate(CLUSTER))
         return {
-            cidr: self.sim.target_for(n.provider_id).instance
-            for n in self.cluster.nodes().values()
-            if n.labels.get("routectl.io/exclude") != "true"
-            for cidr in n.pod_cidrs
+            str(block): self.sim.target_for(nodes[name].provider_id).instance
+            for block, name in ownership.owners.items()
+            if nodes[name].labels.get("routectl.io/exclude") != "true"
         }
 
     def condition(self, name: str) -> str:

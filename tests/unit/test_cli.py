@@ -109,8 +109,8 @@ def test_a_provider_whose_sdk_is_not_installed_names_its_extra_in_one_line(
     monkeypatch.delitem(sys.modules, f"providers.{provider}", raising=False)
     flags = {
         "aws": ["--region=r"],
-        "gcp": ["--project=p", "--network=n"],
-        "alibaba": ["--region=r", "--vpc-id=v"],
+        "gcp": ["--project=my-project", "--network=n"],
+        "alibaba": ["--region=r", "--vpc-id=vpc-1"],
     }
     argv = [
         "run",

@@ -25,8 +25,16 @@ def test_defaults_follow_kube_controller_manager() -> None:
     assert le.namespace == "net"
     assert le.identity.startswith("routectl-0_")
     assert cfg.metrics_address == ("0.0.0.0", 10290)
-    assert cfg.health_address == ("0.0.0.0", 10291)
+    assert cfg.metrics_secure is True
+    assert cfg.metrics_cert_dir == ""
+    assert cfg.health_address == ("127.0.0.1", 10291)
     assert cfg.exclude_label == ("routectl.io/exclude", "true")
+    assert (cfg.log_level, cfg.log_format) == ("info", "json")
+
+
+def test_log_format_text_from_a_flag_or_the_environment() -> None:
+    assert a_config("--log-format=text").log_format == "text"
+    assert a_config(env={"ROUTECTL_LOG_FORMAT": "text"}).log_format == "text"
 
 
 def test_flags_win_over_env_which_wins_over_file(tmp_path: Path) -> None:
@@ -40,13 +48,15 @@ def test_flags_win_over_env_which_wins_over_file(tmp_path: Path) -> None:
     assert cfg.cluster_name == "from-flag"
     assert cfg.node_mask_v4 == 25
     assert [str(c) for c in cfg.cluster_cidrs] == ["10.1.0.0/16", "fd00::/48"]
-    assert cfg.provider_config.route_table_ids == ("rtb-a",)
-    assert cfg.provider_config.region == "us-east-1"
+    assert cfg.cloud is not None
+    assert cfg.cloud.config.route_table_ids == ("rtb-a",)
+    assert cfg.cloud.config.region == "us-east-1"
 
 
 def test_repeatable_flags_accept_repeats_and_commas() -> None:
     cfg = a_config("--route-table-id=rtb-1", "--route-table-id=rtb-2,rtb-3", "--reserved-cidr=10.0.255.0/24")
-    assert cfg.provider_config.route_table_ids == ("rtb-1", "rtb-2", "rtb-3")
+    assert cfg.cloud is not None
+    assert cfg.cloud.config.route_table_ids == ("rtb-1", "rtb-2", "rtb-3")
     assert [str(r) for r in cfg.reserved_cidrs] == ["10.0.255.0/24"]
 
 
@@ -69,7 +79,7 @@ def test_bare_boolean_flag_means_true() -> None:
         (["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16"], {}, "--provider"),
         (["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=aws"], {}, "--region"),
         (
-            ["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=gcp", "--project=p"],
+            ["--cluster-name=prod", "--cluster-cidr=10.0.0.0/16", "--provider=gcp", "--project=proj-1234"],
             {},
             "--network",
         ),
@@ -86,6 +96,7 @@ def test_bare_boolean_flag_means_true() -> None:
         ([*BASE, "--exclude-label=novalue"], {}, "--exclude-label"),
         ([*BASE, "--cloud-write-rate=-1"], {}, "--cloud-write-rate"),
         ([*BASE, "--unknown-flag=1"], {}, "--unknown-flag"),
+        ([*BASE, "--log-format=yaml"], {}, "--log-format"),
         (BASE, {"ROUTECTL_DRY_RUN": "maybe"}, "ROUTECTL_DRY_RUN"),
     ],
 )
@@ -121,3 +132,43 @@ def test_plan_accepts_output_and_run_does_not() -> None:
     assert a_config("--output=json", command="plan").output == "json"
     with pytest.raises(ConfigError, match="--output"):
         a_config("--output=json", command="run")
+
+
+def test_one_file_serves_run_and_plan(tmp_path: Path) -> None:
+    """A setting of one command in the file is left out by the other: the chart's one ConfigMap serves
+    `run` and a `plan` typed into the pod."""
+    file = tmp_path / "config.yaml"
+    file.write_text(
+        "cluster-name: shared\ncluster-cidr: [10.1.0.0/16]\nprovider: aws\nregion: eu-west-1\n"
+        "once: true\noutput: json\nmetrics-secure: false\nmetrics-bind-address: 127.0.0.1:9\n"
+    )
+    run = load([f"--config={file}"], {}, "run")
+    plan = load([], {"ROUTECTL_CONFIG": str(file)}, "plan")
+    assert (run.cluster_name, run.once, run.output) == ("shared", True, "table")
+    assert (plan.cluster_name, plan.once, plan.output) == ("shared", False, "json")
+    assert plan.cloud is not None
+    assert run.cloud is not None
+    assert plan.cloud.config.region == run.cloud.config.region == "eu-west-1"
+
+
+def test_a_setting_of_another_command_in_the_file_is_still_checked(tmp_path: Path) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text("cluster-name: c\ncluster-cidr: [10.1.0.0/16]\nprovider: aws\nregion: r\nonce: maybe\n")
+    with pytest.raises(ConfigError, match="once"):
+        load([f"--config={file}"], {}, "plan")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9090", "[::1]:9090", "127.0.0.53:1"])
+def test_plain_http_metrics_are_allowed_on_loopback(address: str) -> None:
+    cfg = a_config("--metrics-secure=false", f"--metrics-bind-address={address}")
+    assert cfg.metrics_secure is False
+    assert cfg.metrics_address is not None
+    assert cfg.metrics_address[1] in (9090, 1)
+
+
+@pytest.mark.parametrize("address", [":10290", "0.0.0.0:10290", "10.0.0.5:10290", "localhost:10290"])
+def test_plain_http_metrics_are_refused_off_loopback(address: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        a_config("--metrics-secure=false", f"--metrics-bind-address={address}")
+    assert "--metrics-secure=false" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -137,3 +137,15 @@ def test_kubernetes_client_only_in_the_kube_layer() -> None:
         str(i) for i in IMPORTS if _starts(i.target, "kubernetes") and not _within(i.module, "routectl.kube")
     ]
     assert broken == []
+
+
+def test_only_the_conformance_kit_imports_pytest() -> None:
+    """The kit ships in `providers` but is for test runs: nothing else reaches it or pytest."""
+    kit = "providers.conformance"
+    broken = [
+        str(i)
+        for i in IMPORTS
+        if not _within(i.module, kit) and (_within(i.target, kit) or _starts(i.target, "pytest", "_pytest"))
+    ]
+    assert broken == []
+    assert any(_within(i.module, kit) and _starts(i.target, "pytest") for i in IMPORTS)

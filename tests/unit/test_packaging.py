@@ -2,8 +2,9 @@
 
 Module-level and lazy imports alike (a lazy one runs when its feature is used): the cloud adapters'
 (providers/aws.py, gcp.py, alibaba.py) must come with that cloud's extra, the emulators' (the demo's clouds)
-with the demo extra, every other with the core dependencies. Imports under `if TYPE_CHECKING:` serve mypy
-only. Which distribution provides a module is read from this environment, which has every extra installed.
+with the demo extra, the conformance kit's with the conformance extra, every other with the core
+dependencies. Imports under `if TYPE_CHECKING:` serve mypy only. Which distribution provides a module is
+read from this environment, which has every extra installed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.unit.test_layers import IMPORTS, PRODUCT, ROOT, Import
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRA_OF = {"providers.aws": "aws", "providers.gcp": "gcp", "providers.alibaba": "alibaba"}
 EXTRA_OF["providers.emulators"] = "demo"
+EXTRA_OF["providers.conformance"] = "conformance"
 DISTRIBUTIONS = metadata.packages_distributions()
 
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from providers.alibaba import AlibabaProvider, PollPolicy, build
-from providers.config import ProviderConfig
 from providers.emulators.alibaba import AlibabaVpcEmulator
 from providers.model import Route, Target
+from tests.providers.configured import configured
 
 REGION = "cn-hangzhou"
 VPC = "vpc-test"
@@ -34,14 +34,10 @@ def table(emulator: AlibabaVpcEmulator) -> str:
 @pytest.fixture
 def make_provider(emulator: AlibabaVpcEmulator) -> Build:
     def make(*, poll: PollPolicy = FAST_POLL, **overrides: object) -> AlibabaProvider:
-        settings: dict[str, object] = {
-            "cluster_name": CLUSTER,
-            "region": REGION,
-            "vpc_id": VPC,
-            "endpoint": emulator.endpoint,
-        }
+        settings: dict[str, object] = {"region": REGION, "vpc_id": VPC, "endpoint": emulator.endpoint}
         settings.update(overrides)
-        return build(ProviderConfig(**settings), poll=poll)  # type: ignore[arg-type]
+        cluster = str(settings.pop("cluster_name", CLUSTER))
+        return build(configured("alibaba", cluster, **settings).config, poll=poll)
 
     return make
 

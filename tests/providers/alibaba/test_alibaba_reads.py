@@ -6,12 +6,11 @@ import ipaddress
 
 import pytest
 
-from providers import get
 from providers.alibaba import AlibabaProvider, Marks
-from providers.config import ProviderConfig
 from providers.emulators.alibaba import AlibabaVpcEmulator
-from providers.errors import ConfigurationError, InvalidProviderID, Throttled
+from providers.errors import ConfigurationError, NotFound, OutsideNetwork, Throttled
 from providers.model import RouteState, Target
+from tests.providers.configured import configured
 
 from .conftest import CLUSTER, REGION, VPC, Build, a_route, instances_for
 
@@ -106,17 +105,6 @@ def test_entry_status_maps_to_route_state(
     assert provider.list_routes(table)[0].state is state
 
 
-def test_route_to_a_released_instance_lists_as_blackhole(
-    emulator: AlibabaVpcEmulator, provider: AlibabaProvider, table: str
-) -> None:
-    emulator.add_route(table, "10.3.0.0/24", "i-1", description=Marks(CLUSTER).description("n"))
-    emulator.terminate_instance("i-1")
-
-    [route] = provider.list_routes(table)
-
-    assert (route.state, route.target, route.owned) == (RouteState.BLACKHOLE, None, True)
-
-
 def test_throttled_listing_raises_throttled_with_retry_after(
     emulator: AlibabaVpcEmulator, provider: AlibabaProvider, table: str
 ) -> None:
@@ -126,22 +114,6 @@ def test_throttled_listing_raises_throttled_with_retry_after(
         provider.list_routes(table)
 
     assert raised.value.retry_after == 2.0
-
-
-@pytest.mark.parametrize(
-    "provider_id",
-    ["cn-hangzhou.i-bp1abc", "alicloud://cn-hangzhou.i-bp1abc", "i-bp1abc", "alicloud://i-bp1abc"],
-)
-def test_target_for_accepts_alibaba_provider_ids(provider: AlibabaProvider, provider_id: str) -> None:
-    assert provider.target_for(provider_id) == Target("i-bp1abc", zone=REGION)
-
-
-@pytest.mark.parametrize(
-    "provider_id", ["", "aws:///us-east-1a/i-0abc", "cn-shanghai.i-bp1abc", "cn-hangzhou.", "gce://p/z/n"]
-)
-def test_target_for_rejects_other_provider_ids(provider: AlibabaProvider, provider_id: str) -> None:
-    with pytest.raises(InvalidProviderID):
-        provider.target_for(provider_id)
 
 
 def test_limits_are_conservative_and_serialise_writers(make_provider: Build) -> None:
@@ -160,9 +132,10 @@ def test_limits_are_conservative_and_serialise_writers(make_provider: Build) -> 
     ],
 )
 def test_unusable_configuration_is_rejected_at_build(settings: dict[str, str], names: str) -> None:
-    base = {"cluster_name": CLUSTER, "region": REGION, "vpc_id": VPC, "endpoint": "127.0.0.1:1"}
+    base = {"region": REGION, "vpc_id": VPC, "endpoint": "127.0.0.1:1"}
+    values = {**base, **settings}
     with pytest.raises(ConfigurationError, match=names):
-        get("alibaba", ProviderConfig(**{**base, **settings}))  # type: ignore[arg-type]
+        configured("alibaba", values.pop("cluster_name", CLUSTER), **values).build()
 
 
 def test_destinations_are_compared_as_networks(
@@ -187,3 +160,23 @@ def test_observers_see_every_call_with_its_code(
     provider.list_routes(table)
 
     assert seen == [("DescribeRouteEntryList", "Throttling.User"), ("DescribeRouteEntryList", "200")]
+
+
+def test_an_instance_in_another_vpc_is_refused_naming_both_vpcs(
+    emulator: AlibabaVpcEmulator, provider: AlibabaProvider
+) -> None:
+    emulator.add_instances("vpc-elsewhere", "i-stray")
+    emulator.add_instances(VPC, "i-home")
+
+    provider.prepare_target(provider.target_for("i-home"))
+    with pytest.raises(OutsideNetwork) as raised:
+        provider.prepare_target(provider.target_for("i-stray"))
+
+    assert (raised.value.network, raised.value.managed) == ("vpc-elsewhere", VPC)
+    assert emulator.calls["DescribeInstances"] == 2
+    assert "CreateRouteEntries" not in emulator.calls
+
+
+def test_a_missing_instance_is_not_found(provider: AlibabaProvider) -> None:
+    with pytest.raises(NotFound, match="i-nowhere"):
+        provider.prepare_target(provider.target_for("i-nowhere"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,12 +19,12 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.server import ThreadedMotoServer
 
-import providers
-from providers import ProviderConfig, Route, Target
+from providers import Route, Target
 from providers.aws import AwsProvider
+from tests.providers.configured import configured
 
 REGION = "us-east-1"
 CLUSTER = "kube-a"
@@ -72,10 +73,14 @@ class World:
     def terminate(self, instance: str) -> None:
         self.ec2.terminate_instances(InstanceIds=[instance])
 
+    @property
+    def pod_range_v6(self) -> ipaddress.IPv6Network:
+        """The upper half of the VPC's /56, for IPv6 pod CIDRs (the lower half is left to subnets)."""
+        return list(self.ipv6_block.subnets(new_prefix=57))[1]
+
     def pod_cidr_v6(self, index: int) -> ipaddress.IPv6Network:
-        """The index-th /64 of the upper half of the VPC's /56 (the lower half is left to subnets)."""
-        upper = list(self.ipv6_block.subnets(new_prefix=57))[1].network_address
-        return ipaddress.IPv6Network((int(upper) + index * 2**64, 64))
+        """The index-th /64 of `pod_range_v6`."""
+        return ipaddress.IPv6Network((int(self.pod_range_v6.network_address) + index * 2**64, 64))
 
     def raw_routes(self, table: str) -> dict[str, dict[str, Any]]:
         """The table as EC2 reports it, keyed by destination."""
@@ -87,6 +92,17 @@ class World:
         self.ec2.create_route(RouteTableId=table, **{key: destination}, **target)
 
 
+def ec2_at(endpoint: str) -> Any:
+    """An EC2 client for moto's server at `endpoint`, with dummy credentials of its own."""
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 @contextmanager
 def moto_server() -> Iterator[str]:
     """moto's EC2 and Service Quotas over real HTTP on 127.0.0.1 (a run-time port): its endpoint URL."""
@@ -95,6 +111,11 @@ def moto_server() -> Iterator[str]:
         patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         # Without TCP_NODELAY every keep-alive response waits ~40 ms for the client's delayed ACK.
         patch.setattr(MotoRequestHandler, "disable_nagle_algorithm", True, raising=False)
+        # moto's backends are not thread-safe (a describe iterating a table's routes while a create adds
+        # one fails with "dictionary changed size"); EC2 itself is consistent, so requests take turns.
+        patch.setattr(
+            DomainDispatcherApplication, "__call__", _one_at_a_time(DomainDispatcherApplication.__call__)
+        )
         # Its per-request access log would drown every failure report.
         access_log = logging.getLogger("werkzeug")
         level = access_log.level
@@ -107,6 +128,16 @@ def moto_server() -> Iterator[str]:
         finally:
             server.stop()
             access_log.setLevel(level)
+
+
+def _one_at_a_time(app: Callable[..., Any]) -> Callable[..., Any]:
+    lock = threading.Lock()
+
+    def serve(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return app(*args, **kwargs)
+
+    return serve
 
 
 def a_world() -> World:
@@ -122,9 +153,8 @@ def world_on(ec2: Any) -> World:
 
 
 def a_provider(**settings: Any) -> AwsProvider:
-    """The adapter as the controller gets it: through `providers.get`."""
-    config = ProviderConfig(**{"cluster_name": CLUSTER, "region": REGION, **settings})
-    provider = providers.get("aws", config)
+    """The adapter as the controller gets it: through the registry's `aws` spec."""
+    provider = configured("aws", CLUSTER, **{"region": REGION, **settings}).build()
     assert isinstance(provider, AwsProvider)
     return provider
 
@@ -154,6 +184,20 @@ def fail(
 
     client.meta.events.register_first(f"before-call.ec2.{operation}", handler)
     return injected
+
+
+def refuse_duplicate_ipv6_creates(provider: AwsProvider, world: World) -> None:
+    """AWS answers RouteAlreadyExists for an IPv6 destination already in the table; moto overwrites
+    the route silently, which would hide the adapter's whole already-exists path for IPv6."""
+
+    def handler(params: Any, **_: Any) -> Any:
+        body = params["body"]
+        destination = body.get("DestinationIpv6CidrBlock")
+        if destination and destination in world.raw_routes(body["RouteTableId"]):
+            return error_response("RouteAlreadyExists")
+        return None
+
+    provider._ec2.meta.events.register_first("before-call.ec2.CreateRoute", handler)
 
 
 @dataclass(slots=True)

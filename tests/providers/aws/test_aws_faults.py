@@ -63,25 +63,6 @@ def test_write_errors_become_outcomes_naming_the_api_and_code(
     assert result.throttled is (code == "RequestLimitExceeded")
 
 
-def test_one_failed_route_does_not_stop_the_others(world: World, table: str, instance: str) -> None:
-    provider = a_provider()
-    fail(provider._ec2, "CreateRoute", "RequestLimitExceeded", 503, when=lambda b: "10.244.2." in str(b))
-
-    results = provider.create_routes(table, [a_route(f"10.244.{i}.0/24", instance) for i in (1, 2, 3)])
-
-    assert [r.outcome for r in results] == [Outcome.OK, Outcome.RETRY, Outcome.OK]
-
-
-def test_missing_instance_is_fatal_and_says_the_target_is_gone(world: World, table: str) -> None:
-    """moto accepts routes to any instance id; AWS refuses an unknown one."""
-    provider = a_provider()
-    fail(provider._ec2, "CreateRoute", "InvalidInstanceID.NotFound")
-
-    (result,) = provider.create_routes(table, [a_route("10.244.1.0/24", "i-0123456789abcdef0")])
-
-    assert (result.outcome, result.target_gone) == (Outcome.FATAL, True)
-
-
 @pytest.mark.parametrize("operation", ["CreateRoute", "DeleteRoute"])
 def test_timeout_on_a_write_is_retry(world: World, table: str, instance: str, operation: str) -> None:
     provider = a_provider()
@@ -207,28 +188,3 @@ def test_a_write_without_credentials_is_fatal_not_retried_forever(
 
     assert result.outcome is Outcome.FATAL
     assert "credentials" in result.message
-
-
-class Fenced(Exception):
-    pass
-
-
-def test_every_mutating_request_passes_the_write_guard_first(world: World, table: str, instance: str) -> None:
-    provider = a_provider()
-    allowed = [True]
-
-    def guard() -> None:
-        if not allowed[0]:
-            raise Fenced
-
-    provider.guard_writes(guard)
-    assert [r.outcome for r in provider.create_routes(table, [a_route("10.244.1.0/24", instance)])] == [
-        Outcome.OK
-    ]
-    allowed[0] = False
-
-    with pytest.raises(Fenced):
-        provider.create_routes(table, [a_route("10.244.2.0/24", instance)])
-    with pytest.raises(Fenced):
-        provider.delete_routes(table, [a_route("10.244.1.0/24", instance)])
-    assert sorted(str(r.destination) for r in provider.list_routes(table) if r.owned) == ["10.244.1.0/24"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import pytest
-from awsworld import OWNED_TAG, World, a_provider, a_route, error_response
+from awsworld import OWNED_TAG, World, a_provider, a_route
 
 from providers import Outcome, Route, RouteState, Target
 from providers.aws import AwsProvider
@@ -21,20 +20,6 @@ def listed(provider: AwsProvider, table: str) -> dict[str, Route]:
     return {str(r.destination): r for r in provider.list_routes(table)}
 
 
-def refuse_duplicate_ipv6_creates(provider: AwsProvider, world: World) -> None:
-    """AWS answers RouteAlreadyExists for an IPv6 destination already in the table; moto overwrites
-    the route silently, which would hide the adapter's whole already-exists path for IPv6."""
-
-    def handler(params: Any, **_: Any) -> Any:
-        body = params["body"]
-        destination = body.get("DestinationIpv6CidrBlock")
-        if destination and destination in world.raw_routes(body["RouteTableId"]):
-            return error_response("RouteAlreadyExists")
-        return None
-
-    provider._ec2.meta.events.register_first("before-call.ec2.CreateRoute", handler)
-
-
 def report_blackholes(provider: AwsProvider, destinations: set[str]) -> None:
     """AWS marks a route blackhole once its target is gone; moto never does."""
 
@@ -47,104 +32,6 @@ def report_blackholes(provider: AwsProvider, destinations: set[str]) -> None:
                     route["State"] = "blackhole"
 
     provider._ec2.meta.events.register("after-call.ec2.DescribeRouteTables", handler)
-
-
-def test_created_ipv4_route_is_listed_active_owned_and_pointing_at_the_instance(
-    world: World, table: str
-) -> None:
-    (instance,) = world.instances(1)
-    provider = a_provider()
-    target = provider.target_for(f"aws:///us-east-1a/{instance}")
-
-    (result,) = provider.create_routes(table, [Route(ipaddress.ip_network("10.244.1.0/24"), target)])
-
-    assert result.outcome is Outcome.OK
-    route = listed(provider, table)["10.244.1.0/24"]
-    assert (route.owned, route.state, route.target) == (True, RouteState.ACTIVE, target)
-    assert world.raw_routes(table)["10.244.1.0/24"]["InstanceId"] == instance
-
-
-def test_created_ipv6_route_is_listed_active_and_owned(world: World, table: str) -> None:
-    (instance,) = world.instances(1)
-    destination = world.pod_cidr_v6(0)
-    provider = a_provider()
-
-    (result,) = provider.create_routes(table, [a_route(destination, instance)])
-
-    assert result.outcome is Outcome.OK
-    route = listed(provider, table)[str(destination)]
-    assert (route.owned, route.state, route.target) == (True, RouteState.ACTIVE, Target(instance))
-
-
-@pytest.mark.parametrize("family", [4, 6])
-def test_creating_the_same_route_twice_is_already_done_and_writes_nothing_new(
-    world: World, table: str, family: int
-) -> None:
-    (instance,) = world.instances(1)
-    provider = a_provider()
-    refuse_duplicate_ipv6_creates(provider, world)
-    destination = "10.244.2.0/24" if family == 4 else world.pod_cidr_v6(2)
-    replaces: list[str] = []
-    provider._ec2.meta.events.register("before-call.ec2.ReplaceRoute", lambda **_: replaces.append("x"))
-    target = provider.target_for(f"aws:///us-east-1a/{instance}")
-    route = Route(ipaddress.ip_network(destination), target, owned=True, node="node-1")
-
-    first = provider.create_routes(table, [route])
-    second = provider.create_routes(table, [route])
-
-    assert [r.outcome for r in first + second] == [Outcome.OK, Outcome.ALREADY_DONE]
-    assert replaces == []
-
-
-def test_create_over_an_owned_route_with_another_target_replaces_it(world: World, table: str) -> None:
-    old, new = world.instances(2)
-    provider = a_provider()
-    refuse_duplicate_ipv6_creates(provider, world)
-    v6 = world.pod_cidr_v6(3)
-    provider.create_routes(table, [a_route("10.244.3.0/24", old), a_route(v6, old)])
-
-    results = provider.create_routes(table, [a_route("10.244.3.0/24", new), a_route(v6, new)])
-
-    assert [r.outcome for r in results] == [Outcome.OK, Outcome.OK]
-    routes = listed(provider, table)
-    assert routes["10.244.3.0/24"].target == routes[str(v6)].target == Target(new)
-
-
-def test_replace_points_an_existing_route_at_the_new_instance(world: World, table: str) -> None:
-    old, new = world.instances(2)
-    provider = a_provider()
-    provider.create_routes(table, [a_route("10.244.4.0/24", old)])
-
-    (result,) = provider.replace_routes(table, [a_route("10.244.4.0/24", new)])
-
-    assert result.outcome is Outcome.OK
-    assert listed(provider, table)["10.244.4.0/24"].target == Target(new)
-
-
-def test_replace_of_a_route_that_vanished_creates_it(world: World, table: str) -> None:
-    (instance,) = world.instances(1)
-    provider = a_provider()
-
-    (result,) = provider.replace_routes(table, [a_route("10.244.5.0/24", instance)])
-
-    assert result.outcome is Outcome.OK
-    assert listed(provider, table)["10.244.5.0/24"].target == Target(instance)
-
-
-@pytest.mark.parametrize("family", [4, 6])
-def test_delete_removes_the_route_and_a_second_delete_is_already_done(
-    world: World, table: str, family: int
-) -> None:
-    (instance,) = world.instances(1)
-    provider = a_provider()
-    route = a_route("10.244.6.0/24" if family == 4 else world.pod_cidr_v6(6), instance)
-    provider.create_routes(table, [route])
-
-    first = provider.delete_routes(table, [route])
-    second = provider.delete_routes(table, [route])
-
-    assert [r.outcome for r in first + second] == [Outcome.OK, Outcome.ALREADY_DONE]
-    assert str(route.destination) not in listed(provider, table)
 
 
 def test_every_managed_table_gets_the_route(world: World) -> None:
@@ -209,8 +96,8 @@ def test_create_over_a_foreign_route_is_a_conflict_and_leaves_it(world: World, t
 def test_instance_route_outside_the_cluster_cidr_is_left_to_the_planners_cidr_rule(
     world: World, table: str
 ) -> None:
-    """AWS routes carry no marks, so the adapter cannot tell who made an instance route; DESIGN §4.4
-    makes the cluster-CIDR rule the planner's, so the adapter reports it structurally owned."""
+    """AWS routes carry no marks, so the adapter cannot tell who made an instance route; docs/architecture.md
+    (Ownership) makes the cluster-CIDR rule the planner's, so the adapter reports it structurally owned."""
     (instance,) = world.instances(1)
     world.add_route(table, "192.168.50.0/24", InstanceId=instance)
 
@@ -245,24 +132,6 @@ def test_route_aws_reports_blackhole_is_listed_blackhole_even_if_the_instance_li
     route = listed(provider, table)["10.244.13.0/24"]
 
     assert (route.state, route.target, route.owned) == (RouteState.BLACKHOLE, None, True)
-
-
-def test_blackhole_routes_are_cleaned_by_replace_and_by_delete(world: World, table: str) -> None:
-    gone, new = world.instances(2)
-    provider = a_provider()
-    provider.create_routes(table, [a_route("10.244.14.0/24", gone), a_route("10.244.15.0/24", gone)])
-    world.terminate(gone)
-
-    replaced = provider.replace_routes(table, [a_route("10.244.14.0/24", new)])
-    deleted = provider.delete_routes(table, [listed(provider, table)["10.244.15.0/24"]])
-
-    assert [r.outcome for r in replaced + deleted] == [Outcome.OK, Outcome.OK]
-    routes = listed(provider, table)
-    assert (routes["10.244.14.0/24"].state, routes["10.244.14.0/24"].target) == (
-        RouteState.ACTIVE,
-        Target(new),
-    )
-    assert "10.244.15.0/24" not in routes
 
 
 def test_create_over_an_owned_blackhole_replaces_it(world: World, table: str) -> None:

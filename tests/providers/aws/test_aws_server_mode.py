@@ -12,7 +12,6 @@ import boto3
 import pytest
 from awsworld import CLUSTER, CLUSTER_CIDR, OWNED_TAG, REGION, World, moto_server, world_on
 
-import providers
 from routectl.demo.harness import converged_nodes, embedded_config, run_until_converged
 from routectl.demo.memcluster import MemoryCluster
 
@@ -52,7 +51,8 @@ def test_controller_converges_100_nodes_across_two_tables_over_http(endpoint: st
             "--cloud-write-burst=200",
         ],
     )
-    provider = providers.get("aws", cfg.provider_config)
+    assert cfg.cloud is not None
+    provider = cfg.cloud.build()
 
     started = time.monotonic()
     outcome = run_until_converged(cluster, provider, cfg, timeout_s=240)

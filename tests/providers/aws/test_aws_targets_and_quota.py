@@ -16,10 +16,15 @@ from awsworld import (
     recording_clients,
 )
 
-from providers import Fatal, InvalidProviderID, NotFound, Outcome, Target, Throttled
+from providers import Fatal, NotFound, Outcome, OutsideNetwork, Target, Throttled
 from providers.aws import AwsProvider
 
 INSTANCE = "i-0123456789abcdef0"
+
+
+def managing(world: World) -> AwsProvider:
+    """An adapter managing one route table of the world's VPC."""
+    return a_provider(route_table_ids=(world.table(),))
 
 
 def count_calls(provider: AwsProvider, operation: str) -> list[str]:
@@ -37,43 +42,10 @@ def test_provider_ids_with_and_without_zone_name_the_instance(world: World, prov
     assert target == Target(provider_id.rsplit("/", 1)[-1])
 
 
-def test_target_equals_the_one_a_listing_reports_so_converged_routes_stay_put(world: World) -> None:
-    """Listings carry no zone; a zone in the desired target would make every route look wrong."""
-    (instance,) = world.instances(1)
-    table = world.table(OWNED_TAG)
-    provider = a_provider()
-    target = provider.target_for(f"aws:///us-east-1a/{instance}")
-    provider.create_routes(table, [a_route("10.244.1.0/24", instance)])
-
-    (route,) = [r for r in provider.list_routes(table) if r.owned]
-
-    assert route.target == target
-
-
-@pytest.mark.parametrize(
-    "provider_id",
-    [
-        "",
-        INSTANCE,
-        f"aws://{INSTANCE}",
-        f"gce://project/us-east-1a/{INSTANCE}",
-        "aws:///us-east-1a/",
-        "aws:///us-east-1a/vol-0123456789abcdef0",
-        f"aws:///us-east-1a/{INSTANCE}/extra",
-        f"aws:///US_EAST/{INSTANCE}",
-    ],
-)
-def test_anything_else_is_an_invalid_provider_id_naming_the_value(world: World, provider_id: str) -> None:
-    with pytest.raises(InvalidProviderID) as raised:
-        a_provider().target_for(provider_id)
-
-    assert repr(provider_id) in str(raised.value)
-
-
 def test_prepare_target_disables_the_source_destination_check(world: World) -> None:
     (instance,) = world.instances(1)
 
-    a_provider().prepare_target(Target(instance))
+    managing(world).prepare_target(Target(instance))
 
     attribute = world.ec2.describe_instance_attribute(InstanceId=instance, Attribute="sourceDestCheck")
     assert attribute["SourceDestCheck"]["Value"] is False
@@ -81,7 +53,7 @@ def test_prepare_target_disables_the_source_destination_check(world: World) -> N
 
 def test_prepare_target_on_a_prepared_instance_does_not_write(world: World) -> None:
     (instance,) = world.instances(1)
-    provider = a_provider()
+    provider = managing(world)
     writes = count_calls(provider, "ModifyInstanceAttribute")
 
     provider.prepare_target(Target(instance))
@@ -92,7 +64,7 @@ def test_prepare_target_on_a_prepared_instance_does_not_write(world: World) -> N
 
 def test_prepare_target_disables_the_check_again_after_someone_turned_it_back_on(world: World) -> None:
     (instance,) = world.instances(1)
-    provider = a_provider()
+    provider = managing(world)
     provider.prepare_target(Target(instance))
     world.ec2.modify_instance_attribute(InstanceId=instance, SourceDestCheck={"Value": True})
 
@@ -113,13 +85,31 @@ def test_prepare_target_disables_the_check_again_after_someone_turned_it_back_on
 def test_prepare_target_failures_are_typed_and_name_the_instance(
     world: World, code: str, status: int, error: type[Exception]
 ) -> None:
-    provider = a_provider()
-    fail(provider._ec2, "DescribeInstanceAttribute", code, status)
+    provider = managing(world)
+    fail(provider._ec2, "DescribeInstances", code, status)
 
     with pytest.raises(error) as raised:
         provider.prepare_target(Target(INSTANCE))
 
     assert INSTANCE in str(raised.value)
+
+
+def test_an_instance_in_another_vpc_is_refused_before_anything_is_changed(world: World) -> None:
+    other_vpc = world.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = world.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    started = world.ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnet)
+    instance = started["Instances"][0]["InstanceId"]
+    provider = managing(world)
+    writes = count_calls(provider, "ModifyInstanceAttribute")
+
+    with pytest.raises(OutsideNetwork) as raised:
+        provider.prepare_target(Target(instance))
+
+    assert (raised.value.network, raised.value.managed) == (other_vpc, world.vpc_id)
+    assert instance in str(raised.value)
+    assert writes == []
+    attribute = world.ec2.describe_instance_attribute(InstanceId=instance, Attribute="sourceDestCheck")
+    assert attribute["SourceDestCheck"]["Value"] is True
 
 
 def test_quota_comes_from_service_quotas(world: World) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -84,6 +86,46 @@ def test_demo_refuses_a_nonsensical_node_count() -> None:
     err = io.StringIO()
     assert demo.main(["--nodes", "0"], io.StringIO(), err) == 2
     assert "--nodes" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "capacity"),
+    [
+        (["--nodes", "10", "--cluster-cidr", "10.244.0.0/22"], "10.244.0.0/22 holds 4 /24 node blocks"),
+        (["--nodes", "300"], "10.244.0.0/16 holds 256 /24 node blocks"),
+        (["--nodes", "100000", "--timeout", "30"], "10.244.0.0/16 holds 256 /24 node blocks"),
+        (
+            ["--provider", "alibaba", "--nodes", "201", "--cluster-cidr", "10.0.0.0/8"],
+            "route quota: 200 routes per table, 201 needed",
+        ),
+        (
+            ["--provider", "aws", "--nodes", "1001", "--cluster-cidr", "10.0.0.0/8"],
+            "route quota: 1000 routes per table per IP family, 1001 needed",
+        ),
+    ],
+)
+def test_demo_refuses_at_once_what_cannot_fit_naming_the_capacity(argv: list[str], capacity: str) -> None:
+    err = io.StringIO()
+    began = time.monotonic()
+    assert demo.main(argv, io.StringIO(), err) == 2
+    assert time.monotonic() - began < 5  # nothing was set up
+    [line] = err.getvalue().strip().splitlines()
+    assert capacity in line
+
+
+def test_demo_timeout_bounds_the_whole_command_report_included() -> None:
+    """250 AWS nodes need well over 5 s (the write bucket refills 5/s): the command still ends then."""
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "routectl.cli", "demo", "--nodes", "250", "--timeout", "5"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert time.monotonic() - began < 5 + 10  # interpreter start-up and imports come on top
+    assert "--timeout 5s reached while" in done.stderr.strip().splitlines()[-1]
 
 
 def test_demo_without_moto_names_the_demo_extra_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 
-from providers.config import ProviderConfig
 from providers.emulators.gce import GceEmulator
 from providers.gcp import GcpProvider, Polling, _Clients
 from providers.model import Route, Target
+from providers.registry import ConfiguredProvider
+from providers.specs.gcp import GcpConfig
+from tests.providers.configured import configured
 
-PROJECT = "proj"
+PROJECT = "proj-1234"
 NETWORK = "vpc"
 ZONE = "us-central1-a"
 CLUSTER = "prod"
@@ -30,15 +31,16 @@ API_PERMISSIONS: dict[str, frozenset[str]] = {
 """Every compute API the adapter may call and the IAM permissions it needs (docs/gcp.md lists them)."""
 
 
-def a_config(endpoint: str, cluster: str = CLUSTER, **overrides: object) -> ProviderConfig:
-    base = ProviderConfig(cluster_name=cluster, project=PROJECT, network=NETWORK, endpoint=endpoint)
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+def a_config(endpoint: str, cluster: str = CLUSTER, **overrides: object) -> ConfiguredProvider[GcpConfig]:
+    """Through the registry's `gcp` spec; `.config` is the GcpConfig, `.build()` the adapter."""
+    values = {"project": PROJECT, "network": NETWORK, "endpoint": endpoint, **overrides}
+    return configured("gcp", cluster, **values)
 
 
 def a_provider(
     emulator: GceEmulator, cluster: str = CLUSTER, polling: Polling = FAST, **overrides: object
 ) -> GcpProvider:
-    config = a_config(emulator.endpoint, cluster, **overrides)
+    config = a_config(emulator.endpoint, cluster, **overrides).config
     return GcpProvider(config, _Clients.connect(emulator.endpoint), polling)
 
 

@@ -24,7 +24,8 @@ def test_full_controller_converges_100_nodes_against_the_emulator(emulator: GceE
         cluster_name=CLUSTER,
         extra=[f"--project={PROJECT}", f"--network={NETWORK}", f"--cloud-endpoint={emulator.endpoint}"],
     )
-    provider = build(config.provider_config)
+    assert config.cloud is not None
+    provider = build(config.cloud.config)
 
     outcome = run_until_converged(cluster, provider, config, timeout_s=120)
     provider.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 
 import pytest
@@ -41,52 +40,6 @@ def test_created_route_is_listed_as_owned_with_its_node_and_target(
     assert stored["description"] == f"routectl: cluster={CLUSTER} node=node-0"
     assert stored["priority"] == 1000
     assert stored["network"] == NETWORK_URL
-
-
-def test_rerunning_a_create_is_already_done_and_changes_nothing(
-    emulator: GceEmulator, provider: GcpProvider
-) -> None:
-    with_instances(emulator, 3)
-    routes = [a_route(i) for i in range(3)]
-    provider.create_routes(NETWORK, routes)
-    before = emulator.routes(PROJECT)
-
-    assert outcomes(provider.create_routes(NETWORK, routes)) == [Outcome.ALREADY_DONE] * 3
-    assert emulator.routes(PROJECT) == before
-
-
-def test_existing_own_route_with_another_next_hop_is_replaced(
-    emulator: GceEmulator, provider: GcpProvider
-) -> None:
-    with_instances(emulator, 2)
-    provider.create_routes(NETWORK, [a_route(0, instance="node-1")])
-
-    assert outcomes(provider.create_routes(NETWORK, [a_route(0)])) == [Outcome.OK]
-    assert owned_routes(provider) == {"10.0.0.0/24": Target("node-0", ZONE, PROJECT)}
-
-
-def test_replace_routes_points_the_route_at_the_new_target(
-    emulator: GceEmulator, provider: GcpProvider
-) -> None:
-    with_instances(emulator, 2)
-    provider.create_routes(NETWORK, [a_route(0)])
-    [current] = [r for r in provider.list_routes(NETWORK) if r.owned]
-    desired = dataclasses.replace(a_route(0, instance="node-1"), cloud_id=current.cloud_id)
-
-    assert outcomes(provider.replace_routes(NETWORK, [desired])) == [Outcome.OK]
-    assert owned_routes(provider) == {"10.0.0.0/24": Target("node-1", ZONE, PROJECT)}
-
-
-def test_delete_removes_the_route_and_a_second_delete_is_already_done(
-    emulator: GceEmulator, provider: GcpProvider
-) -> None:
-    with_instances(emulator, 2)
-    provider.create_routes(NETWORK, [a_route(0), a_route(1)])
-    listed = [r for r in provider.list_routes(NETWORK) if r.owned and r.node == "node-0"]
-
-    assert outcomes(provider.delete_routes(NETWORK, listed)) == [Outcome.OK]
-    assert outcomes(provider.delete_routes(NETWORK, listed)) == [Outcome.ALREADY_DONE]
-    assert list(owned_routes(provider)) == ["10.0.1.0/24"]
 
 
 def test_dual_stack_node_gets_one_route_per_family_with_distinct_names(
@@ -345,24 +298,3 @@ def test_an_operation_that_cannot_be_read_leaves_the_write_unknown_not_done(
 
     assert result.outcome is Outcome.RETRY  # a 404 on the operation is not a 404 on the route
     assert "cannot read operation" in result.message
-
-
-def test_a_replace_checks_the_write_guard_before_each_of_its_steps(
-    emulator: GceEmulator, provider: GcpProvider
-) -> None:
-    with_instances(emulator, 2)
-    provider.create_routes(NETWORK, [a_route(0)])
-    checks: list[int] = []
-
-    def guard() -> None:
-        checks.append(len(checks))
-        if len(checks) > 1:  # the lease is lost between the delete and the insert
-            raise RuntimeError("fenced")
-
-    provider.guard_writes(guard)
-    moved = a_route(0, instance="node-1")
-    with pytest.raises(RuntimeError, match="fenced"):
-        provider.replace_routes(NETWORK, [moved])
-
-    assert len(checks) == 2
-    assert [r for r in provider.list_routes(NETWORK) if r.owned] == []  # deleted, never re-inserted

@@ -12,29 +12,13 @@ from google.auth import exceptions as auth_exceptions
 from hypothesis import given
 from hypothesis import strategies as st
 
-import providers
 from providers.emulators.gce import GceEmulator
-from providers.errors import ConfigurationError, Fatal, InvalidProviderID, NotFound
+from providers.errors import ConfigurationError, Fatal, NotFound, OutsideNetwork
 from providers.gcp import GcpProvider, cluster_prefix, route_name
 from providers.model import RouteProvider, Target
 
 RFC1035 = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 UID = "0c9a6c4e-6f0a-4b8a-9d7e-2f1e0c3b5a71"
-
-
-def test_provider_id_names_project_zone_and_instance(provider: GcpProvider) -> None:
-    assert provider.target_for("gce://my-proj/europe-west1-b/node-a") == Target(
-        "node-a", "europe-west1-b", "my-proj"
-    )
-
-
-@pytest.mark.parametrize(
-    "provider_id",
-    ["", "aws:///us-east-1a/i-0abc", "gce://proj/zone", "gce://proj/zone/name/extra", "gce:///zone/name"],
-)
-def test_malformed_provider_id_is_rejected_naming_the_value(provider: GcpProvider, provider_id: str) -> None:
-    with pytest.raises(InvalidProviderID, match=re.escape(repr(provider_id))):
-        provider.target_for(provider_id)
 
 
 def test_instance_that_can_forward_ip_is_prepared(emulator: GceEmulator, provider: GcpProvider) -> None:
@@ -57,6 +41,20 @@ def test_instance_without_can_ip_forward_is_a_clear_fatal_error(
         provider.prepare_target(Target("node-a", ZONE, PROJECT))
 
 
+def test_an_instance_with_no_nic_in_the_managed_network_is_refused_naming_both(
+    emulator: GceEmulator, provider: GcpProvider
+) -> None:
+    emulator.add_network(PROJECT, "elsewhere")
+    emulator.add_instance(PROJECT, ZONE, "node-a", network="elsewhere")
+
+    with pytest.raises(OutsideNetwork) as raised:
+        provider.prepare_target(Target("node-a", ZONE, PROJECT))
+
+    assert raised.value.network == f"projects/{PROJECT}/global/networks/elsewhere"
+    assert raised.value.managed == f"projects/{PROJECT}/global/networks/{NETWORK}"
+    assert "node-a" in str(raised.value)
+
+
 def test_missing_instance_is_not_found(provider: GcpProvider) -> None:
     with pytest.raises(NotFound, match="node-x"):
         provider.prepare_target(Target("node-x", ZONE, PROJECT))
@@ -74,7 +72,7 @@ def test_missing_network_is_a_configuration_error(emulator: GceEmulator) -> None
 
 
 def test_built_through_the_registry_it_satisfies_the_provider_protocol(emulator: GceEmulator) -> None:
-    adapter = providers.get("gcp", a_config(emulator.endpoint))
+    adapter = a_config(emulator.endpoint).build()
     assert isinstance(adapter, RouteProvider)
     assert adapter.tables() == [NETWORK]
     adapter.close()
@@ -83,14 +81,12 @@ def test_built_through_the_registry_it_satisfies_the_provider_protocol(emulator:
 @pytest.mark.parametrize("missing", ["project", "network"])
 def test_project_and_network_are_required(missing: str) -> None:
     with pytest.raises(ConfigurationError, match=missing):
-        providers.get("gcp", a_config("http://127.0.0.1:9", **{missing: ""}))
+        a_config("http://127.0.0.1:9", **{missing: ""})
 
 
 def test_limits_are_conservative_by_default_and_overridable(emulator: GceEmulator) -> None:
     default = a_provider(emulator).limits
-    tuned = providers.get(
-        "gcp", a_config(emulator.endpoint, write_rate=3.0, write_burst=4, route_table_quota=250)
-    ).limits
+    tuned = a_config(emulator.endpoint, write_rate=3.0, write_burst=4, route_table_quota=250).build().limits
 
     assert (default.write_rate, default.write_burst, default.read_rate, default.read_burst) == (
         10.0,
@@ -128,7 +124,7 @@ def test_missing_application_default_credentials_is_a_configuration_error(
         raise auth_exceptions.DefaultCredentialsError("Your default credentials were not found.")
 
     monkeypatch.setattr(google.auth, "default", no_credentials)
-    config = providers.ProviderConfig(cluster_name="c", project="p", network="n")
+    config = a_config("", cluster="c")
 
     with pytest.raises(ConfigurationError, match="Application Default Credentials"):
-        providers.get("gcp", config)
+        config.build()

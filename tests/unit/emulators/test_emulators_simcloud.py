@@ -7,16 +7,14 @@ import threading
 import pytest
 
 from providers import (
-    InvalidProviderID,
     Outcome,
     Route,
-    RouteProvider,
     RouteState,
     Target,
     Throttled,
     Transient,
 )
-from providers.emulators.simcloud import Bucket, Fault, SimCloud
+from providers.emulators.simcloud import WRITES, Bucket, Fault, SimCloud
 from tests.unit.builders import FakeClock, net
 
 T = "rtb-main"
@@ -32,18 +30,6 @@ def a_cloud(**kwargs: object) -> tuple[SimCloud, FakeClock]:
     sim.add_instance("i-1")
     sim.add_instance("i-2")
     return sim, clock
-
-
-def test_implements_the_provider_protocol() -> None:
-    assert isinstance(SimCloud(), RouteProvider)
-
-
-def test_created_route_is_listed_owned_and_active() -> None:
-    sim, _ = a_cloud()
-    [result] = sim.create_routes(T, [desired("10.0.1.0/24", "i-1")])
-    assert result.outcome is Outcome.OK
-    [listed] = sim.list_routes(T)
-    assert (listed.owned, listed.state, listed.target) == (True, RouteState.ACTIVE, Target("i-1", "zone-a"))
 
 
 def test_foreign_routes_are_listed_not_owned() -> None:
@@ -68,18 +54,6 @@ def test_terminated_instance_turns_its_routes_into_blackholes() -> None:
     assert (listed.state, listed.target) == (RouteState.BLACKHOLE, None)
     [result] = sim.create_routes(T, [desired("10.0.2.0/24", "i-1")])
     assert (result.outcome, result.target_gone) == (Outcome.FATAL, True)
-
-
-def test_replace_repoints_a_route_and_delete_of_a_missing_route_is_already_done() -> None:
-    sim, _ = a_cloud()
-    sim.create_routes(T, [desired("10.0.1.0/24", "i-1")])
-    [replaced] = sim.replace_routes(T, [desired("10.0.1.0/24", "i-2")])
-    assert replaced.outcome is Outcome.OK
-    assert sim.list_routes(T)[0].target == Target("i-2", "zone-a")
-    assert [r.outcome for r in sim.delete_routes(T, [desired("10.0.1.0/24", "i-2")] * 2)] == [
-        Outcome.OK,
-        Outcome.ALREADY_DONE,
-    ]
 
 
 def test_writes_to_foreign_routes_are_allowed_but_recorded() -> None:
@@ -153,6 +127,22 @@ def test_timeout_after_write_reports_retry_but_the_route_exists() -> None:
     assert sim.create_routes(T, [desired("10.0.1.0/24", "i-1")])[0].outcome is Outcome.ALREADY_DONE
 
 
+def test_an_injected_throttle_refuses_like_an_empty_bucket() -> None:
+    """One queue can serve several APIs: the next write of any kind is refused, then the next read."""
+    sim, _ = a_cloud()
+    sim.inject(WRITES, Fault.THROTTLED)
+    sim.inject("list_routes", Fault.THROTTLED)
+
+    [refused] = sim.delete_routes(T, [desired("10.0.1.0/24", "i-1")])
+    [created] = sim.create_routes(T, [desired("10.0.1.0/24", "i-1")])
+    with pytest.raises(Throttled):
+        sim.list_routes(T)
+
+    assert (refused.outcome, refused.throttled, created.outcome) == (Outcome.RETRY, True, Outcome.OK)
+    assert sim.throttled == {"delete_routes": 1, "list_routes": 1}
+    assert len(sim.list_routes(T)) == 1
+
+
 def test_faulted_list_raises_transient() -> None:
     sim, _ = a_cloud()
     sim.inject("list_routes", Fault.SERVER_ERROR)
@@ -206,13 +196,6 @@ def test_chaos_is_seeded_and_replayable() -> None:
     assert first == run()
     assert Outcome.RETRY in first
     assert Outcome.OK in first
-
-
-def test_provider_ids_parse_and_bad_ones_are_refused() -> None:
-    sim, _ = a_cloud()
-    assert sim.target_for(sim.add_instance("i-9", "z2")) == Target("i-9", "z2")
-    with pytest.raises(InvalidProviderID):
-        sim.target_for("aws:///z/i-1")
 
 
 def test_prepare_target_counts_and_refuses_terminated_instances() -> None:

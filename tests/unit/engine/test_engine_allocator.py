@@ -172,7 +172,7 @@ def test_overlapping_podcidrs_stay_with_the_first_node_and_are_never_handed_out(
 
     [(node, message)] = s.events(Reason.CIDR_NOT_AVAILABLE)
     assert node == "n2"
-    assert "held by node n1" in message
+    assert "belongs to node n1" in message
     assert s.sample("routectl_ipam_cidr_conflicts_total") == 1
     assert [s.assign(f"n{i}") for i in (3, 4, 5)] == [(b,) for b in BLOCKS[1:]]
     # n1 goes away: its block is still n2's, so it must not become free.

@@ -11,8 +11,10 @@ from providers import Limits, Outcome, Route, RouteResult, Target
 from providers.emulators.simcloud import Bucket, SimCloud
 from routectl.engine.executor import Applied, Executor, Op
 from routectl.engine.planner import Change, Plan
-from routectl.fence import LostLeadership, Unfenced
+from routectl.engine.ratelimit import Pacer
+from routectl.fence import Fence, LostLeadership, Unfenced
 from routectl.metrics import Metrics
+from routectl.pacing import TokenBucket
 from tests.unit.builders import TABLE, FakeClock, a_route, net
 
 
@@ -45,11 +47,17 @@ def creates(*cidrs: str) -> Plan:
     )
 
 
+def a_pacer(provider: SimCloud, clock: FakeClock, **kwargs: int) -> Pacer:
+    return Pacer(provider.limits, clock=clock, sleep=clock.sleep, base_delay_s=0.1, **kwargs)
+
+
 @contextmanager
-def an_executor(provider: SimCloud, clock: FakeClock, **kwargs: int) -> Iterator[Executor]:
-    executor = Executor(
-        provider, Unfenced(), Metrics(), clock=clock, sleep=clock.sleep, base_delay_s=0.1, **kwargs
-    )
+def an_executor(
+    provider: SimCloud, clock: FakeClock, fence: Fence | None = None, **kwargs: int
+) -> Iterator[Executor]:
+    fence = fence or Unfenced()
+    provider.guard_writes(fence.check)  # as the controller wires it
+    executor = Executor(provider, fence, Metrics(), a_pacer(provider, clock, **kwargs))
     yield executor
     executor.close()
 
@@ -97,10 +105,10 @@ def test_retries_stop_at_the_attempt_cap_with_backoff_between(clock: FakeClock) 
 def test_throttled_write_shrinks_the_write_bucket(clock: FakeClock) -> None:
     sim = with_instances(SimCloud("c1", write=Bucket(1, 0.5), clock=clock, sleep=clock.sleep), 3)
     with an_executor(sim, clock) as executor:
-        executor.writes = type(executor.writes)(100.0, 100, clock=clock, sleep=clock.sleep)
+        writes = executor.pacer.writes = TokenBucket(100.0, 100, clock=clock, sleep=clock.sleep)
         executor.apply(creates("10.244.0.0/24", "10.244.1.0/24"))
-        assert executor.writes.throttle_count >= 1
-        assert executor.writes.rate < 100.0
+        assert writes.throttle_count >= 1
+        assert writes.rate < 100.0
 
 
 def test_deletes_run_before_creates(clock: FakeClock) -> None:
@@ -142,9 +150,9 @@ def test_write_tokens_are_per_request_the_cloud_sees(
     )
     sim = with_instances(SimCloud("c1", limits=limits, max_batch=4, clock=clock, sleep=clock.sleep), 4)
     with an_executor(sim, clock) as executor:
-        before = executor.writes.tokens
+        before = executor.pacer.writes.tokens
         executor.apply(creates(*(f"10.244.{i}.0/24" for i in range(4))))
-        assert before - executor.writes.tokens == pytest.approx(tokens_per_call, abs=0.01)
+        assert before - executor.pacer.writes.tokens == pytest.approx(tokens_per_call, abs=0.01)
 
 
 class _Refusing:
@@ -161,13 +169,12 @@ def test_a_prepare_that_may_write_is_paced_as_a_write_and_fenced(
     )
     sim = with_instances(SimCloud("c1", limits=limits, clock=clock, sleep=clock.sleep), 1)
     with an_executor(sim, clock) as executor:
-        writes, reads = executor.writes.tokens, executor.reads.tokens
+        writes, reads = executor.pacer.writes.tokens, executor.pacer.reads.tokens
         executor.prepare(Target("i-0"))
-        spent = (writes - executor.writes.tokens, reads - executor.reads.tokens)
+        spent = (writes - executor.pacer.writes.tokens, reads - executor.pacer.reads.tokens)
     assert spent == pytest.approx((1, 0) if prepare_writes else (0, 1), abs=0.01)
 
-    fenced = Executor(sim, _Refusing(), Metrics(), clock=clock, sleep=clock.sleep)
-    try:
+    with an_executor(sim, clock, fence=_Refusing()) as fenced:
         if prepare_writes:
             with pytest.raises(LostLeadership):
                 fenced.prepare(Target("i-0"))
@@ -175,8 +182,6 @@ def test_a_prepare_that_may_write_is_paced_as_a_write_and_fenced(
         else:
             fenced.prepare(Target("i-0"))  # a pure read needs no lease
             assert sim.calls["prepare_target"] == 2
-    finally:
-        fenced.close()
 
 
 def test_a_retry_after_left_when_the_attempts_run_out_holds_back_the_next_writes(clock: FakeClock) -> None:

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ipam import inside
 from providers import Route, RouteState, Target
-from routectl.engine.planner import BlockReason, DesiredNode, Plan, inside, plan, plan_node
+from routectl.engine.ownership import Rule
+from routectl.engine.planner import BlockReason, DesiredNode, Plan, plan, plan_node
 from tests.unit.builders import CLUSTER, TABLE, a_node, a_route, net
 
 
@@ -21,6 +23,7 @@ def summary(p: Plan) -> dict[str, list[str]]:
     }
     writes["conflicts"] = [f"{c.table} {c.destination} {c.node}" for c in p.conflicts]
     writes["blocked"] = [f"{b.node} {b.reason.value}" for b in p.blocked]
+    writes["rejected"] = [f"{r.node} {r.pod_cidr} {r.rule.value}" for r in p.rejected]
     return {k: v for k, v in writes.items() if v}
 
 
@@ -112,8 +115,30 @@ CASES = [
     pytest.param(
         [a_node("a", "172.16.0.0/24")],
         [],
-        {"blocked": ["a podCIDR outside the cluster CIDRs"]},
-        id="podCIDR outside the cluster CIDRs is never routed",
+        {},
+        id="podCIDR outside the cluster CIDRs is never routed, even when handed to the planner",
+    ),
+    pytest.param(
+        [a_node("a", rejected=(("172.16.0.0/24", Rule.OUTSIDE, ""),))],
+        [],
+        {"rejected": ["a 172.16.0.0/24 outside"]},
+        id="a rejected podCIDR is reported, not blocked as missing, and never routed",
+    ),
+    pytest.param(
+        [a_node("a", "10.244.1.0/24"), a_node("b", rejected=(("10.244.1.0/24", Rule.DUPLICATE, "a"),))],
+        [a_route("10.244.1.0/24", "i-b")],
+        {"replace": ["rtb-main 10.244.1.0/24 a"], "rejected": ["b 10.244.1.0/24 duplicate"]},
+        id="a block routed to a node that claims it but does not own it goes to its owner",
+    ),
+    pytest.param(
+        [a_node("a", "10.244.1.0/24", instance="", reason="no providerID"), a_node("b", "10.244.2.0/24")],
+        [a_route("10.244.1.0/24", "i-b"), a_route("10.244.2.0/24", "i-b")],
+        {
+            "delete": ["rtb-main 10.244.1.0/24"],
+            "in_place": ["rtb-main 10.244.2.0/24 b"],
+            "blocked": ["a no target"],
+        },
+        id="the kept route of a node without target is deleted when it points at another node",
     ),
     pytest.param(
         [a_node("a", "10.244.1.0/24")],
@@ -255,10 +280,6 @@ def test_target_comparison_includes_zone() -> None:
     node = a_node("a", "10.244.1.0/24")
     moved = Route(net("10.244.1.0/24"), Target("i-a", zone="other"), owned=True)
     assert len(plan([node], {TABLE: [moved]}, CLUSTER).replace) == 1
-
-
-def test_inside_is_family_aware() -> None:
-    assert not inside(ipaddress.ip_network("fd00::/64"), CLUSTER)
 
 
 def test_a_replace_addresses_the_route_it_replaces_by_its_cloud_id() -> None:

@@ -1,125 +1,51 @@
-"""The client-side adaptive token bucket, on a fake clock."""
+"""The cloud rate limiter: buckets seeded from the provider's limits, paced calls retried with backoff."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from providers import Limits
-from routectl.engine.ratelimit import AdaptiveTokenBucket
+from providers import Fatal, Limits, Throttled, Transient
+from routectl.engine.ratelimit import Pacer
 from tests.unit.builders import FakeClock
 
-
-def a_bucket(rate: float = 5.0, burst: int = 10, **kwargs: float) -> tuple[AdaptiveTokenBucket, FakeClock]:
-    clock = FakeClock()
-    return AdaptiveTokenBucket(rate, burst, clock=clock, sleep=clock.sleep, **kwargs), clock
-
-
-def test_burst_is_granted_at_once_then_calls_are_paced_at_the_rate() -> None:
-    bucket, clock = a_bucket(rate=5.0, burst=10)
-    start = clock()
-    for _ in range(10):
-        bucket.acquire()
-    assert clock() == start
-    for _ in range(5):
-        bucket.acquire()
-    assert clock() - start == pytest.approx(1.0)
-
-
-def test_acquire_gives_up_without_taking_when_the_wait_exceeds_the_timeout() -> None:
-    bucket, clock = a_bucket(rate=1.0, burst=1)
-    bucket.acquire()
-    assert bucket.acquire(timeout=0.5) is False
-    assert clock() == 1000.0
-    assert bucket.acquire(timeout=1.0) is True
-
-
-def test_grants_never_exceed_burst_plus_rate_times_elapsed() -> None:
-    bucket, clock = a_bucket(rate=5.0, burst=10)
-    start = clock()
-    grants = 0
-    while clock() - start < 20:
-        bucket.acquire()
-        grants += 1
-    assert grants <= 10 + 5 * (clock() - start) + 1e-9
-
-
-def test_throttling_halves_the_rate_and_drains_the_bucket() -> None:
-    bucket, clock = a_bucket(rate=8.0, burst=10)
-    bucket.throttled()
-    assert bucket.rate == pytest.approx(4.0)
-    start = clock()
-    bucket.acquire()
-    assert clock() - start == pytest.approx(0.25, rel=0.05)
-
-
-def test_rate_never_falls_below_the_floor() -> None:
-    bucket, _ = a_bucket(rate=8.0, burst=10, min_rate=1.0)
-    for _ in range(10):
-        bucket.throttled()
-    assert bucket.rate == pytest.approx(1.0)
-
-
-def test_rate_regains_a_cut_additively_in_the_recovery_time_then_stops_at_the_configured_rate() -> None:
-    bucket, clock = a_bucket(rate=10.0, burst=10, recovery_s=10.0)
-    bucket.throttled()
-    clock.sleep(5.0)
-    assert bucket.rate == pytest.approx(7.5)
-    clock.sleep(60.0)
-    assert bucket.rate == pytest.approx(10.0)
-
-
-def test_burst_shrinks_with_the_rate_after_throttling() -> None:
-    bucket, clock = a_bucket(rate=10.0, burst=10, min_rate=5.0, recovery_s=1e9)
-    bucket.throttled()
-    clock.sleep(100.0)
-    start = clock()
-    for _ in range(6):
-        bucket.acquire()
-    assert clock() - start == pytest.approx(0.2, rel=0.05)
+LIMITS = Limits(write_rate=5.0, write_burst=50, read_rate=20.0, read_burst=100)
 
 
 def test_seeded_from_limits_with_one_token_of_headroom() -> None:
-    limits = Limits(write_rate=5.0, write_burst=50, read_rate=20.0, read_burst=100)
-    writes = AdaptiveTokenBucket.seeded(limits, writes=True)
-    reads = AdaptiveTokenBucket.seeded(limits, writes=False)
+    pacer = Pacer(LIMITS)
+    writes, reads = pacer.writes, pacer.reads
     assert (writes.configured_rate, writes.burst, reads.configured_rate, reads.burst) == (5.0, 49, 20.0, 99)
 
 
-def test_invalid_rate_is_refused() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        AdaptiveTokenBucket(0.0, 1)
+def test_a_throttled_call_is_retried_after_the_clouds_retry_after_and_cuts_the_rate() -> None:
+    clock = FakeClock()
+    pacer = Pacer(LIMITS, clock=clock, sleep=clock.sleep, base_delay_s=0.01)
+    answers: list[Exception | None] = [Throttled("slow down", retry_after=7.0), None]
+
+    def call() -> str:
+        error = answers.pop(0)
+        if error is not None:
+            raise error
+        return "listed"
+
+    start = clock()
+    assert pacer.read(call) == "listed"
+    assert clock() - start >= 7.0
+    assert pacer.reads.throttle_count == 1
+    assert pacer.writes.throttle_count == 0
 
 
-def test_concurrent_acquirers_share_the_budget() -> None:
-    bucket, clock = a_bucket(rate=10.0, burst=5)
-    lock = threading.Lock()
-    taken: list[int] = []
+def test_transient_errors_stop_at_the_attempt_cap_and_final_errors_are_not_retried() -> None:
+    clock = FakeClock()
+    pacer = Pacer(LIMITS, max_attempts=3, clock=clock, sleep=clock.sleep, base_delay_s=0.01)
+    calls: list[str] = []
 
-    def take() -> None:
-        for _ in range(5):
-            bucket.acquire()
-            with lock:
-                taken.append(1)
+    def failing(error: Exception) -> None:
+        calls.append(type(error).__name__)
+        raise error
 
-    threads = [threading.Thread(target=take) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
-    assert len(taken) == 20
-    # 20 tokens from a bucket of 5 refilled at 10/s: 15 of them cost at least 1.5 s of (fake) waiting.
-    assert clock() - 1000.0 >= 1.5 - 1e-9
-
-
-def test_refusals_of_calls_issued_before_a_cut_do_not_cut_again() -> None:
-    bucket, clock = a_bucket(rate=8.0, burst=10)
-    issued = clock()
-    clock.sleep(0.1)
-    bucket.throttled(issued)
-    bucket.throttled(issued)
-    assert bucket.rate == pytest.approx(4.0)
-    bucket.throttled(clock())
-    assert bucket.rate == pytest.approx(2.0)
-    assert bucket.throttle_count == 3
+    with pytest.raises(Transient):
+        pacer.write(lambda: failing(Transient("5xx")))
+    with pytest.raises(Fatal):
+        pacer.write(lambda: failing(Fatal("denied")))
+    assert calls == ["Transient"] * 3 + ["Fatal"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -122,6 +123,49 @@ def test_quota_exhaustion_blocks_the_last_nodes_without_attempting_them() -> Non
         w.close()
 
 
+def test_table_gauges_count_every_route_conflicts_and_unrouted_nodes() -> None:
+    """Capacity left is the quota minus every route in the table, foreign ones included, and follows
+    our own writes; conflicts and unrouted nodes are counted by the full pass."""
+    w = World(quota=10)
+    try:
+        nodes = w.add_nodes(3)
+        w.sim.add_route(TABLE, "0.0.0.0/0", next_hop="igw-1")
+        w.sim.add_route(TABLE, "10.244.1.0/24", "i-other")  # in n001's way
+        rec = w.reconciler()
+        assert rec.resync() is False
+        left = {"table": TABLE, "family": "all"}
+        assert sample(w, "routectl_route_table_capacity_remaining", left) == 10 - 4
+        assert sample(w, "routectl_route_conflicts", {"table": TABLE}) == 1
+        assert sample(w, "routectl_nodes_network_unavailable") == 1
+        assert sample(w, "routectl_routes_programmed", {"table": TABLE}) == 2
+
+        w.cluster.delete_node("n002")
+        assert rec.remove_node(nodes[2]) is True
+        assert sample(w, "routectl_route_table_capacity_remaining", left) == 10 - 3
+    finally:
+        w.close()
+
+
+def test_capacity_left_is_per_ip_family_where_the_cloud_counts_them_apart() -> None:
+    clock = FakeClock()
+    limits = Limits(1000, 1000, 1000, 1000, routes_per_table=5, quota_per_family=True)
+    w = World(sim=SimCloud("c1", limits=limits, clock=clock, sleep=clock.sleep), clock=clock)
+    try:
+        for i in range(2):
+            w.add_node(i, pod_cidrs=[f"10.244.{i}.0/24", f"fd00:0:0:{i}::/64"])
+        w.sim.add_route(TABLE, "::/0", next_hop="igw-1")
+        assert w.reconciler(cluster_cidrs=["10.244.0.0/16", "fd00::/48"]).resync() is True
+        left = {
+            family: sample(w, "routectl_route_table_capacity_remaining", {"table": TABLE, "family": family})
+            for family in ("ipv4", "ipv6")
+        }
+        assert left == {"ipv4": 5 - 2, "ipv6": 5 - 3}
+        both = {"table": TABLE, "family": "all"}
+        assert w.metrics.registry.get_sample_value("routectl_route_table_capacity_remaining", both) is None
+    finally:
+        w.close()
+
+
 def test_quota_the_cloud_did_not_advertise_is_reported_from_the_write_outcome() -> None:
     clock = FakeClock()
     limits = Limits(write_rate=1000, write_burst=1000, read_rate=1000, read_burst=1000)
@@ -188,12 +232,6 @@ def test_dry_run_plans_and_logs_but_changes_nothing(world: World, caplog: pytest
     assert world.sim.routes(TABLE) == {}
     assert world.cluster.calls.get("set_network_unavailable", 0) == 0
     assert sum("would create" in r.getMessage() for r in caplog.records) == 3
-
-
-def test_plan_is_read_only(world: World) -> None:
-    world.add_nodes(3)
-    assert len(world.reconciler().plan().create) == 3
-    assert world.sim.routes(TABLE) == {}
 
 
 def test_write_logs_carry_the_structured_keys(world: World, caplog: pytest.LogCaptureFixture) -> None:
@@ -422,3 +460,48 @@ def test_removal_is_judged_from_a_fresh_list_not_from_writes_of_unknown_outcome(
     assert rec.remove_node(node) is False  # the fresh list shows the route the view never learnt of
     assert rec.remove_node(node) is True
     assert world.owned_routes() == {}
+
+
+# --- preparing instances --------------------------------------------------------------------------
+
+DUAL_STACK = ["10.244.0.0/16", "fd00::/48"]
+
+
+def a_dual_stack_world(nodes: int) -> World:
+    """`nodes` dual-stack nodes, two managed tables: 4 routes per instance written at once. The sim's
+    latency is real time, so the chunks that write them overlap for real in the executor's pool."""
+    clock = FakeClock()
+    sim = SimCloud("c1", tables=("rtb-a", "rtb-b"), latency_s=0.02, clock=clock, sleep=time.sleep)
+    w = World(sim=sim, clock=clock)
+    for i in range(nodes):
+        w.add_node(i, pod_cidrs=[f"10.244.{i}.0/24", f"fd00:0:0:{i:x}::/64"])
+    return w
+
+
+def test_routes_to_one_instance_prepare_it_once_with_two_tables_and_two_families() -> None:
+    w = a_dual_stack_world(2)
+    try:
+        rec = w.reconciler(cluster_cidrs=DUAL_STACK, concurrency=8)
+        assert rec.resync() is True
+        assert w.sim.calls["create_routes"] == 2 * 2 * 2
+        assert w.sim.calls["prepare_target"] == 2
+        assert w.sim.prepared == {"i-000", "i-001"}
+    finally:
+        w.close()
+
+
+def test_concurrent_routes_share_a_failed_prepare_and_the_next_pass_prepares_again() -> None:
+    w = a_dual_stack_world(1)
+    try:
+        rec = w.reconciler(cluster_cidrs=DUAL_STACK, concurrency=4, max_attempts=2)
+        w.sim.inject("prepare_target", Fault.SERVER_ERROR, Fault.SERVER_ERROR)
+        assert rec.resync() is False
+        assert w.sim.calls["prepare_target"] == 2  # one flight's attempts, not one per route
+        assert w.sim.calls["create_routes"] == 0
+        assert w.condition("n000") == "True/NoRouteCreated"
+
+        assert rec.resync() is True
+        assert w.sim.calls["prepare_target"] == 3
+        assert w.sim.calls["create_routes"] == 4
+    finally:
+        w.close()

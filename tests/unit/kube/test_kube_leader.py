@@ -414,6 +414,33 @@ def test_run_stops_the_workers_before_releasing_the_lease_on_shutdown() -> None:
     assert lease(cluster).holder == ""
 
 
+def test_shutdown_closes_the_fence_before_the_workers_drain_and_is_not_a_loss(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster = MemoryCluster()
+    a = LeaderElector(cluster, settings("a", **FAST), Metrics())
+    stop, started = threading.Event(), threading.Event()
+    refused: list[bool] = []
+
+    def draining() -> None:
+        try:
+            a.check()
+        except LostLeadership:
+            refused.append(True)
+
+    thread, errors = run_in_thread(a, stop, started.set, draining)
+    assert started.wait(5)
+    a.check()  # leading: writes pass
+
+    stop.set()
+    thread.join(5)
+
+    assert errors == []
+    assert refused == [True]  # a worker's next write during the drain is refused
+    assert lease(cluster).holder == ""
+    assert not [r for r in caplog.records if r.getMessage() == "lost leadership"]
+
+
 def test_run_returns_without_callbacks_when_stopped_before_winning() -> None:
     cluster, clock = MemoryCluster(), FakeClock()
     assert a_candidate(cluster, "a", clock).try_acquire_or_renew()

@@ -277,3 +277,30 @@ def test_metrics_follow_adds_depth_retries_and_durations() -> None:
     assert sample(metrics, "workqueue_retries_total") == 1
     assert sample(metrics, "workqueue_queue_duration_seconds_sum") == pytest.approx(2.0)
     assert sample(metrics, "workqueue_work_duration_seconds_sum") == pytest.approx(3.0)
+
+
+def test_work_in_progress_is_measured_when_scraped_as_client_go_does() -> None:
+    """unfinished_work_seconds sums, longest_running_processor_seconds maxes, the time each item handed
+    out and not yet done has been processed — a stuck worker shows while it is stuck."""
+    clock, metrics = FakeClock(), Metrics()
+    queue = WorkQueue("nodes", metrics, clock=clock)
+
+    def scraped() -> tuple[float | None, float | None]:
+        get = metrics.registry.get_sample_value
+        return (
+            get("workqueue_unfinished_work_seconds", {"name": "nodes"}),
+            get("workqueue_longest_running_processor_seconds", {"name": "nodes"}),
+        )
+
+    assert scraped() == (0.0, 0.0)
+    queue.add("n1")
+    queue.add("n2")
+    assert queue.get(timeout_s=0) == "n1"
+    clock.advance(3)
+    assert queue.get(timeout_s=0) == "n2"
+    clock.advance(2)
+    assert scraped() == (7.0, 5.0)
+    queue.done("n1")
+    assert scraped() == (2.0, 2.0)
+    queue.done("n2")
+    assert scraped() == (0.0, 0.0)

@@ -56,13 +56,15 @@ def _write_cert(cert: x509.Certificate, path: Path) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class _Issuer:
+class Issuer:
+    """A CA: its name and signing key."""
+
     name: x509.Name
     key: ec.EllipticCurvePrivateKey
 
 
-def _certificate(
-    issuer: _Issuer,
+def certificate(
+    issuer: Issuer,
     subject: x509.Name,
     key: ec.EllipticCurvePrivateKey,
     extensions: list[tuple[x509.ExtensionType, bool]],
@@ -83,7 +85,7 @@ def _certificate(
     return builder.sign(issuer.key, hashes.SHA256())
 
 
-def _leaf_extensions(
+def leaf_extensions(
     usage: x509.ObjectIdentifier, *names: x509.GeneralName
 ) -> list[tuple[x509.ExtensionType, bool]]:
     extensions: list[tuple[x509.ExtensionType, bool]] = [
@@ -95,10 +97,10 @@ def _leaf_extensions(
     return extensions
 
 
-def write_pki(directory: Path) -> Pki:
-    """A CA, a serving cert for 127.0.0.1, an admin client cert and a ServiceAccount key pair."""
-    ca = _Issuer(_name("routectl-e2e-ca"), ec.generate_private_key(ec.SECP256R1()))
-    ca_usage = x509.KeyUsage(
+def new_ca(common_name: str) -> tuple[Issuer, x509.Certificate]:
+    """A fresh CA that may sign leaf certificates only (path length 0)."""
+    ca = Issuer(_name(common_name), ec.generate_private_key(ec.SECP256R1()))
+    usage = x509.KeyUsage(
         digital_signature=True,
         key_cert_sign=True,
         crl_sign=True,
@@ -109,26 +111,30 @@ def write_pki(directory: Path) -> Pki:
         encipher_only=False,
         decipher_only=False,
     )
-    ca_cert = _certificate(
-        ca, ca.name, ca.key, [(x509.BasicConstraints(ca=True, path_length=0), True), (ca_usage, True)]
-    )
+    constraints = x509.BasicConstraints(ca=True, path_length=0)
+    return ca, certificate(ca, ca.name, ca.key, [(constraints, True), (usage, True)])
+
+
+def write_pki(directory: Path) -> Pki:
+    """A CA, a serving cert for 127.0.0.1, an admin client cert and a ServiceAccount key pair."""
+    ca, ca_cert = new_ca("routectl-e2e-ca")
     serving_key = ec.generate_private_key(ec.SECP256R1())
-    serving_cert = _certificate(
+    serving_cert = certificate(
         ca,
         _name("kube-apiserver"),
         serving_key,
-        _leaf_extensions(
+        leaf_extensions(
             ExtendedKeyUsageOID.SERVER_AUTH,
             x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
             x509.DNSName("localhost"),
         ),
     )
     admin_key = ec.generate_private_key(ec.SECP256R1())
-    admin_cert = _certificate(
+    admin_cert = certificate(
         ca,
         _name("routectl-e2e-admin", "system:masters"),
         admin_key,
-        _leaf_extensions(ExtendedKeyUsageOID.CLIENT_AUTH),
+        leaf_extensions(ExtendedKeyUsageOID.CLIENT_AUTH),
     )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sa_public = directory / "sa.pub"

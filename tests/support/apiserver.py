@@ -26,11 +26,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import yaml
-from binaries import Binaries
 from kubernetes import client, dynamic
-from pki import Pki, write_pki
+
+from tests.support.binaries import Binaries
+from tests.support.pki import Pki, write_pki
 
 FIELD_MANAGER = "routectl-e2e"
+_SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 _STARTUP_TIMEOUT_S = 90.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -204,7 +206,7 @@ class ControlPlane:
             f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}",
             "--authorization-mode=RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-issuer={_SA_ISSUER}",
             f"--service-account-key-file={pki.sa_public_key}",
             f"--service-account-signing-key-file={pki.sa_signing_key}",
             "--service-cluster-ip-range=10.96.0.0/16",
@@ -269,10 +271,13 @@ class ControlPlane:
         configuration.key_file = str(pki.admin_key)
         return client.ApiClient(configuration)
 
-    def service_account_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
-        """A bound token for an existing ServiceAccount, minted with the TokenRequest API."""
+    def service_account_token(
+        self, namespace: str, name: str, expiration_seconds: int = 3600, audiences: Sequence[str] = ()
+    ) -> str:
+        """A bound token for an existing ServiceAccount, minted with the TokenRequest API (what the
+        kubelet does for a projected `serviceAccountToken` volume); no audience: the API server's own."""
         request = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
+            spec=client.V1TokenRequestSpec(audiences=list(audiences), expiration_seconds=expiration_seconds)
         )
         with self.admin_api_client() as api:
             response = client.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, request)
@@ -281,15 +286,52 @@ class ControlPlane:
         token: str = response.status.token
         return token
 
-    def kubeconfig_for_token(self, token: str, path: Path) -> Path:
-        """Write a self-contained kubeconfig (CA embedded) that authenticates with `token`."""
-        ca_data = base64.b64encode(self._require_pki().ca_cert.read_bytes()).decode()
+    @property
+    def service_account_issuer(self) -> str:
+        """The `iss` of the ServiceAccount tokens this API server signs."""
+        return _SA_ISSUER
+
+    def service_account_public_key(self) -> bytes:
+        """PEM of the key that verifies those tokens (what an STS fetches from the issuer's JWKS)."""
+        return self._require_pki().sa_public_key.read_bytes()
+
+    def admin_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig authenticating as system:masters (helm's, in the install tests)."""
+        pki = self._require_pki()
+
+        def encode(file: Path) -> str:
+            return base64.b64encode(file.read_bytes()).decode()
+
+        cluster = {"server": self.url, "certificate-authority-data": encode(pki.ca_cert)}
         kubeconfig = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [
-                {"name": "e2e", "cluster": {"server": self.url, "certificate-authority-data": ca_data}}
+            "clusters": [{"name": "e2e", "cluster": cluster}],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate-data": encode(pki.admin_cert),
+                        "client-key-data": encode(pki.admin_key),
+                    },
+                }
             ],
+            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "admin"}}],
+            "current-context": "e2e",
+        }
+        path.write_text(yaml.safe_dump(kubeconfig))
+        path.chmod(0o600)
+        return path
+
+    def kubeconfig_for_token(self, token: str, path: Path, server: str = "") -> Path:
+        """Write a self-contained kubeconfig (CA embedded) that authenticates with `token`, for the API
+        server or, when given, `server` (a proxy in front of it: the certificate names 127.0.0.1)."""
+        ca_data = base64.b64encode(self._require_pki().ca_cert.read_bytes()).decode()
+        cluster = {"server": server or self.url, "certificate-authority-data": ca_data}
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "e2e", "cluster": cluster}],
             "users": [{"name": "e2e", "user": {"token": token}}],
             "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e"}}],
             "current-context": "e2e",

@@ -9,6 +9,7 @@ and dies with the test process even if that is killed (parent-death signal).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apiserver import dying_with_parent, free_port, stop_process
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.apiserver import dying_with_parent, free_port, stop_process
 
 ROUTECTL = Path(sys.executable).with_name("routectl")
 """The console script of the venv running the tests (`routectl.cli:main`)."""
@@ -64,6 +67,8 @@ class Setup:
     timings: LeaseTimings = LeaseTimings()
     resync: str = "5s"
     extra: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """Added to the process environment (e.g. PYTHONPATH of an adapter installed with --target)."""
 
     def flags(self, command: str) -> list[str]:
         common = [
@@ -87,8 +92,9 @@ class Setup:
         ]
 
 
-def subprocess_env(pod_name: str, namespace: str) -> dict[str, str]:
-    """The Pod's env: downward-API names, and dummy AWS credentials through the env link of the chain."""
+def subprocess_env(pod_name: str, namespace: str, extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """The Pod's env: downward-API names, dummy AWS credentials through the env link of the chain, and
+    `extra`."""
     keep = ("PATH", "HOME", "LANG", "TMPDIR")
     env = {key: os.environ[key] for key in keep if key in os.environ}
     env.update(
@@ -102,6 +108,7 @@ def subprocess_env(pod_name: str, namespace: str) -> dict[str, str]:
         NO_PROXY="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra)
     return env
 
 
@@ -131,23 +138,28 @@ class Completed:
     log: list[LogRecord]
 
 
-class Routectl:
-    """One `routectl run` process; see the module docstring."""
+class LoggedProcess:
+    """A child process whose JSON log (stderr) is read back from a file; reaped by `stop()` (SIGTERM,
+    then SIGKILL after `stop_timeout_s`), and killed with the test process (parent-death signal)."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], workdir: Path) -> None:
-        self.name = name
-        self.pod_name = env["POD_NAME"]
-        self.log_path = workdir / f"{name}.log"
-        self.metrics_port = free_port()
-        self.health_port = free_port()
-        full = [
-            *argv,
-            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
-        ]
-        with self.log_path.open("wb") as log, (workdir / f"{name}.out").open("wb") as out:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        out_path: Path | None = None,
+        stop_timeout_s: float = _STOP_TIMEOUT_S,
+    ) -> None:
+        """stdout goes to `out_path`, or into the log when None."""
+        self.log_path = log_path
+        self._stop_timeout_s = stop_timeout_s
+        with log_path.open("wb") as log, (out_path or Path(os.devnull)).open("wb") as out:
             self._popen = subprocess.Popen(
-                dying_with_parent(full), stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=dict(env)
+                dying_with_parent(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out if out_path is not None else log,
+                stderr=log,
+                env=dict(env),
             )
 
     @property
@@ -172,6 +184,38 @@ class Routectl:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def stop(self) -> int:
+        """SIGTERM, SIGKILL after the grace period; always reaps. Returns the exit code."""
+        return stop_process(self._popen, self._stop_timeout_s)
+
+
+class Routectl(LoggedProcess):
+    """One `routectl run` process, with its /metrics and /healthz on 127.0.0.1 ports of its own."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        workdir: Path,
+        *,
+        metrics_secure: bool = False,
+    ) -> None:
+        """`metrics_secure`: /metrics over HTTPS for callers the API server lets `get /metrics`, as the
+        chart serves it (test_prometheus_e2e.py scrapes it so); otherwise the plain-HTTP opt-in on
+        loopback: those scenarios read the metrics, they do not test who may (test_install_e2e.py does)."""
+        self.name = name
+        self.pod_name = env["POD_NAME"]
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        full = [
+            *argv,
+            f"--metrics-secure={str(metrics_secure).lower()}",
+            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
+        ]
+        super().__init__(full, env, workdir / f"{name}.log", workdir / f"{name}.out")
+
     def _get(self, port: int, path: str) -> tuple[int, str]:
         request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
         try:
@@ -187,21 +231,20 @@ class Routectl:
         except OSError:
             return False
 
+    def metrics_text(self) -> str:
+        """/metrics as served."""
+        return self._get(self.metrics_port, "/metrics")[1]
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of /metrics, keyed by (sample name, sorted labels)."""
-        _, text = self._get(self.metrics_port, "/metrics")
         return {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
+            for family in text_string_to_metric_families(self.metrics_text())
             for sample in family.samples
         }
 
     def metric(self, sample: str, /, **labels: str) -> float | None:
         return self.metrics().get((sample, tuple(sorted(labels.items()))))
-
-    def stop(self) -> int:
-        """SIGTERM, SIGKILL after a grace period; always reaps. Returns the exit code."""
-        return stop_process(self._popen, _STOP_TIMEOUT_S)
 
 
 @dataclass(slots=True)
@@ -212,12 +255,13 @@ class RoutectlRunner:
     started: list[Routectl] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, name: str, setup: Setup, *extra: str) -> Routectl:
+    def start(self, name: str, setup: Setup, *extra: str, metrics_secure: bool = False) -> Routectl:
         process = Routectl(
             name,
             [str(ROUTECTL), "run", *setup.flags("run"), *extra],
-            subprocess_env(f"{name}-pod", setup.lease_namespace),
+            subprocess_env(f"{name}-pod", setup.lease_namespace, setup.env),
             self.workdir,
+            metrics_secure=metrics_secure,
         )
         self.started.append(process)
         self.logs.append(process.log_path)
@@ -236,7 +280,7 @@ class RoutectlRunner:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                env=subprocess_env(f"{name}-pod", setup.lease_namespace),
+                env=subprocess_env(f"{name}-pod", setup.lease_namespace, setup.env),
                 timeout=_COMMAND_TIMEOUT_S,
                 check=False,
             )
@@ -250,6 +294,19 @@ class RoutectlRunner:
         for path in self.logs:
             for record in read_log(path):
                 yield path, record
+
+
+@contextlib.contextmanager
+def denials_checked(workdir: Path) -> Iterator[RoutectlRunner]:
+    """A runner whose processes are all reaped on exit; then any RBAC denial they logged fails the test."""
+    runner = RoutectlRunner(workdir)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+    denied = [f"{path.name}: {record}" for path, record in runner.all_records() if denials([record])]
+    if denied:
+        pytest.fail("routectl was denied by RBAC:\n" + "\n".join(denied))
 
 
 def eventually(check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.2) -> float:

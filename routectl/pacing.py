@@ -1,0 +1,142 @@
+"""The one token bucket of routectl: the work queue's overall retry rate, the cloud's read and write
+budgets and the per-node Event budget are all this type, each taking tokens its own way.
+
+Invariant: over any interval of length T, at most `burst + rate·T` tokens are handed out, where `rate`
+is the rate in force — the configured one unless the cloud said otherwise.
+
+Three ways to take tokens from one balance:
+- `reserve(n)` takes them at once (the balance may go negative) and says how long until that debt is
+  repaid: the caller decides how to wait (the work queue delays a key by it);
+- `acquire(n)` reserves and sleeps out the debt, so callers are served in arrival order and no lock is
+  held while sleeping;
+- `try_take(n)` takes them only when they are there now, never going into debt (Events over budget are
+  dropped, not delayed).
+
+Adaptation (AIMD), used by the cloud buckets only: `throttled` — the cloud refused a call, its own bucket
+is empty — empties this one and halves the rate (down to a floor); refusals of calls issued before that
+cut do not cut again. The rate then recovers additively, regaining the cut in `recovery_s` and climbing
+on at that pace up to the configured rate, so a client seeded with too high limits settles around the
+cloud's real rate with few refusals. The burst scales with the rate, so an idle client whose rate was cut
+does not come back with a burst the cloud never had. `hold_off` keeps every token back for as long as the
+cloud asked. A bucket nobody calls `throttled` on is a plain token bucket.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        min_rate: float | None = None,
+        decrease: float = 0.5,
+        recovery_s: float = 25.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`rate` tokens per second, at most `burst` banked; `recovery_s`: time to regain a cut (back to
+        the rate the cloud refused) without throttling."""
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"token bucket: rate {rate} and burst {burst} must be positive")
+        self.configured_rate = rate
+        self.burst = burst
+        self.min_rate = min_rate if min_rate is not None else max(rate / 20, 0.05)
+        self._decrease = decrease
+        self._recovery_s = recovery_s
+        self._last_cut = float("-inf")
+        self._increase_per_s = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._rate = rate
+        self._tokens = float(burst)
+        self._stamp = clock()
+        self.throttle_count = 0
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now (negative while callers wait for their share)."""
+        with self._lock:
+            self._refill(self._clock())
+            return self._tokens
+
+    @property
+    def rate(self) -> float:
+        with self._lock:
+            self._refill(self._clock())
+            return self._rate
+
+    def reserve(self, n: int = 1) -> float:
+        """Take `n` tokens now, into debt if need be; the seconds until the debt is repaid."""
+        with self._lock:
+            wait = self._take(n, None)
+        assert wait is not None
+        return wait
+
+    def acquire(self, n: int = 1, timeout: float | None = None) -> bool:
+        """Take `n` tokens, sleeping until they are ours; False (nothing taken) if that would exceed
+        `timeout` seconds."""
+        with self._lock:
+            wait = self._take(n, timeout)
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+    def try_take(self, n: int = 1) -> bool:
+        """Take `n` tokens only if they are there now; False (nothing taken) otherwise."""
+        with self._lock:
+            return self._take(n, 0.0) is not None
+
+    def throttled(self, issued_at: float | None = None) -> None:
+        """The cloud refused a call for throttling: drain the bucket and back off multiplicatively —
+        unless the call was issued (`issued_at`, this bucket's clock) before the last cut: calls already
+        in flight when the cloud's bucket ran dry are one signal, not one per call."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            self._tokens = min(self._tokens, 0.0)
+            self.throttle_count += 1
+            if issued_at is not None and issued_at < self._last_cut:
+                return
+            self._last_cut = now
+            refused_at = self._rate
+            self._rate = max(self.min_rate, refused_at * self._decrease)
+            self._increase_per_s = refused_at * (1 - self._decrease) / self._recovery_s
+
+    def hold_off(self, seconds: float) -> None:
+        """The cloud said when to come back: no token is handed out for `seconds` from now."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens = min(self._tokens, -seconds * self._rate)
+
+    def _take(self, n: int, timeout: float | None) -> float | None:
+        """Under the lock: debit `n` and return the wait until they are repaid, or take nothing and
+        return None when that wait would exceed `timeout`."""
+        self._refill(self._clock())
+        self._tokens -= n
+        wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
+        if timeout is not None and wait > timeout:
+            self._tokens += n
+            return None
+        return wait
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._stamp)
+        self._stamp = now
+        if elapsed == 0:
+            return
+        # Tokens accrue at the rate in force over the interval; then the rate recovers additively.
+        cap = max(1.0, self.burst * self._rate / self.configured_rate)
+        self._tokens = min(cap, self._tokens + elapsed * self._rate)
+        self._rate = min(self.configured_rate, self._rate + elapsed * self._increase_per_s)
+
+
+__all__ = ["TokenBucket"]

@@ -1,0 +1,141 @@
+"""The one token bucket (reserve, acquire, try_take; AIMD adaptation), on a fake clock."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from routectl.pacing import TokenBucket
+from tests.unit.builders import FakeClock
+
+
+def a_bucket(rate: float = 5.0, burst: int = 10, **kwargs: float) -> tuple[TokenBucket, FakeClock]:
+    clock = FakeClock()
+    return TokenBucket(rate, burst, clock=clock, sleep=clock.sleep, **kwargs), clock
+
+
+def test_burst_is_granted_at_once_then_calls_are_paced_at_the_rate() -> None:
+    bucket, clock = a_bucket(rate=5.0, burst=10)
+    start = clock()
+    for _ in range(10):
+        bucket.acquire()
+    assert clock() == start
+    for _ in range(5):
+        bucket.acquire()
+    assert clock() - start == pytest.approx(1.0)
+
+
+def test_acquire_gives_up_without_taking_when_the_wait_exceeds_the_timeout() -> None:
+    bucket, clock = a_bucket(rate=1.0, burst=1)
+    bucket.acquire()
+    assert bucket.acquire(timeout=0.5) is False
+    assert clock() == 1000.0
+    assert bucket.acquire(timeout=1.0) is True
+
+
+def test_grants_never_exceed_burst_plus_rate_times_elapsed() -> None:
+    bucket, clock = a_bucket(rate=5.0, burst=10)
+    start = clock()
+    grants = 0
+    while clock() - start < 20:
+        bucket.acquire()
+        grants += 1
+    assert grants <= 10 + 5 * (clock() - start) + 1e-9
+
+
+def test_throttling_halves_the_rate_and_drains_the_bucket() -> None:
+    bucket, clock = a_bucket(rate=8.0, burst=10)
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(4.0)
+    start = clock()
+    bucket.acquire()
+    assert clock() - start == pytest.approx(0.25, rel=0.05)
+
+
+def test_rate_never_falls_below_the_floor() -> None:
+    bucket, _ = a_bucket(rate=8.0, burst=10, min_rate=1.0)
+    for _ in range(10):
+        bucket.throttled()
+    assert bucket.rate == pytest.approx(1.0)
+
+
+def test_rate_regains_a_cut_additively_in_the_recovery_time_then_stops_at_the_configured_rate() -> None:
+    bucket, clock = a_bucket(rate=10.0, burst=10, recovery_s=10.0)
+    bucket.throttled()
+    clock.sleep(5.0)
+    assert bucket.rate == pytest.approx(7.5)
+    clock.sleep(60.0)
+    assert bucket.rate == pytest.approx(10.0)
+
+
+def test_burst_shrinks_with_the_rate_after_throttling() -> None:
+    bucket, clock = a_bucket(rate=10.0, burst=10, min_rate=5.0, recovery_s=1e9)
+    bucket.throttled()
+    clock.sleep(100.0)
+    start = clock()
+    for _ in range(6):
+        bucket.acquire()
+    assert clock() - start == pytest.approx(0.2, rel=0.05)
+
+
+def test_invalid_rate_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(0.0, 1)
+
+
+def test_concurrent_acquirers_share_the_budget() -> None:
+    bucket, clock = a_bucket(rate=10.0, burst=5)
+    lock = threading.Lock()
+    taken: list[int] = []
+
+    def take() -> None:
+        for _ in range(5):
+            bucket.acquire()
+            with lock:
+                taken.append(1)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(taken) == 20
+    # 20 tokens from a bucket of 5 refilled at 10/s: 15 of them cost at least 1.5 s of (fake) waiting.
+    assert clock() - 1000.0 >= 1.5 - 1e-9
+
+
+def test_refusals_of_calls_issued_before_a_cut_do_not_cut_again() -> None:
+    bucket, clock = a_bucket(rate=8.0, burst=10)
+    issued = clock()
+    clock.sleep(0.1)
+    bucket.throttled(issued)
+    bucket.throttled(issued)
+    assert bucket.rate == pytest.approx(4.0)
+    bucket.throttled(clock())
+    assert bucket.rate == pytest.approx(2.0)
+    assert bucket.throttle_count == 3
+
+
+# --- reserve: the work queue's overall rate cap ---------------------------------------------------
+
+
+def test_reserve_takes_at_once_and_answers_with_the_wait_for_the_debt() -> None:
+    bucket, clock = a_bucket(rate=2.0, burst=3)
+    assert [bucket.reserve() for _ in range(5)] == [0.0, 0.0, 0.0, pytest.approx(0.5), pytest.approx(1.0)]
+    assert clock() == 1000.0  # reserving never sleeps
+    clock.sleep(1.0)
+    assert bucket.reserve() == pytest.approx(0.5)
+
+
+# --- try_take: the per-node Event budget ----------------------------------------------------------
+
+
+def test_try_take_never_goes_into_debt_and_refills_at_the_rate() -> None:
+    bucket, clock = a_bucket(rate=0.01, burst=2)
+    assert [bucket.try_take(), bucket.try_take(), bucket.try_take()] == [True, True, False]
+    assert bucket.tokens == pytest.approx(0.0)
+    clock.sleep(99.0)
+    assert bucket.try_take() is False
+    clock.sleep(1.0)
+    assert bucket.try_take() is True
