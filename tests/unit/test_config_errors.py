@@ -69,6 +69,7 @@ CASES: list[tuple[str, str, list[str], str, str]] = [
     ("health-probe-bind-address", "run", AWS, ":99999", "host]:port"),
     ("dry-run", "run", AWS, "yesno", "true or false"),
     ("log-level", "run", AWS, "loud", "debug"),
+    ("log-format", "run", AWS, "xml", "json"),
     ("once", "run", AWS, "twice", "true or false"),
     ("output", "plan", AWS, "xml", "table"),
 ]

@@ -154,12 +154,12 @@ def test_the_verdict_of_each_full_pass_is_the_converged_gauge() -> None:
     a_node(cluster, sim, 0)
     a_node(cluster, sim, 1)  # blocked by the quota of 1
     metrics = Metrics()
-    assert Controller(a_config(), cluster, sim, metrics).run_once(threading.Event()) is False
+    assert Controller(a_config(), cluster, sim, metrics).run_once(threading.Event(), startup_s=30.0) is False
     assert metrics.registry.get_sample_value("routectl_converged") == 0
 
     cluster.delete_node("node-1")
     metrics = Metrics()
-    assert Controller(a_config(), cluster, sim, metrics).run_once(threading.Event()) is True
+    assert Controller(a_config(), cluster, sim, metrics).run_once(threading.Event(), startup_s=30.0) is True
     assert metrics.registry.get_sample_value("routectl_converged") == 1
 
 
