@@ -75,7 +75,7 @@ dataplane: $(STAMP) e2e-bins helm-bin dataplane-bins
 bench: $(STAMP)
 	$(PY) -m bench
 
-# --- Container image (docs/install.md, "The container image") -------------------------------------
+# --- Container image (docs/install.md, section 8) -------------------------------------------------
 # `make image` builds routectl:VERSION for every cloud, `make image CLOUDS=aws` a single-cloud one;
 # `make image-test` builds both and runs the image tier (tests/image) on them. `make lock` refreshes the
 # pins (constraints.txt) the image installs.

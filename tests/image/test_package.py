@@ -4,6 +4,7 @@ offline, from the wheels the image is built from; then each cloud's extra on top
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -12,7 +13,9 @@ from importlib.metadata import Distribution
 from pathlib import Path
 
 import pytest
-from imagelib import a_kubeconfig, one_line
+
+from routectl.config import ENV_PREFIX
+from tests.image.imagelib import a_kubeconfig, one_line
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -20,8 +23,11 @@ TIMEOUT_S = 300
 
 
 def _run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    """`argv` in a user's environment: none of the harness's `ROUTECTL_*` variables, which routectl
+    would refuse as unknown settings."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
     return subprocess.run(
-        [str(arg) for arg in argv], capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+        [str(arg) for arg in argv], capture_output=True, text=True, timeout=TIMEOUT_S, check=False, env=env
     )
 
 
