@@ -168,7 +168,7 @@ class AlibabaCloud:
             "--provider=alibaba",
             f"--region={self.emulator.region}",
             f"--vpc-id={self.vpc_id}",
-            f"--cloud-endpoint={self.emulator.endpoint}",
+            f"--cloud-endpoint=http://{self.emulator.endpoint}",
         )
 
     def launch(self, node: str) -> Launched:

@@ -190,5 +190,11 @@ def leading(kube: Kube, process: Routectl) -> bool:
 
 def start_leader(kube: Kube, runner: RoutectlRunner, setup: Setup) -> Routectl:
     process = runner.start("routectl", setup)
-    eventually(lambda: leading(kube, process) and process.ready(), 60, "routectl leads and is ready")
+
+    def leads() -> bool:
+        if not process.running():  # a start-up failure: say why, not only that it never led
+            raise AssertionError(f"routectl exited {process.wait(1)}:\n{process.log_tail()}")
+        return leading(kube, process) and process.ready()
+
+    eventually(leads, 60, "routectl leads and is ready")
     return process
