@@ -2,7 +2,8 @@
 `bench/results/<name>.json`, the plots and `bench/results/SUMMARY.md`.
 
 Every benchmark runs the real code on emulated clouds in this process (scale also in a child process);
-a full run takes about a quarter of an hour, mostly the convergence benchmark at AWS-like rate limits.
+a full run takes about 35 minutes, mostly the benchmarks bound by AWS-like rate limits (convergence,
+dual_stack, shared_account).
 `--quick` shrinks every size and period for a smoke run of a minute or two.
 """
 
@@ -17,23 +18,29 @@ from typing import Any
 
 from bench import (
     alibaba_batching,
+    cold_restart,
     convergence,
+    dual_stack,
     failover,
     ipam_bench,
     join_latency,
     report,
     scale,
+    shared_account,
     steady_state,
 )
 from routectl.ops import logs
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "convergence": convergence.run,
+    "dual_stack": dual_stack.run,
+    "shared_account": shared_account.run,
     "alibaba_batching": alibaba_batching.run,
     "steady_state": steady_state.run,
     "join_latency": join_latency.run,
     "scale": scale.run,
     "failover": failover.run,
+    "cold_restart": cold_restart.run,
 }
 
 

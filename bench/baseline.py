@@ -7,6 +7,8 @@ Rules, each from the reference (kubernetes/cloud-provider `controllers/route/rou
    pass that overruns it is followed at once by the next. No watch: a new node waits for the next pass.
 2. A pass lists the cluster's routes once (`ListRoutes`); a failed list ends the pass (retried next
    period). Nodes come from the informer cache (`nodeLister`); nodes without a podCIDR are skipped.
+   Every podCIDR of a node gets a route (dual-stack: one per family). The reference manages one table;
+   given several, a pass lists each once and creates what each lacks, as one controller per table would.
 3. Each podCIDR with no matching route gets `CreateRoute` in its own goroutine, at most
    `maxConcurrentRouteOperations = 200` in flight (a semaphore), with no client-side rate limiting. A
    failed create is not retried by the controller (`RetryOnConflict` retries only API-server conflicts);
@@ -29,11 +31,12 @@ process-wide `CrossRequestRetryDelay`. Both omissions favour the baseline.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -118,13 +121,13 @@ def _raise_retryable(result: RouteResult) -> RouteResult:
 
 
 class BaselineRouteController:
-    """One route table, as the cloud-provider Routes interface has it (rules 1-6)."""
+    """The cloud-provider Routes interface's route controller (rules 1-6) over `tables`."""
 
     def __init__(
         self,
         cluster: MemoryCluster,
         provider: RouteProvider,
-        table: str,
+        tables: Sequence[str],
         *,
         period_s: float = RESYNC_PERIOD_S,
         seed: int = 0,
@@ -132,7 +135,7 @@ class BaselineRouteController:
         self._cluster: Cluster = cluster
         self._nodes = cluster.nodes
         self._provider = provider
-        self._table = table
+        self._tables = tuple(tables)
         self._period_s = period_s
         self._sdk = SdkRetries(random.Random(seed))
         self.passes = 0
@@ -147,40 +150,41 @@ class BaselineRouteController:
 
     def reconcile(self, pool: ThreadPoolExecutor) -> None:
         self.passes += 1
-        try:
-            listed = self._sdk.call(lambda: self._provider.list_routes(self._table))
-        except ProviderError:
-            return  # "Couldn't reconcile node routes": the next period tries again
-        existing = {r.destination: r for r in listed if r.owned and r.target is not None}
         nodes = [n for n in self._nodes().values() if n.pod_cidrs]
         wanted = {n.name: [self._route(n, cidr) for cidr in n.pod_cidrs] for n in nodes}
-        missing = [
-            route
-            for routes in wanted.values()
-            for route in routes
-            if (have := existing.get(route.destination)) is None or have.target != route.target
-        ]
-        created = set(pool.map(self._create, missing))
+        missing: list[tuple[str, Route]] = []
+        for table in self._tables:
+            try:
+                listed = self._sdk.call(functools.partial(self._provider.list_routes, table))
+            except ProviderError:
+                return  # "Couldn't reconcile node routes": the next period tries again
+            existing = {r.destination: r for r in listed if r.owned and r.target is not None}
+            missing += [
+                (table, route)
+                for routes in wanted.values()
+                for route in routes
+                if (have := existing.get(route.destination)) is None or have.target != route.target
+            ]
+        created = {done for done in pool.map(self._create, missing) if done is not None}
+        failed = {route.node for table, route in missing if (table, route.destination) not in created}
         for node in nodes:
-            ok = all(r not in missing or r.destination in created for r in wanted[node.name])
-            self._set_condition(node, ROUTE_CREATED if ok else NO_ROUTE)
+            self._set_condition(node, NO_ROUTE if node.name in failed else ROUTE_CREATED)
 
     def _route(self, node: Node, cidr: str) -> Route:
         target = self._provider.target_for(node.provider_id)
         return Route(ipaddress.ip_network(cidr), target, owned=True, node=node.name)
 
-    def _create(self, route: Route) -> Network | None:
-        """One `CreateRoute` goroutine; returns the destination when it succeeded, else None."""
+    def _create(self, item: tuple[str, Route]) -> tuple[str, Network] | None:
+        """One `CreateRoute` goroutine; returns (table, destination) when it succeeded, else None."""
+        table, route = item
         target = route.target
         assert target is not None
         try:
             self._sdk.call(lambda: self._provider.prepare_target(target))
-            result = self._sdk.call(
-                lambda: _raise_retryable(self._provider.create_routes(self._table, [route])[0])
-            )
+            result = self._sdk.call(lambda: _raise_retryable(self._provider.create_routes(table, [route])[0]))
         except ProviderError:
             return None
-        return route.destination if result.outcome.succeeded else None
+        return (table, route.destination) if result.outcome.succeeded else None
 
     def _set_condition(self, node: Node, condition: Condition) -> None:
         current = node.network_unavailable

@@ -9,10 +9,6 @@ N creates: the burst is free, the rest arrive at the refill rate, `(N - burst) /
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from bench import report
@@ -22,48 +18,14 @@ from bench.world import (
     AWS_READS,
     AWS_WRITES,
     TABLE,
-    Curve,
     add_nodes,
-    all_converged,
-    api_calls,
     aws_like_cloud,
+    measure,
     new_cluster,
     routectl_config,
-    wait_until,
 )
-from providers.emulators.simcloud import SimCloud
-from routectl.config import Config
 from routectl.controller import Controller
-from routectl.demo.harness import violations
-from routectl.demo.memcluster import MemoryCluster
 from routectl.metrics import Metrics
-
-
-def _measure(
-    sim: SimCloud,
-    cluster: MemoryCluster,
-    cfg: Config,
-    run: Callable[[threading.Event], object],
-    timeout_s: float,
-) -> dict[str, Any]:
-    before = Counter(sim.calls)
-    stop = threading.Event()
-    thread = threading.Thread(target=run, args=(stop,), name="under-test")
-    with Curve(sim) as curve:
-        started = time.monotonic()
-        thread.start()
-        done = wait_until(lambda: all_converged(cluster, cfg), timeout_s, poll_s=0.1)
-        elapsed = time.monotonic() - started
-        calls, throttled = api_calls(sim, before), sum(sim.throttled.values())
-        stop.set()
-        thread.join(timeout=60)
-    return {
-        "converged": done and not violations(cluster, sim, cfg),
-        "seconds": round(elapsed, 2),
-        "api_calls": calls,
-        "throttled": throttled,
-        "curve": curve.points,
-    }
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -73,12 +35,12 @@ def run(quick: bool) -> dict[str, Any]:
 
     sim, cluster = aws_like_cloud(), new_cluster()
     add_nodes(cluster, sim, range(nodes), with_cidrs=False)
-    ours = _measure(sim, cluster, cfg, Controller(cfg, cluster, sim, Metrics()).run, timeout_s)
+    ours = measure(sim, cluster, cfg, Controller(cfg, cluster, sim, Metrics()).run, timeout_s)
 
     sim, cluster = aws_like_cloud(), new_cluster()
     add_nodes(cluster, sim, range(nodes), with_cidrs=True)  # its IPAM is kube-controller-manager's
-    baseline = BaselineRouteController(cluster, sim, TABLE)
-    theirs = _measure(sim, cluster, cfg, baseline.run, timeout_s)
+    baseline = BaselineRouteController(cluster, sim, (TABLE,))
+    theirs = measure(sim, cluster, cfg, baseline.run, timeout_s)
 
     lower_bound = (nodes - AWS_WRITES.burst) / AWS_WRITES.rate
     report.plot_curves(

@@ -109,7 +109,7 @@ def _routectl(nodes: int) -> Iterator[tuple[MemoryCluster, SimCloud]]:
 def _baseline(nodes: int) -> Iterator[tuple[MemoryCluster, SimCloud]]:
     sim, cluster = aws_like_cloud(), new_cluster()
     add_nodes(cluster, sim, range(nodes), with_cidrs=True, routed=True)
-    baseline = BaselineRouteController(cluster, sim, TABLE)
+    baseline = BaselineRouteController(cluster, sim, (TABLE,))
     stop = threading.Event()
     thread = threading.Thread(target=baseline.run, args=(stop,), name="baseline")
     thread.start()

@@ -26,6 +26,7 @@ from bench.world import (
     new_cluster,
     node_name,
     pod_cidr,
+    pod_cidrs,
     routectl_config,
     running_controller,
     wait_until,
@@ -98,10 +99,13 @@ def _plan_times(nodes: int, table_count: int) -> tuple[float, float]:
     return converged, fresh
 
 
-def _ipam_rebuild(nodes: int) -> float:
-    cfg = routectl_config()
+def ipam_rebuild_s(nodes: int, *, dual_stack: bool = False, repeat: int = 3) -> float:
+    """Median seconds of `Allocator.rebuild` over `nodes` nodes with podCIDRs (a fresh allocator each
+    time, as a new leader has)."""
+    cfg = routectl_config(dual_stack=dual_stack)
     existing = [
-        Node(node_name(i), f"uid-{i}", "1", provider_id="", pod_cidrs=(pod_cidr(i),)) for i in range(nodes)
+        Node(node_name(i), f"uid-{i}", "1", provider_id="", pod_cidrs=tuple(pod_cidrs(i, dual_stack)))
+        for i in range(nodes)
     ]
 
     def rebuild() -> None:
@@ -110,7 +114,7 @@ def _ipam_rebuild(nodes: int) -> float:
         )
         allocator.rebuild(existing)
 
-    return _median_of(3, rebuild)
+    return _median_of(repeat, rebuild)
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -130,7 +134,7 @@ def run(quick: bool) -> dict[str, Any]:
         **measured,
         "plan_converged_s": plan_converged,
         "plan_fresh_s": plan_fresh,
-        "ipam_rebuild_s": _ipam_rebuild(nodes),
+        "ipam_rebuild_s": ipam_rebuild_s(nodes),
         "notes": [
             f"{nodes} fresh nodes x {table_count} tables on a SimCloud with no rate limit and no latency: "
             "the whole controller (IPAM, leader election, routes, conditions) in a child process; peak "

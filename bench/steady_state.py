@@ -105,7 +105,7 @@ def _with_routectl(nodes: int, period_s: float, measure: Measure[_R]) -> _R:
 
 def _with_baseline(nodes: int, period_s: float, measure: Measure[_R]) -> _R:
     sim, cluster = _converged_world(nodes)
-    baseline = BaselineRouteController(cluster, sim, TABLE, period_s=period_s)
+    baseline = BaselineRouteController(cluster, sim, (TABLE,), period_s=period_s)
     stop = threading.Event()
     thread = threading.Thread(target=baseline.run, args=(stop,), name="baseline")
     thread.start()

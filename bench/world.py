@@ -14,17 +14,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from providers.emulators.simcloud import Bucket, SimCloud
+from providers.emulators.simcloud import Bucket, CloudBucket, SimCloud
 from routectl.config import Config
 from routectl.controller import Controller
-from routectl.demo.harness import converged_nodes, embedded_config
+from routectl.demo.harness import converged_nodes, embedded_config, violations
 from routectl.demo.memcluster import MemoryCluster
 from routectl.engine.nodestatus import ROUTE_CREATED
 from routectl.metrics import Metrics
 
 CLUSTER = "bench"
 CLUSTER_CIDR = "10.0.0.0/8"
+CLUSTER_CIDR_V6 = "fd00::/48"
 TABLE = "rtb-main"
 
 AWS_WRITES = Bucket(burst=50, rate=5.0)
@@ -34,8 +36,22 @@ AWS_READS = Bucket(burst=100, rate=20.0)
 AWS_LATENCY_S = 0.05
 
 
-def aws_like_cloud(tables: Sequence[str] = (TABLE,)) -> SimCloud:
-    return SimCloud(CLUSTER, tables=tables, write=AWS_WRITES, read=AWS_READS, latency_s=AWS_LATENCY_S)
+def aws_like_cloud(
+    tables: Sequence[str] = (TABLE,),
+    *,
+    cluster: str = CLUSTER,
+    account: tuple[CloudBucket, CloudBucket] | None = None,
+) -> SimCloud:
+    """One cluster's view of an AWS-like account; `account` = (writes, reads) buckets shared with
+    other clusters' views (`shared_account`), else the account is this cluster's alone."""
+    write, read = account or (AWS_WRITES, AWS_READS)
+    return SimCloud(cluster, tables=tables, write=write, read=read, latency_s=AWS_LATENCY_S)
+
+
+def shared_account() -> tuple[CloudBucket, CloudBucket]:
+    """The (writes, reads) buckets of one AWS-like account, to share between clusters."""
+    now = time.monotonic()
+    return CloudBucket(AWS_WRITES, now), CloudBucket(AWS_READS, now)
 
 
 def node_name(index: int) -> str:
@@ -47,6 +63,15 @@ def pod_cidr(index: int) -> str:
     return str(ipaddress.IPv4Network((0x0A000000 + (index << 8), 24)))
 
 
+def pod_cidr_v6(index: int) -> str:
+    """The index-th /64 of the cluster's IPv6 CIDR (fd00::/48)."""
+    return str(ipaddress.IPv6Network(((0xFD00 << 112) + (index << 64), 64)))
+
+
+def pod_cidrs(index: int, dual_stack: bool) -> list[str]:
+    return [pod_cidr(index), pod_cidr_v6(index)] if dual_stack else [pod_cidr(index)]
+
+
 def add_nodes(
     cluster: MemoryCluster,
     sim: SimCloud,
@@ -55,17 +80,21 @@ def add_nodes(
     with_cidrs: bool,
     routed: bool = False,
     tables: Sequence[str] = (TABLE,),
+    dual_stack: bool = False,
 ) -> None:
     """Nodes on fresh instances; `with_cidrs` pre-assigns podCIDRs (as kube-controller-manager's IPAM
-    would), `routed` also puts their owned routes in every table and marks them RouteCreated."""
+    would; one per family when `dual_stack`), `routed` also puts their owned routes in every table and
+    marks them RouteCreated."""
     for i in indices:
         name = node_name(i)
         instance = f"i-{i:08x}"
         provider_id = sim.add_instance(instance)
-        cluster.add_node(name, provider_id=provider_id, pod_cidrs=[pod_cidr(i)] if with_cidrs else [])
+        cidrs = pod_cidrs(i, dual_stack) if with_cidrs else []
+        cluster.add_node(name, provider_id=provider_id, pod_cidrs=cidrs)
         if routed:
             for table in tables:
-                sim.add_route(table, pod_cidr(i), instance, owner=CLUSTER, node=name)
+                for cidr in cidrs:
+                    sim.add_route(table, cidr, instance, owner=sim.cluster_name, node=name)
             cluster.set_network_unavailable(name, ROUTE_CREATED)
 
 
@@ -74,12 +103,12 @@ def new_cluster() -> MemoryCluster:
     return MemoryCluster(history_limit=200_000)
 
 
-def routectl_config(period_s: float = 60.0) -> Config:
+def routectl_config(period_s: float = 60.0, *, dual_stack: bool = False, cluster: str = CLUSTER) -> Config:
     """The controller's own config (leader election on), with a SimCloud standing in for the provider."""
     return embedded_config(
         "aws",
-        [CLUSTER_CIDR],
-        cluster_name=CLUSTER,
+        [CLUSTER_CIDR, CLUSTER_CIDR_V6] if dual_stack else [CLUSTER_CIDR],
+        cluster_name=cluster,
         extra=["--region=sim", f"--route-reconciliation-period={period_s}s"],
     )
 
@@ -96,6 +125,37 @@ def running_controller(cluster: MemoryCluster, sim: SimCloud, cfg: Config) -> It
     finally:
         stop.set()
         thread.join(timeout=60)
+
+
+def measure(
+    sim: SimCloud,
+    cluster: MemoryCluster,
+    cfg: Config,
+    run: Callable[[threading.Event], object],
+    timeout_s: float,
+    tables: Sequence[str] = (TABLE,),
+) -> dict[str, Any]:
+    """Run a controller (`run(stop)`, on a thread) from a fresh start until every node says
+    RouteCreated: seconds, cloud calls by API and throttled responses up to that moment, the route
+    curve, and whether the cloud's own listing agrees (`violations`)."""
+    before = Counter(sim.calls)
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(stop,), name="under-test")
+    with Curve(sim, tables) as curve:
+        started = time.monotonic()
+        thread.start()
+        done = wait_until(lambda: all_converged(cluster, cfg), timeout_s, poll_s=0.1)
+        elapsed = time.monotonic() - started
+        calls, throttled = api_calls(sim, before), sum(sim.throttled.values())
+        stop.set()
+        thread.join(timeout=60)
+    return {
+        "converged": done and not violations(cluster, sim, cfg),
+        "seconds": round(elapsed, 2),
+        "api_calls": calls,
+        "throttled": throttled,
+        "curve": curve.points,
+    }
 
 
 def api_calls(sim: SimCloud, before: Counter[str]) -> dict[str, int]:
@@ -148,11 +208,11 @@ def summary_stats(values: Sequence[float]) -> dict[str, float]:
 
 
 class Curve:
-    """Samples (seconds since start, owned routes in `table`) on a thread of its own."""
+    """Samples (seconds since start, owned routes in `tables`) on a thread of its own."""
 
-    def __init__(self, sim: SimCloud, table: str = TABLE, every_s: float = 0.5) -> None:
+    def __init__(self, sim: SimCloud, tables: Sequence[str] = (TABLE,), every_s: float = 0.5) -> None:
         self._sim = sim
-        self._table = table
+        self._tables = tuple(tables)
         self._every_s = every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="curve")
@@ -160,7 +220,8 @@ class Curve:
         self.points: list[tuple[float, int]] = []
 
     def _count(self) -> int:
-        return sum(1 for r in self._sim.routes(self._table).values() if r.owner == CLUSTER)
+        owner = self._sim.cluster_name
+        return sum(1 for t in self._tables for r in self._sim.routes(t).values() if r.owner == owner)
 
     def _run(self) -> None:
         while True:

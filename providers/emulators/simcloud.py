@@ -116,9 +116,11 @@ class _State:
 class SimCloud:
     """The simulated cloud. Construct it, add instances and foreign routes, hand it to the engine.
 
-    `write` / `read` are the cloud's real buckets (None = unthrottled); `limits` is what the provider
-    advertises to the engine and defaults to the real buckets, batch size, quota and writer limit —
-    pass a different one to model a client that believes the wrong limits.
+    `write` / `read` are the cloud's real buckets (None = unthrottled): a `Bucket` spec gives this sim
+    buckets of its own, a `CloudBucket` is shared with every sim given it (one account, several
+    clusters); `limits` is what the provider advertises to the engine and defaults to the real buckets,
+    batch size, quota and writer limit — pass a different one to model a client that believes the wrong
+    limits.
     """
 
     name = "sim"
@@ -128,8 +130,8 @@ class SimCloud:
         cluster_name: str = "sim",
         *,
         tables: Sequence[str] = ("rtb-main",),
-        write: Bucket | None = None,
-        read: Bucket | None = None,
+        write: Bucket | CloudBucket | None = None,
+        read: Bucket | CloudBucket | None = None,
         latency_s: float = 0.0,
         quota: int | None = None,
         visibility_delay_s: float = 0.0,
@@ -148,9 +150,10 @@ class SimCloud:
         self._writers_per_table = writers_per_table
         self._clock = clock
         self._sleep = sleep
-        now = clock()
-        self._write_bucket = CloudBucket(write, now) if write else None
-        self._read_bucket = CloudBucket(read, now) if read else None
+        self._write_bucket = _account_bucket(write, clock())
+        self._read_bucket = _account_bucket(read, clock())
+        write = self._write_bucket.spec if self._write_bucket else None
+        read = self._read_bucket.spec if self._read_bucket else None
         self._limits = limits or Limits(
             write_rate=write.rate if write else 1000.0,
             write_burst=write.burst if write else 1000,
@@ -465,6 +468,11 @@ _CODES = {
 }
 
 
+def _account_bucket(bucket: Bucket | CloudBucket | None, now: float) -> CloudBucket | None:
+    """A shared bucket as given; a spec becomes a bucket of this sim's own."""
+    return CloudBucket(bucket, now) if isinstance(bucket, Bucket) else bucket
+
+
 class _Busy(Exception):
     pass
 
@@ -473,4 +481,13 @@ def _retry(route: Route, message: str, *, throttled: bool = False) -> RouteResul
     return RouteResult(route, Outcome.RETRY, message, throttled=throttled)
 
 
-__all__ = ["CHAOS_FAULTS", "PROVIDER_ID_PREFIX", "WRITES", "Bucket", "Fault", "SimCloud", "SimRoute"]
+__all__ = [
+    "CHAOS_FAULTS",
+    "PROVIDER_ID_PREFIX",
+    "WRITES",
+    "Bucket",
+    "CloudBucket",
+    "Fault",
+    "SimCloud",
+    "SimRoute",
+]

@@ -18,7 +18,6 @@ newly claims it.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -221,7 +220,7 @@ class Claims:
         overlapping: list[tuple[str, Network]] = []
         for text in node.pod_cidrs:
             try:
-                net = ipaddress.ip_network(text, strict=True)
+                net = ipam.network(text)
             except ValueError as err:
                 alone.append(CIDRProblem(node.name, text, Rule.MALFORMED, f"not a CIDR ({err})"))
                 continue

@@ -209,8 +209,11 @@ def plan_node(
     sliced: dict[str, list[Route]] = {}
     elsewhere: dict[str, list[Route]] = {}
     for table, routes in listed_tables.items():
-        sliced[table] = [r for r in routes if _concerns(node, r, by_name, neighbours.owners)]
-        elsewhere[table] = [r for r in routes if not _concerns(node, r, by_name, neighbours.owners)]
+        mine: list[Route] = []
+        rest: list[Route] = []
+        sliced[table], elsewhere[table] = mine, rest
+        for route in routes:
+            (mine if _concerns(node, route, by_name, neighbours.owners) else rest).append(route)
     planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family, elsewhere, neighbours.instances)
     return planner.run([node], sliced)
 

@@ -171,6 +171,11 @@ class WorkQueue:
         with self._cond:
             return len(self._queue)
 
+    def busy(self) -> int:
+        """Keys handed out by `get` and not yet `done`."""
+        with self._cond:
+            return len(self._processing)
+
     def _running_s(self) -> list[float]:
         """Seconds each item handed out and not yet `done` has been processed so far."""
         with self._cond:

@@ -13,8 +13,7 @@ import pytest
 
 from bench import report, scale
 from bench.baseline import BaselineRouteController, SdkRetries
-from bench.convergence import _measure
-from bench.world import TABLE, add_nodes, new_cluster, percentile, routectl_config
+from bench.world import TABLE, add_nodes, measure, new_cluster, percentile, routectl_config
 from providers import Throttled
 from providers.emulators.simcloud import SimCloud
 from routectl.controller import Controller
@@ -25,12 +24,12 @@ def test_routectl_and_baseline_both_converge_a_tiny_cluster_with_well_formed_fig
     cfg = routectl_config()
     sim, cluster = SimCloud("bench"), new_cluster()
     add_nodes(cluster, sim, range(5), with_cidrs=False)
-    ours = _measure(sim, cluster, cfg, Controller(cfg, cluster, sim, Metrics()).run, timeout_s=30)
+    ours = measure(sim, cluster, cfg, Controller(cfg, cluster, sim, Metrics()).run, timeout_s=30)
 
     sim, cluster = SimCloud("bench"), new_cluster()
     add_nodes(cluster, sim, range(5), with_cidrs=True)
-    baseline = BaselineRouteController(cluster, sim, TABLE, period_s=0.2)
-    theirs = _measure(sim, cluster, cfg, baseline.run, timeout_s=30)
+    baseline = BaselineRouteController(cluster, sim, (TABLE,), period_s=0.2)
+    theirs = measure(sim, cluster, cfg, baseline.run, timeout_s=30)
 
     for figures in (ours, theirs):
         assert figures["converged"] is True
@@ -70,7 +69,7 @@ def test_sdk_retries_stop_retrying_once_the_retry_quota_is_spent() -> None:
 def test_baseline_stops_between_passes_when_told() -> None:
     sim, cluster = SimCloud("bench"), new_cluster()
     add_nodes(cluster, sim, range(3), with_cidrs=True)
-    baseline = BaselineRouteController(cluster, sim, TABLE, period_s=60)
+    baseline = BaselineRouteController(cluster, sim, (TABLE,), period_s=60)
     stop = threading.Event()
     thread = threading.Thread(target=baseline.run, args=(stop,))
     thread.start()
