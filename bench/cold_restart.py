@@ -36,7 +36,9 @@ WINDOW_S = 10.0
 """How long calls are counted after ready."""
 
 
-def _restart(nodes: int, table_count: int, timeout_s: float) -> dict[str, Any]:
+def restart(nodes: int, table_count: int, timeout_s: float, window_s: float = WINDOW_S) -> dict[str, Any]:
+    """Build the converged world, start a controller over it, count what it does until ready +
+    `window_s`."""
     sim, cluster = aws_like_cloud(tables(table_count)), new_cluster()
     add_nodes(cluster, sim, range(nodes), with_cidrs=True, routed=True, tables=sim.tables(), dual_stack=True)
     cfg = routectl_config(dual_stack=True)
@@ -50,7 +52,7 @@ def _restart(nodes: int, table_count: int, timeout_s: float) -> dict[str, Any]:
     ready = wait_until(lambda: metrics.registry.get_sample_value("routectl_converged") == 1, timeout_s)
     ready_s = time.monotonic() - started
     synced = len(controller.queue)
-    time.sleep(WINDOW_S)  # the node syncs queued at start run meanwhile; what they send is counted
+    time.sleep(window_s)  # the node syncs queued at start run meanwhile; what they send is counted
     synced -= len(controller.queue) + controller.queue.busy()
     cloud = Counter(sim.calls) - cloud_before
     kube = Counter(cluster.calls) - kube_before
@@ -73,7 +75,7 @@ def _restart(nodes: int, table_count: int, timeout_s: float) -> dict[str, Any]:
 
 def run(quick: bool) -> dict[str, Any]:
     nodes, table_count = (500, 3) if quick else (5_000, 3)
-    figures = _restart(nodes, table_count, timeout_s=120.0 if quick else 600.0)
+    figures = restart(nodes, table_count, timeout_s=120.0 if quick else 600.0)
     rebuild_s = ipam_rebuild_s(nodes, dual_stack=True, repeat=5)
     return {
         "nodes": nodes,
@@ -91,8 +93,8 @@ def run(quick: bool) -> dict[str, Any]:
             "(`routectl_converged` = 1). Calls are counted from start to ready + "
             f"{WINDOW_S:g} s, while the per-node syncs queued at start run (`node_syncs_in_window` of "
             "them; each plans its node against the view, no call). Cloud writes count creates, "
-            "replaces, deletes and `prepare_target`; Kubernetes node writes count podCIDR patches, condition patches and "
-            "Events; the Lease writes are leader election's own. IPAM rebuild = `Allocator.rebuild` of "
-            f"{nodes} dual-stack nodes, median of 5, in this process.",
+            "replaces, deletes and `prepare_target`; Kubernetes node writes count podCIDR patches, "
+            "condition patches and Events; the Lease writes are leader election's own. IPAM rebuild "
+            f"= `Allocator.rebuild` of {nodes} dual-stack nodes, median of 5, in this process.",
         ],
     }

@@ -51,7 +51,7 @@ class _Member:
     before: Counter[str] = field(default_factory=Counter)
 
 
-def _members(clusters: int, nodes: int, *, with_cidrs: bool) -> list[_Member]:
+def members(clusters: int, nodes: int, *, with_cidrs: bool) -> list[_Member]:
     account = shared_account()
     members = []
     for k in range(clusters):
@@ -63,7 +63,7 @@ def _members(clusters: int, nodes: int, *, with_cidrs: bool) -> list[_Member]:
     return members
 
 
-def _converge(members: list[_Member], runners: list[Runner], timeout_s: float) -> dict[str, Any]:
+def converge(members: list[_Member], runners: list[Runner], timeout_s: float) -> dict[str, Any]:
     """Start every controller at once; record each cluster's finish; figures once all are done."""
     stop = threading.Event()
     threads = [threading.Thread(target=r, args=(stop,), name=f"cluster-{i}") for i, r in enumerate(runners)]
@@ -104,13 +104,11 @@ def _converge(members: list[_Member], runners: list[Runner], timeout_s: float) -
 def run(quick: bool) -> dict[str, Any]:
     clusters, nodes = (4, 40) if quick else (4, 250)
     timeout_s = 120.0 if quick else 900.0
-    members = _members(clusters, nodes, with_cidrs=False)
-    ours = _converge(
-        members, [Controller(m.cfg, m.cluster, m.sim, Metrics()).run for m in members], timeout_s
-    )
-    members = _members(clusters, nodes, with_cidrs=True)
-    theirs = _converge(
-        members, [BaselineRouteController(m.cluster, m.sim, (TABLE,)).run for m in members], timeout_s
+    world = members(clusters, nodes, with_cidrs=False)
+    ours = converge(world, [Controller(m.cfg, m.cluster, m.sim, Metrics()).run for m in world], timeout_s)
+    world = members(clusters, nodes, with_cidrs=True)
+    theirs = converge(
+        world, [BaselineRouteController(m.cluster, m.sim, (TABLE,)).run for m in world], timeout_s
     )
     writes = clusters * nodes
     lower_bound = (writes - AWS_WRITES.burst) / AWS_WRITES.rate

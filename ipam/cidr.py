@@ -8,6 +8,8 @@ Networks of different families never overlap and never contain each other.
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network
 from typing import TypeAlias
@@ -48,12 +50,52 @@ def parse_cidr(value: CIDRLike, role: str = "CIDR") -> Network:
 
 
 def network(text: str) -> Network:
-    """``ipaddress.ip_network(text, strict=True)``, same result and errors, without first trying IPv4
-    on IPv6 text (a rebuild parses thousands of podCIDRs; a failed IPv4 parse costs an exception)."""
+    """``ipaddress.ip_network(text, strict=True)``: the same result and the same errors, faster for
+    the canonical IPv4 form every podCIDR has (a new leader parses thousands of them): anything else
+    goes to ``ipaddress``, which also words every error."""
+    fast = _canonical_v6(text) if ":" in text else _canonical_v4(text)
+    if fast is not None:
+        return fast
     try:
         return IPv6Network(text) if ":" in text else IPv4Network(text)
     except ValueError:
         return ipaddress.ip_network(text, strict=True)  # raises ip_network's own message
+
+
+def _canonical_v4(text: str) -> IPv4Network | None:
+    """``a.b.c.d/n`` in canonical form (decimal octets 0-255 without leading zeros, prefix 0-32 without
+    leading zeros, no host bits) as a network; None for anything else, valid or not."""
+    match = _CANONICAL_V4.fullmatch(text)
+    if match is None:
+        return None
+    a, b, c, d, bits = map(int, match.groups())
+    if a > 255 or b > 255 or c > 255 or d > 255 or bits > 32:
+        return None
+    value = a << 24 | b << 16 | c << 8 | d
+    if value & ((1 << (32 - bits)) - 1):
+        return None  # host bits set: ipaddress words the error
+    return IPv4Network((value, bits))
+
+
+def _canonical_v6(text: str) -> IPv6Network | None:
+    """``hex:groups::/n`` (no embedded IPv4, no scope, prefix without leading zeros, no host bits) as
+    a network, the address read by the C library; None for anything else, valid or not."""
+    match = _PLAIN_V6.fullmatch(text)
+    if match is None:
+        return None
+    address, bits = match.group(1), int(match.group(2))
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
+    except OSError:
+        return None
+    if bits > 128 or value & ((1 << (128 - bits)) - 1):
+        return None
+    return IPv6Network((value, bits))
+
+
+_OCTET = "(0|[1-9][0-9]{0,2})"
+_CANONICAL_V4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(0|[1-9][0-9]?)")
+_PLAIN_V6 = re.compile(r"([0-9a-fA-F:]{2,39})/(0|[1-9][0-9]{0,2})")
 
 
 def _span(net: Network) -> tuple[int, int]:

@@ -12,17 +12,26 @@ Three ways to take tokens from one balance:
 - `try_take(n)` takes them only when they are there now, never going into debt (Events over budget are
   dropped, not delayed).
 
-Adaptation (AIMD), used by the cloud buckets only: `throttled` — the cloud refused a call, its own bucket
-is empty — empties this one and halves the rate (down to a floor); refusals of calls issued before that
-cut do not cut again. The rate then recovers additively, regaining the cut in `recovery_s` and climbing
-on at that pace up to the configured rate, so a client seeded with too high limits settles around the
-cloud's real rate with few refusals. The burst scales with the rate, so an idle client whose rate was cut
-does not come back with a burst the cloud never had. `hold_off` keeps every token back for as long as the
-cloud asked. A bucket nobody calls `throttled` on is a plain token bucket.
+Adaptation, used by the cloud buckets only — several controllers sharing one account's bucket, each
+seeded with the account's limits as if alone, must settle on shares of it with few refusals:
+- `throttled` (the cloud refused a call: its bucket is empty) cuts the rate to `decrease` times itself
+  (down to a floor) and empties this bucket; the reservations already queued at the old rate are void
+  and taken again at the new one (`acquire`), so they do not all go out to be refused as well.
+  Refusals of calls issued before that cut are one signal with it, not a cut each.
+- Then the rate climbs back toward the configured one, closing the same fraction of the shortfall every
+  second (time constant `recovery_s`): a client cut lower climbs faster, so clients drift toward equal
+  shares between refusals, and the cloud's bucket is run dry about once per `recovery_s`.
+- Waits are jittered (`jitter`): a client paced exactly in phase with the cloud's refill would take
+  every token as it appears and never be refused, while the others always would.
+The burst scales with the rate, so an idle client whose rate was cut does not come back with a burst the
+cloud never had. `hold_off` keeps every token back for as long as the cloud asked. A bucket nobody calls
+`throttled` on is a plain token bucket, at its configured rate.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -35,13 +44,16 @@ class TokenBucket:
         burst: int,
         *,
         min_rate: float | None = None,
-        decrease: float = 0.5,
-        recovery_s: float = 25.0,
+        decrease: float = 0.3,
+        recovery_s: float = 120.0,
+        jitter: float = 0.0,
+        rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """`rate` tokens per second, at most `burst` banked; `recovery_s`: time to regain a cut (back to
-        the rate the cloud refused) without throttling."""
+        """`rate` tokens per second, at most `burst` banked; after a cut the shortfall below `rate`
+        shrinks by a factor e every `recovery_s`; `jitter`: every wait `reserve`/`acquire` hands out
+        (none while tokens are banked) is lengthened by up to `jitter / rate` seconds, drawn from `rng`."""
         if rate <= 0 or burst < 1:
             raise ValueError(f"token bucket: rate {rate} and burst {burst} must be positive")
         self.configured_rate = rate
@@ -49,8 +61,9 @@ class TokenBucket:
         self.min_rate = min_rate if min_rate is not None else max(rate / 20, 0.05)
         self._decrease = decrease
         self._recovery_s = recovery_s
+        self._jitter = jitter
+        self._rng = rng or random.Random()
         self._last_cut = float("-inf")
-        self._increase_per_s = 0.0
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -58,6 +71,8 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = clock()
         self.throttle_count = 0
+        self.cuts = 0
+        """Rate cuts so far: a reservation taken before the latest one is void (`acquire`)."""
 
     @property
     def tokens(self) -> float:
@@ -81,14 +96,21 @@ class TokenBucket:
 
     def acquire(self, n: int = 1, timeout: float | None = None) -> bool:
         """Take `n` tokens, sleeping until they are ours; False (nothing taken) if that would exceed
-        `timeout` seconds."""
-        with self._lock:
-            wait = self._take(n, timeout)
-        if wait is None:
-            return False
-        if wait > 0:
-            self._sleep(wait)
-        return True
+        `timeout` seconds. A cut while sleeping voids the reservation: it is taken again, at the new
+        rate, so calls queued behind the cloud's refusal do not all go out to be refused too."""
+        while True:
+            with self._lock:
+                wait = self._take(n, timeout)
+                cuts = self.cuts
+            if wait is None:
+                return False
+            if wait > 0:
+                self._sleep(wait)
+            with self._lock:
+                if self.cuts == cuts:
+                    return True
+            if timeout is not None:
+                timeout = max(0.0, timeout - wait)
 
     def try_take(self, n: int = 1) -> bool:
         """Take `n` tokens only if they are there now; False (nothing taken) otherwise."""
@@ -106,10 +128,10 @@ class TokenBucket:
             self.throttle_count += 1
             if issued_at is not None and issued_at < self._last_cut:
                 return
+            self._tokens = 0.0  # the reservations queued at the old rate are void: taken again
+            self.cuts += 1
             self._last_cut = now
-            refused_at = self._rate
-            self._rate = max(self.min_rate, refused_at * self._decrease)
-            self._increase_per_s = refused_at * (1 - self._decrease) / self._recovery_s
+            self._rate = max(self.min_rate, self._rate * self._decrease)
 
     def hold_off(self, seconds: float) -> None:
         """The cloud said when to come back: no token is handed out for `seconds` from now."""
@@ -126,6 +148,8 @@ class TokenBucket:
         if timeout is not None and wait > timeout:
             self._tokens += n
             return None
+        if self._jitter and timeout is None and wait > 0:
+            wait += self._rng.uniform(0.0, self._jitter / self._rate)
         return wait
 
     def _refill(self, now: float) -> None:
@@ -133,10 +157,13 @@ class TokenBucket:
         self._stamp = now
         if elapsed == 0:
             return
-        # Tokens accrue at the rate in force over the interval; then the rate recovers additively.
+        # Tokens accrue at the rate in force over the interval; then the rate climbs back toward the
+        # configured one, closing the same fraction of the shortfall per second whatever the rate.
         cap = max(1.0, self.burst * self._rate / self.configured_rate)
         self._tokens = min(cap, self._tokens + elapsed * self._rate)
-        self._rate = min(self.configured_rate, self._rate + elapsed * self._increase_per_s)
+        shortfall = self.configured_rate - self._rate
+        if shortfall > 0:
+            self._rate = self.configured_rate - shortfall * math.exp(-elapsed / self._recovery_s)
 
 
 __all__ = ["TokenBucket"]

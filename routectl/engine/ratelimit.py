@@ -9,6 +9,7 @@ longer. Seeded with the cloud's real limits, the buckets never let the cloud's o
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -39,11 +40,18 @@ class Pacer:
         max_delay_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         # One token of headroom below the cloud's burst: our call reaches the cloud a latency after we
-        # debit it, so with equal rates the cloud's balance stays at least one above ours.
-        self.writes = TokenBucket(limits.write_rate, max(1, limits.write_burst - 1), clock=clock, sleep=sleep)
-        self.reads = TokenBucket(limits.read_rate, max(1, limits.read_burst - 1), clock=clock, sleep=sleep)
+        # debit it, so with equal rates the cloud's balance stays at least one above ours. Jittered
+        # waits: controllers sharing an account's bucket must not pace in phase with its refill.
+        rng = rng or random.Random()
+        self.writes = TokenBucket(
+            limits.write_rate, max(1, limits.write_burst - 1), jitter=1.0, rng=rng, clock=clock, sleep=sleep
+        )
+        self.reads = TokenBucket(
+            limits.read_rate, max(1, limits.read_burst - 1), jitter=1.0, rng=rng, clock=clock, sleep=sleep
+        )
         self.max_attempts = max_attempts
         self.clock = clock
         self.sleep = sleep

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, scale
+from bench import cold_restart, dual_stack, report, scale, shared_account
 from bench.baseline import BaselineRouteController, SdkRetries
 from bench.world import TABLE, add_nodes, measure, new_cluster, percentile, routectl_config
 from providers import Throttled
@@ -108,3 +108,36 @@ def test_summary_tabulates_every_result_present(tmp_path: Path, monkeypatch: pyt
     text = report.summary().read_text()
     assert "| Node join, podCIDR → verified route, p50 / p99 (s) | 0.1 / 0.2 | 4.0 / 9.0 |" in text
     assert "- **join_latency**: how it was measured" in text
+
+
+def test_dual_stack_runs_both_controllers_at_once_and_each_prepares_every_instance_once() -> None:
+    ours, theirs, passes = dual_stack.both(nodes=4, timeout_s=60)
+    routes = 4 * 2 * len(dual_stack.TABLES)
+    for figures in (ours, theirs):
+        assert figures["converged"] is True
+        assert figures["api_calls"]["create_routes"] == routes
+        assert figures["curve"][-1][1] == routes
+    assert ours["api_calls"]["prepare_target"] == 4
+    assert theirs["api_calls"]["prepare_target"] == routes  # the reference prepares on every create
+    assert passes >= 1
+
+
+def test_shared_account_reports_every_clusters_finish() -> None:
+    members = shared_account.members(3, 4, with_cidrs=False)
+    figures = shared_account.converge(
+        members, [Controller(m.cfg, m.cluster, m.sim, Metrics()).run for m in members], timeout_s=60
+    )
+    assert figures["converged"] is True
+    assert len(figures["cluster_finish_s"]) == 3
+    assert figures["slowest_vs_fastest"] >= 1.0
+    assert figures["api_calls"]["create_routes"] == 12
+    assert 0.0 <= figures["throttled_share"] <= 1.0
+
+
+def test_cold_restart_counts_one_list_per_table_and_no_write() -> None:
+    figures = cold_restart.restart(nodes=10, table_count=3, timeout_s=60, window_s=0.5)
+    assert figures["ready"] is True
+    assert figures["cloud_calls"] == {"list_routes": 3}
+    assert figures["cloud_writes"] == 0
+    assert figures["kube_node_writes"] == 0
+    assert figures["kube_lease_writes"] >= 1

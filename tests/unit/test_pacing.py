@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 import threading
 
 import pytest
@@ -44,8 +46,8 @@ def test_grants_never_exceed_burst_plus_rate_times_elapsed() -> None:
     assert grants <= 10 + 5 * (clock() - start) + 1e-9
 
 
-def test_throttling_halves_the_rate_and_drains_the_bucket() -> None:
-    bucket, clock = a_bucket(rate=8.0, burst=10)
+def test_throttling_cuts_the_rate_and_drains_the_bucket() -> None:
+    bucket, clock = a_bucket(rate=8.0, burst=10, decrease=0.5)
     bucket.throttled()
     assert bucket.rate == pytest.approx(4.0)
     start = clock()
@@ -60,17 +62,21 @@ def test_rate_never_falls_below_the_floor() -> None:
     assert bucket.rate == pytest.approx(1.0)
 
 
-def test_rate_regains_a_cut_additively_in_the_recovery_time_then_stops_at_the_configured_rate() -> None:
-    bucket, clock = a_bucket(rate=10.0, burst=10, recovery_s=10.0)
+def test_rate_climbs_back_closing_the_same_fraction_of_the_shortfall_whatever_the_rate() -> None:
+    bucket, clock = a_bucket(rate=10.0, burst=10, decrease=0.5, recovery_s=10.0)
     bucket.throttled()
-    clock.sleep(5.0)
-    assert bucket.rate == pytest.approx(7.5)
-    clock.sleep(60.0)
+    clock.sleep(10.0)
+    assert bucket.rate == pytest.approx(10.0 - 5.0 / math.e)
+    low, low_clock = a_bucket(rate=10.0, burst=10, decrease=0.1, recovery_s=10.0)
+    low.throttled()
+    low_clock.sleep(10.0)
+    assert low.rate == pytest.approx(10.0 - 9.0 / math.e)  # cut deeper, climbed faster
+    clock.sleep(600.0)
     assert bucket.rate == pytest.approx(10.0)
 
 
 def test_burst_shrinks_with_the_rate_after_throttling() -> None:
-    bucket, clock = a_bucket(rate=10.0, burst=10, min_rate=5.0, recovery_s=1e9)
+    bucket, clock = a_bucket(rate=10.0, burst=10, min_rate=5.0, recovery_s=1e9, decrease=0.5)
     bucket.throttled()
     clock.sleep(100.0)
     start = clock()
@@ -106,7 +112,7 @@ def test_concurrent_acquirers_share_the_budget() -> None:
 
 
 def test_refusals_of_calls_issued_before_a_cut_do_not_cut_again() -> None:
-    bucket, clock = a_bucket(rate=8.0, burst=10)
+    bucket, clock = a_bucket(rate=8.0, burst=10, decrease=0.5)
     issued = clock()
     clock.sleep(0.1)
     bucket.throttled(issued)
@@ -139,3 +145,35 @@ def test_try_take_never_goes_into_debt_and_refills_at_the_rate() -> None:
     assert bucket.try_take() is False
     clock.sleep(1.0)
     assert bucket.try_take() is True
+
+
+def test_a_cut_voids_the_reservations_queued_at_the_old_rate() -> None:
+    clock = FakeClock()
+    refused: list[TokenBucket] = []
+
+    def sleep_through_a_refusal(seconds: float) -> None:
+        while refused:  # someone's call is refused just as this caller starts waiting
+            refused.pop().throttled()
+        clock.sleep(seconds)
+
+    bucket = TokenBucket(10.0, 1, decrease=0.5, clock=clock, sleep=sleep_through_a_refusal)
+    bucket.acquire()
+    refused.append(bucket)
+    start = clock()
+    bucket.acquire()
+    # Reserved at 10/s (due in 0.1 s), voided by the cut: taken again at 5/s (climbing back slowly),
+    # due about 0.2 s after it.
+    assert clock() - start == pytest.approx(0.2, rel=1e-3)
+    assert bucket.cuts == 1
+    assert bucket.tokens == pytest.approx(0.0, abs=1e-3)
+
+
+def test_jitter_lengthens_waits_by_at_most_jitter_over_rate_without_changing_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5.0, 1, jitter=1.0, rng=random.Random(3), clock=clock, sleep=clock.sleep)
+    assert bucket.reserve() == 0.0  # a banked token: nothing to wait for, nothing added
+    waits = [bucket.reserve() for _ in range(200)]
+    extra = [w - (i + 1) / 5.0 for i, w in enumerate(waits)]
+    assert all(0.0 <= e <= 0.2 for e in extra)
+    assert len({round(e, 6) for e in extra}) > 100  # drawn, not fixed
+    assert bucket.tokens == pytest.approx(-200.0)  # the debt is the tokens taken, jitter aside

@@ -14,7 +14,7 @@ from providers import (
     Throttled,
     Transient,
 )
-from providers.emulators.simcloud import WRITES, Bucket, Fault, SimCloud
+from providers.emulators.simcloud import WRITES, Bucket, CloudBucket, Fault, SimCloud
 from tests.unit.builders import FakeClock, net
 
 T = "rtb-main"
@@ -90,6 +90,22 @@ def test_read_throttling_raises_throttled() -> None:
     with pytest.raises(Throttled):
         sim.list_routes(T)
     assert sim.throttled["list_routes"] == 1
+
+
+def test_sims_given_one_cloud_bucket_share_the_account_limit() -> None:
+    clock = FakeClock()
+    account = CloudBucket(Bucket(burst=2, rate=1.0), clock())
+    first, second = (
+        SimCloud(name, clock=clock, sleep=clock.sleep, write=account, read=account) for name in ("c1", "c2")
+    )
+    first.list_routes(T)
+    second.list_routes(T)
+    with pytest.raises(Throttled):
+        first.list_routes(T)  # the other cluster spent the account's last token
+    assert (first.throttled["list_routes"], second.throttled["list_routes"]) == (1, 0)
+    assert first.limits.read_burst == second.limits.read_burst == 2  # each believes it is alone
+    clock.sleep(1.0)
+    second.list_routes(T)
 
 
 def test_batch_api_creates_many_routes_in_one_call_each_with_its_outcome() -> None:
