@@ -157,6 +157,15 @@ class Cluster(Protocol):
         """Replace with optimistic concurrency on `lease.resource_version`; ConflictError when stale."""
         ...
 
+    def watch_lease(
+        self, namespace: str, name: str, resource_version: str, timeout_s: float
+    ) -> Iterator[Lease]:
+        """Stream the Lease's states as it is created or updated after `resource_version` ("" = its
+        current state first, then changes); deletions are not reported. Intermediate states may be
+        collapsed into the latest. Ends after `timeout_s` (server-side) or on a network/read timeout;
+        GoneError when `resource_version` is too old."""
+        ...
+
 
 def list_all_nodes(cluster: Cluster, page_size: int = 500) -> list[Node]:
     """Every Node, page by page: a fresh read from the API server, not from any cache."""

@@ -256,6 +256,8 @@ class Controller:
         """Stop the workers within the drain window (the elector's stop callback, then shutdown)."""
         already = self._drained.is_set()
         self._drained.set()
+        self._workers.stop.set()
+        self.queue.shut_down()  # idle workers wait on the queue: wake them now, not at their poll
         unfinished = self._workers.halt()
         if unfinished and not already:
             log.warning(

@@ -20,6 +20,7 @@ records every write that touched one (`foreign_writes`) so tests can prove the e
     sim.inject("create_routes", Fault.SERVER_ERROR)            # the next create call answers 5xx
     sim.inject(WRITES, Fault.THROTTLED)                        # the next write of any kind is throttled
     sim.chaos(0.05, seed=1)                                    # 5 % of calls fail, replayably
+    sim.outage(120.0)                                          # every call fails for 2 minutes
     sim.calls, sim.throttled, sim.busy, sim.foreign_writes, sim.routes("rtb-main")
 """
 
@@ -32,7 +33,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from providers.emulators.throttling import Bucket, CloudBucket
@@ -168,6 +169,8 @@ class SimCloud:
         self._state = _State(tables={t: {} for t in self._table_names})
         self._ids = itertools.count(1)
         self._chaos: _Chaos | None = None
+        self._outage: tuple[float, Iterator[Fault]] | None = None
+        """(until, faults in turn): every call fails until the sim's clock reaches `until`."""
         self.calls: Counter[str] = Counter()
         """Every call by API name, throttled or not."""
         self.throttled: Counter[str] = Counter()
@@ -229,6 +232,14 @@ class SimCloud:
         """Every call fails with probability `rate` with one of `faults` (seeded: replayable)."""
         with self._lock:
             self._chaos = _Chaos(rate, tuple(faults), random.Random(seed)) if rate > 0 else None
+
+    def outage(self, seconds: float, faults: Sequence[Fault] = (Fault.SERVER_ERROR, Fault.TIMEOUT)) -> float:
+        """From now, every call (reads, writes, instance checks) fails with `faults` in turn until
+        `seconds` of the sim's clock have passed; returns that moment (the recovery)."""
+        with self._lock:
+            until = self._clock() + seconds
+            self._outage = (until, itertools.cycle(faults))
+            return until
 
     def set_quota(self, quota: int | None) -> None:
         """The route quota of every table from now on (the conformance kit fills a table with it);
@@ -447,6 +458,11 @@ class SimCloud:
         )
 
     def _next_fault(self, api: str) -> Fault | None:
+        if self._outage is not None:
+            until, faults = self._outage
+            if self._clock() < until:
+                return next(faults)
+            self._outage = None
         queue = next((q for apis, q in self._state.injected.items() if api in apis and q), None)
         if queue is not None:
             return queue.popleft()

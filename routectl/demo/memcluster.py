@@ -222,9 +222,7 @@ class MemoryCluster:
             key = (lease.namespace, lease.name)
             if key in self._leases:
                 raise ConflictError(f"lease {lease.namespace}/{lease.name}: already exists")
-            stored = replace(lease, resource_version=str(self._bump()))
-            self._leases[key] = stored
-            return stored
+            return self._store_lease(lease)
 
     def update_lease(self, lease: Lease, timeout_s: float) -> Lease:
         self._enter("update_lease", timeout_s)
@@ -238,11 +236,39 @@ class MemoryCluster:
                     f"lease {lease.namespace}/{lease.name}: resourceVersion {lease.resource_version} "
                     f"is stale (now {current.resource_version})"
                 )
-            stored = replace(lease, resource_version=str(self._bump()))
-            self._leases[key] = stored
-            return stored
+            return self._store_lease(lease)
+
+    def watch_lease(
+        self, namespace: str, name: str, resource_version: str, timeout_s: float
+    ) -> Iterator[Lease]:
+        """Level-triggered: yields the stored Lease whenever its resourceVersion moved past the last
+        one yielded (a burst of updates may arrive as its latest state, which the port allows)."""
+        self._enter("watch_lease")
+        key = (namespace, name)
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            since = int(resource_version) if resource_version else 0
+            if resource_version and since < self._compacted_rv:
+                raise GoneError(f"too old resource version: {since} ({self._compacted_rv})")
+        while True:
+            with self._lock:
+                current = self._leases.get(key)
+                if current is None or int(current.resource_version) <= since:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    self._lock.wait(left)
+                    continue
+            since = int(current.resource_version)
+            yield current
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _store_lease(self, lease: Lease) -> Lease:
+        stored = replace(lease, resource_version=str(self._bump()))
+        self._leases[(stored.namespace, stored.name)] = stored
+        self._lock.notify_all()
+        return stored
 
     def _enter(self, op: str, timeout_s: float | None = None) -> None:
         """Count the call and run its injected fault; a hang longer than the timeout is a timeout."""

@@ -142,15 +142,8 @@ class KubeCluster:
             ("resourceVersion", resource_version),
             ("timeoutSeconds", str(seconds)),
         ]
-        with _translated("watch nodes", write=False):
-            response = self._send("GET", _NODES, query=query, read_timeout_s=seconds + self._watch_margin_s)
-            try:
-                _raise_for_status(response, "watch nodes", write=False)
-                for line in _lines(response):
-                    yield _watch_event(json.loads(line))
-            finally:
-                response.close()
-                response.release_conn()
+        for event in self._watch("watch nodes", _NODES, {}, query, seconds):
+            yield _watch_event(event)
 
     def get_node(self, name: str) -> Node:
         return _node(self._request("GET", f"{_NODES}/{{name}}", path={"name": name}))
@@ -311,6 +304,23 @@ class KubeCluster:
         )
         return _lease(body)
 
+    def watch_lease(
+        self, namespace: str, name: str, resource_version: str, timeout_s: float
+    ) -> Iterator[Lease]:
+        """A watch of the collection narrowed to one name by field selector (authorised by the Role's
+        `resourceNames` for `watch`); bookmarks and deletions are skipped."""
+        seconds = max(1, round(timeout_s))
+        query = [
+            ("watch", "true"),
+            ("fieldSelector", f"metadata.name={name}"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(seconds)),
+        ]
+        what = f"watch lease {namespace}/{name}"
+        for event in self._watch(what, _LEASES, {"namespace": namespace}, query, seconds):
+            if event.get("type") in ("ADDED", "MODIFIED"):
+                yield _lease(event.get("object") or {})
+
     # --- reviews -----------------------------------------------------------------------------------
 
     def create_review(self, collection: str, body: Json, timeout_s: float) -> Json:
@@ -348,6 +358,33 @@ class KubeCluster:
             _raise_for_status(response, what, write=write)
             parsed: Json = json.loads(response.data or b"{}")
             return parsed
+
+    def _watch(
+        self,
+        what: str,
+        path_template: str,
+        path: Mapping[str, str],
+        query: Sequence[tuple[str, str]],
+        seconds: int,
+    ) -> Iterator[Json]:
+        """The events of one watch request as JSON objects; an ERROR event raises its status error.
+        The read timeout exceeds the server-side `seconds`, so a half-open connection ends it."""
+        with _translated(what, write=False):
+            response = self._send(
+                "GET", path_template, path=path, query=query, read_timeout_s=seconds + self._watch_margin_s
+            )
+            try:
+                _raise_for_status(response, what, write=False)
+                for line in _lines(response):
+                    event: Json = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        code = int(status.get("code") or 500)
+                        raise _status_error(code, f"{what}: {code} {status.get('message', '')}", write=False)
+                    yield event
+            finally:
+                response.close()
+                response.release_conn()
 
     def _send(
         self,
@@ -446,9 +483,6 @@ def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
 
 def _watch_event(event: Json) -> WatchEvent:
     kind, obj = event.get("type"), event.get("object") or {}
-    if kind == "ERROR":
-        code = int(obj.get("code") or 500)
-        raise _status_error(code, f"watch nodes: {code} {obj.get('message', '')}", write=False)
     if kind == "BOOKMARK":
         version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
         return WatchEvent(EventType.BOOKMARK, None, version)

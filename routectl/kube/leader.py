@@ -7,6 +7,11 @@ the same lease record unchanged for a full lease duration on its own monotonic c
 `observedTime`; the other host's wall-clock timestamps are never compared), so with
 lease duration > renew deadline the old leader's fence has closed before a new leader can exist.
 
+A standby watches the Lease besides its jittered retry timer: every change it sees restarts its own
+observation at once, a released lease (empty holder) is tried at once, and a held one the moment a full
+lease duration has passed since the last change seen. The watch only moves the next attempt earlier;
+every takeover is still decided by a fresh read and a write guarded by the read's resourceVersion.
+
 An elector is single-use: once leadership is lost it never leads again; the process exits and a fresh
 process (new identity) stands for election.
 """
@@ -21,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from routectl.cluster import Cluster, ClusterError, ConflictError, Lease
+from routectl.cluster import Cluster, ClusterError, ConflictError, GoneError, Lease
 from routectl.config import LeaderElection
 from routectl.fence import LostLeadership
 from routectl.metrics import Metrics
@@ -37,6 +42,9 @@ before /healthz fails (the renew loop should have given up long before; this cat
 
 RELEASED_LEASE_DURATION_S = 1
 """What client-go writes on release: with an empty holder, standbys take over at their next attempt."""
+
+STOP_POLL_S = 0.1
+"""How often a waiting standby looks at its stop event (the lease watch wakes it at once)."""
 
 
 class LeaderElector:
@@ -79,6 +87,8 @@ class LeaderElector:
         """Latched: the fence closed (or the lease was taken) while leading."""
         self._resigned = False
         """Latched: stopping; the fence is closed on purpose, so a refused write is not a loss."""
+        self._changed = threading.Event()
+        """Set by the lease watch when it saw a change: the waiting standby recomputes its next attempt."""
 
     @property
     def identity(self) -> str:
@@ -150,16 +160,12 @@ class LeaderElector:
             )
             return self._cluster.create_lease(fresh, timeout)
         with self._state:
-            if current != self._observed:
-                self._observed, self._observed_at = current, self._clock()
+            self._observe_locked(current)
             if self._leading and current.holder != self.identity:
                 self._lose_locked(f"lease taken by {current.holder or 'nobody (released)'}")
                 return None
             ours = current.holder == self.identity
-            # Wait the longer of our lease and the holder's: during a rolling change of the lease flags
-            # the holder's own fence is set by its (possibly longer) lease duration.
-            wait_s = max(self._lease_s, current.lease_duration_s)
-            if not ours and current.holder and self._clock() < self._observed_at + wait_s:
+            if self._clock() < self._free_at_locked():
                 return None
         if ours:
             renewed = replace(current, lease_duration_s=duration, renew_time=now_wall)
@@ -225,15 +231,61 @@ class LeaderElector:
 
     def _acquire(self, stop: threading.Event) -> bool:
         log.info("attempting to acquire lease", extra={"lease": self._describe, "identity": self.identity})
+        watching: threading.Event | None = None
+        try:
+            while not stop.is_set():
+                if self.try_acquire_or_renew():
+                    return True
+                if self._lost:
+                    return False
+                if watching is None:
+                    watching = threading.Event()
+                    threading.Thread(
+                        target=self._watch, args=(watching,), name="lease-watch", daemon=True
+                    ).start()
+                self._pause(stop)
+            return False
+        finally:
+            if watching is not None:
+                watching.set()
+
+    def _pause(self, stop: threading.Event) -> None:
+        """Wait until the next attempt is due: a jittered retry period (client-go's timer), or sooner
+        when the lease is free by what the watch has shown (released, or expired by our own clock)."""
+        jitter = 1 + self._rng.random() * JITTER_FACTOR
+        retry_at = self._clock() + self._settings.retry_period_s * jitter
         while not stop.is_set():
-            if self.try_acquire_or_renew():
-                return True
-            if self._lost:
-                return False
-            jitter = 1 + self._rng.random() * JITTER_FACTOR
-            if stop.wait(self._settings.retry_period_s * jitter):
-                break
-        return False
+            with self._state:
+                left = min(retry_at, self._free_at_locked()) - self._clock()
+            if left <= 0:
+                return
+            self._changed.wait(min(left, STOP_POLL_S))
+            self._changed.clear()
+
+    def _watch(self, watching: threading.Event) -> None:
+        """Standby only, until `watching` is set (won or stopped): note each change of the
+        lease the moment it is seen. Failures fall back to the retry timer until the watch is back."""
+        with self._state:
+            since = self._observed.resource_version if self._observed is not None else ""
+        while not watching.is_set():
+            try:
+                for current in self._cluster.watch_lease(
+                    self._settings.namespace, self._settings.name, since, self._lease_s
+                ):
+                    since = current.resource_version
+                    with self._state:
+                        if watching.is_set() or self._leading:
+                            return
+                        self._observe_locked(current)
+                    self._changed.set()
+            except GoneError:
+                since = ""  # start from the current state
+            except ClusterError as err:
+                log.debug(
+                    "lease watch failed",
+                    extra={"lease": self._describe, "identity": self.identity, "error": str(err)},
+                )
+                watching.wait(self._settings.retry_period_s)
 
     def _hold(self, stop: threading.Event) -> bool:
         """Renew every retry period; True when stopped, False once leadership is lost."""
@@ -294,6 +346,22 @@ class LeaderElector:
             )
 
     # --- internals (callers hold self._state) --------------------------------------------------
+
+    def _observe_locked(self, current: Lease) -> None:
+        """client-go's observedTime: our clock's reading when we first saw this record."""
+        if current != self._observed:
+            self._observed, self._observed_at = current, self._clock()
+
+    def _free_at_locked(self) -> float:
+        """When the last record seen may be taken over, on our clock: at once if it is released or
+        ours; else a full lease duration after we saw it change — the longer of our lease and the
+        holder's, since during a rolling change of the lease flags the holder's fence follows its own."""
+        observed = self._observed
+        if observed is None:
+            return math.inf
+        if not observed.holder or observed.holder == self.identity:
+            return -math.inf
+        return self._observed_at + max(self._lease_s, observed.lease_duration_s)
 
     def _fence_open_locked(self) -> bool:
         return (

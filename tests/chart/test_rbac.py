@@ -95,6 +95,12 @@ def _access(method: str, path: str, query: dict[str, list[str]]) -> Access:
     if rest[:1] == ["namespaces"] and len(rest) > 2:
         rest = rest[2:]
     resource, name, sub = rest[0], (rest[1] if len(rest) > 1 else ""), rest[2:]
+    if not name and method == "GET":
+        # As the authorizer reads a list or watch narrowed to one object: the selected name.
+        selector = (query.get("fieldSelector") or [""])[0]
+        name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else ""
+        if name:
+            return Access(group, resource, "watch" if query.get("watch") == ["true"] else "list", name)
     if method == "GET":
         verb = "get" if name else ("watch" if query.get("watch") == ["true"] else "list")
     else:
@@ -108,6 +114,8 @@ def _response(method: str, path: str, query: dict[str, list[str]]) -> tuple[int,
     if path == ACCESS_REVIEWS:
         return 201, json.dumps({"status": {"allowed": True}})
     if "/leases" in path:
+        if query.get("watch") == ["true"]:
+            return 200, json.dumps({"type": "MODIFIED", "object": LEASE_JSON}) + "\n"
         if method == "GET":
             return 404, json.dumps({"kind": "Status", "code": 404, "message": "not found"})
         return 200, json.dumps(LEASE_JSON)
@@ -159,6 +167,7 @@ def _every_port_call(cluster: KubeCluster) -> dict[str, Callable[[], Any]]:
         "get_lease": lambda: cluster.get_lease(NAMESPACE, LEASE, timeout_s=5),
         "create_lease": lambda: cluster.create_lease(lease, timeout_s=5),
         "update_lease": lambda: cluster.update_lease(lease, timeout_s=5),
+        "watch_lease": lambda: list(cluster.watch_lease(NAMESPACE, LEASE, "7", timeout_s=1)),
     }
 
 
@@ -205,10 +214,11 @@ def test_chart_rbac_grants_exactly_the_requests_routectl_makes(
 
 def test_the_event_and_lease_paths_were_all_taken(recorded: tuple[KubeCluster, list[Access]]) -> None:
     """The comparison above is only as good as the paths exercised: a repeated Event is patched, the
-    Lease is read, created and updated by name."""
+    Lease is read, created, updated and watched by name."""
     cluster, seen = recorded
     for call in _every_port_call(cluster).values():
         call()
     assert {a.verb for a in seen if a.resource == "events"} == {"create", "patch"}
-    assert {a.verb for a in seen if a.resource == "leases"} == {"get", "create", "update"}
+    assert {a.verb for a in seen if a.resource == "leases"} == {"get", "create", "update", "watch"}
+    assert Access("coordination.k8s.io", "leases", "watch", LEASE) in seen
     assert Access("", "nodes/status", "patch", "n1") in seen

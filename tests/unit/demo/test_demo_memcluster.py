@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -182,3 +183,32 @@ def test_a_continued_list_is_served_from_the_first_pages_snapshot() -> None:
     second = cluster.list_nodes(limit=1, continue_token=first.continue_token)
 
     assert second.items[0].provider_id == ""
+
+
+def test_a_lease_watch_streams_changes_after_its_version_and_ends_at_its_timeout() -> None:
+    cluster = a_cluster()
+    created = cluster.create_lease(Lease("ns", "l", holder="a"), timeout_s=1)
+    seen: list[str] = []
+
+    def watch() -> None:
+        for lease in cluster.watch_lease("ns", "l", created.resource_version, timeout_s=0.5):
+            seen.append(lease.holder)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    cluster.update_lease(replace(created, holder="b"), timeout_s=1)
+    watcher.join(5)
+
+    assert not watcher.is_alive()
+    assert seen == ["b"]
+    assert [x.holder for x in cluster.watch_lease("ns", "l", "", timeout_s=0.05)] == ["b"]
+
+
+def test_a_lease_watch_from_a_compacted_version_is_gone() -> None:
+    cluster = a_cluster()
+    created = cluster.create_lease(Lease("ns", "l"), timeout_s=1)
+    cluster.add_node("a")
+    cluster.compact()
+
+    with pytest.raises(GoneError):
+        next(iter(cluster.watch_lease("ns", "l", created.resource_version, timeout_s=1)))

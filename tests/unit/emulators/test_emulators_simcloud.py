@@ -167,6 +167,27 @@ def test_faulted_list_raises_transient() -> None:
     assert sim.list_routes(T) == []
 
 
+def test_an_outage_fails_every_call_with_5xx_and_timeouts_until_it_ends() -> None:
+    sim, clock = a_cloud()
+    sim.create_routes(T, [desired("10.0.1.0/24", "i-1")])
+    recovery = sim.outage(120.0)
+
+    with pytest.raises(Transient, match="server_error"):
+        sim.list_routes(T)
+    [timed_out] = sim.delete_routes(T, [desired("10.0.1.0/24", "i-1")])
+    with pytest.raises(Transient, match="server_error"):
+        sim.prepare_target(Target("i-2", "zone-a"))
+    clock.sleep(119.0)
+    [refused] = sim.create_routes(T, [desired("10.0.2.0/24", "i-2")])
+    assert (timed_out.outcome, refused.outcome) == (Outcome.RETRY, Outcome.RETRY)
+    assert "timeout" in timed_out.message
+    assert list(sim.routes(T)) == [net("10.0.1.0/24")]
+
+    clock.sleep(recovery - clock())
+    assert len(sim.list_routes(T)) == 1
+    assert sim.create_routes(T, [desired("10.0.2.0/24", "i-2")])[0].outcome is Outcome.OK
+
+
 def test_created_route_is_listed_only_after_the_visibility_delay() -> None:
     sim, clock = a_cloud(visibility_delay_s=5.0)
     sim.create_routes(T, [desired("10.0.1.0/24", "i-1")])

@@ -506,3 +506,78 @@ def test_hung_renew_on_real_timers_fences_the_leader_before_the_standby_starts()
     assert calls_a == ["stopped"]
     assert [type(err) for err in errors_a] == [LostLeadership]
     assert errors_b == []
+
+
+# --- the lease watch (real timers, a standby whose retry timer alone would take a minute) --------
+
+SLOW_RETRY = {**FAST, "retry": 60.0}
+
+
+def test_a_waiting_standby_takes_a_released_lease_at_once_not_at_its_next_retry() -> None:
+    cluster = MemoryCluster()
+    a = LeaderElector(cluster, settings("a", **FAST), Metrics())
+    b = LeaderElector(cluster, settings("b", **SLOW_RETRY), Metrics())
+    stop_a, stop_b = threading.Event(), threading.Event()
+    a_started, b_started = threading.Event(), threading.Event()
+    thread_a, errors_a = run_in_thread(a, stop_a, a_started.set, lambda: None)
+    assert a_started.wait(5)
+    thread_b, errors_b = run_in_thread(b, stop_b, b_started.set, lambda: None)
+    time.sleep(0.5)  # b has tried once and waits for its 60 s retry timer
+
+    stop_a.set()
+    thread_a.join(5)
+
+    assert b_started.wait(10)
+    stop_b.set()
+    thread_b.join(5)
+    assert errors_a == errors_b == []
+    assert (lease(cluster).holder, lease(cluster).transitions) == ("", 1)
+
+
+def test_a_waiting_standby_takes_an_abandoned_lease_a_lease_duration_after_its_last_change() -> None:
+    cluster = MemoryCluster()
+    a = LeaderElector(cluster, settings("a", **FAST), Metrics())
+    b = LeaderElector(cluster, settings("b", **SLOW_RETRY), Metrics())
+    assert a.try_acquire_or_renew()  # then a vanishes without renewing or releasing
+    stop, b_started = threading.Event(), threading.Event()
+    taken_at: list[float] = []
+    thread_b, errors_b = run_in_thread(
+        b, stop, lambda: (taken_at.append(time.monotonic()), b_started.set()), lambda: None
+    )
+    time.sleep(0.6)
+    renewed_at = time.monotonic()
+    assert a.try_acquire_or_renew()  # a last sign of life: b's wait starts again from here
+
+    assert b_started.wait(10)
+    stop.set()
+    thread_b.join(5)
+    assert errors_b == []
+    assert taken_at[0] >= renewed_at + FAST["lease"]
+    with pytest.raises(LostLeadership):
+        a.check()
+
+
+def test_a_failing_lease_watch_falls_back_to_the_retry_timer() -> None:
+    def refused() -> None:
+        raise AmbiguousError("watch lease: connection refused")
+
+    cluster = MemoryCluster()
+    for _ in range(100):
+        cluster.inject("watch_lease", refused)
+    a = LeaderElector(cluster, settings("a", **FAST), Metrics())
+    b = LeaderElector(cluster, settings("b", **FAST), Metrics())
+    stop_a, stop_b = threading.Event(), threading.Event()
+    a_started, b_started = threading.Event(), threading.Event()
+    thread_a, _ = run_in_thread(a, stop_a, a_started.set, lambda: None)
+    assert a_started.wait(5)
+    thread_b, errors_b = run_in_thread(b, stop_b, b_started.set, lambda: None)
+    time.sleep(0.5)
+
+    stop_a.set()
+    thread_a.join(5)
+
+    assert b_started.wait(10)
+    stop_b.set()
+    thread_b.join(5)
+    assert errors_b == []
+    assert cluster.calls["watch_lease"] >= 1
