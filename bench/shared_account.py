@@ -128,5 +128,13 @@ def run(quick: bool) -> dict[str, Any]:
             "moment all of a cluster's nodes say RouteCreated; throttled share = throttled responses / "
             "all cloud calls of the account (reads included). First 4 routectl controllers, then 4 "
             "baseline controllers (podCIDRs pre-assigned), each on a fresh account.",
+            "routectl's only signal of the other clusters is the cloud's refusal. On one, its write "
+            "bucket cuts the rate to 0.3x, voids the calls queued at the old rate, then climbs back "
+            "toward the configured rate closing the shortfall with a 120 s time constant (a client cut "
+            "lower climbs faster), its waits jittered so that no controller stays in phase with the "
+            "account's refill. Time and refusals land near the goals; fairness is the hard one: with "
+            "about 20 refusals per run, which cluster is refused when is luck, and the luckiest "
+            "finishes early. `tests/unit/test_pacing_shared.py` models the same clients on a fake clock "
+            "(8 seeds: about 1.09 x bound, 20 refusals, slowest/fastest 1.3-1.4 on average).",
         ],
     }
