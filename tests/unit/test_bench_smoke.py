@@ -106,7 +106,8 @@ def test_summary_tabulates_every_result_present(tmp_path: Path, monkeypatch: pyt
         },
     )
     text = report.summary().read_text()
-    assert "| Node join, podCIDR → verified route, p50 / p99 (s) | 0.1 / 0.2 | 4.0 / 9.0 |" in text
+    assert "| Measure | routectl | baseline (k8s route controller) | Goal | Notes |" in text
+    assert "| Node join, podCIDR → verified route, p50 / p99 (s) | 0.1 / 0.2 | 4.0 / 9.0 | n/a |" in text
     assert "- **join_latency**: how it was measured" in text
 
 
