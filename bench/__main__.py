@@ -3,7 +3,7 @@
 
 Every benchmark runs the real code on emulated clouds in this process (scale also in a child process);
 a full run takes about 35 minutes, mostly the benchmarks bound by AWS-like rate limits (convergence,
-dual_stack, shared_account).
+dual_stack, shared_account). The machine and its load during the run go to `machine.json`.
 `--quick` shrinks every size and period for a smoke run of a minute or two.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -60,6 +61,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(every)}")
     logs.setup("error", sys.stderr)
     names = args.names or every
+    load = [os.getloadavg()[0]]
     for name in names:
         started = time.monotonic()
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
@@ -70,6 +72,8 @@ def main(argv: list[str]) -> int:
             report.write(name, result)
             _show(name, result)
         print(f"== {name} took {time.monotonic() - started:.0f} s", flush=True)
+        load.append(os.getloadavg()[0])
+    report.write("machine", report.machine(load))
     print(f"summary written to {report.summary()}")
     return 0
 

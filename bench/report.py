@@ -4,6 +4,8 @@ JSON present in `bench/results/` (so re-running one benchmark refreshes the summ
 from __future__ import annotations
 
 import json
+import os
+import platform
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,27 @@ def write(name: str, result: Mapping[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def machine(load: Sequence[float]) -> dict[str, Any]:
+    """The machine a run measured: CPUs, CPU model, Python, and the 1-minute load averages sampled
+    during the run (`load`) — the benchmarks share the machine with whatever else runs on it."""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "load_1min_min": min(load, default=0.0),
+        "load_1min_max": max(load, default=0.0),
+    }
+
+
+def _cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.exists() else ""
 
 
 def read(name: str) -> dict[str, Any] | None:
@@ -229,10 +252,19 @@ def summary() -> Path:
         if result is not None:
             rows += section(result)
             notes += [f"- **{name}**: {note}" for note in result.get("notes", ())]
+    host = read("machine")
+    where = (
+        f"Measured on {host['cpus']} CPUs ({host['cpu_model']}), Python {host['python']}, shared with "
+        f"other work: 1-minute load average {host['load_1min_min']:g}-{host['load_1min_max']:g} "
+        "during the run."
+        if host
+        else ""
+    )
     lines = [
         "# routectl benchmark summary",
         "",
         "Produced by `make bench` (`python -m bench`); raw figures in `bench/results/*.json`.",
+        where,
         "",
         "| Measure | routectl | baseline (k8s route controller) | Goal | Notes |",
         "|---|---|---|---|---|",

@@ -142,3 +142,15 @@ def test_cold_restart_counts_one_list_per_table_and_no_write() -> None:
     assert figures["cloud_writes"] == 0
     assert figures["kube_node_writes"] == 0
     assert figures["kube_lease_writes"] >= 1
+
+
+def test_summary_names_the_machine_and_its_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    host = report.machine([0.5, 3.25, 1.0])
+    assert host["cpus"] is not None
+    assert host["cpus"] >= 1
+    assert (host["load_1min_min"], host["load_1min_max"]) == (0.5, 3.25)
+    report.write("machine", host)
+    text = report.summary().read_text()
+    assert f"Measured on {host['cpus']} CPUs" in text
+    assert "load average 0.5-3.25 during the run" in text
