@@ -3,11 +3,13 @@ and SimCloud, real threads) while every cloud call fails with 5xx and timeouts, 
 
 What must hold: no route is deleted; no node whose routes were in place when the outage began is ever
 turned NetworkUnavailable=True (a cloud that cannot answer says nothing about a route: unknown is not
-missing); the first full resync that starts after the recovery ends with everything converged. The time
-from recovery to convergence is reported in bench/results/outages.json, never asserted.
+missing); everything converges within one resync after the recovery: before a second full pass has
+started after it. (The first pass may find a write of the outage still in flight, its last retry
+sleeping, and leave the destination to it.) The time from recovery to convergence is reported in
+bench/results/outages.json, never asserted.
 
-Wall-clock time, scaled: a 1 s resync period (default 60 s) and a 6 s outage, six resync periods
-(the issue's 2 minutes is two periods at the default), so the test takes seconds.
+Wall-clock time, scaled: a 5 s resync period (default 60 s; longer than a write's whole retry span, as
+the default is) and a 10 s outage, two resync periods as the issue's 2 minutes are at the default.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tests.support.figures import record
 from tests.unit.test_controller import a_config, a_node, all_routed, eventually, running
 
 TABLES = ("rtb-a", "rtb-b")
-RESYNC_S, OUTAGE_S = 1.0, 6.0
+RESYNC_S, OUTAGE_S = 5.0, 10.0
 FIRST, SECOND = 20, 20
 """Nodes routed before the outage, and nodes joining just before it (half of them routed when it hits)."""
 
@@ -118,8 +120,9 @@ def test_a_cloud_outage_mid_convergence_deletes_nothing_marks_no_routed_node_and
     ]
     assert len(outage.routed) > FIRST  # the outage did hit mid-convergence
     assert flipped == []
-    first_after = next(converged for start, converged in passes if start >= outage.recovery)
-    assert first_after, "the first full resync after the recovery did not converge"
+    converged_at = outage.recovery + converged_s
+    passes_needed = [start for start, _ in passes if outage.recovery <= start < converged_at]
+    assert len(passes_needed) <= 1, f"converged only after {len(passes_needed)} full passes since the recovery"
     record(
         "outages",
         "cloud_api_outage",
