@@ -504,20 +504,26 @@ class AwsProvider:
 
     def _dry_runs(self, table: str, scope: DiagnosisScope, instances: Sequence[Any]) -> list[Check]:
         """Each write routectl makes, with DryRun: EC2 answers DryRunOperation when IAM allows it and
-        UnauthorizedOperation when not, and changes nothing either way."""
-        if not instances or not scope.cluster_cidrs:
+        UnauthorizedOperation when not. Should an endpoint ignore DryRun, each request still changes
+        nothing: CreateRoute names the table's own local destination (AWS refuses to create it again),
+        ReplaceRoute and DeleteRoute a cluster CIDR the table does not hold (nothing to replace or
+        delete), ModifyInstanceAttribute turns off the source/destination check routectl turns off
+        anyway."""
+        listed = self.list_routes(table)
+        local = next((r.destination for r in listed if r.next_hop == "local"), None)
+        absent = next((c for c in scope.cluster_cidrs if c not in {r.destination for r in listed}), None)
+        if not instances or local is None or absent is None:
             fix = "run doctor again once nodes with providerIDs exist"
-            return [warned(self.name, "dry-run", "no node instance to dry-run the writes against", fix)]
+            return [warned(self.name, "dry-run", f"nothing in {table} to dry-run the writes against", fix)]
         instance = instances[0]["InstanceId"]
-        where = _dest_args(scope.cluster_cidrs[0])
         calls: dict[str, Callable[[], Any]] = {
             "CreateRoute": lambda: self._ec2.create_route(
-                RouteTableId=table, **where, InstanceId=instance, DryRun=True
+                RouteTableId=table, **_dest_args(local), InstanceId=instance, DryRun=True
             ),
             "ReplaceRoute": lambda: self._ec2.replace_route(
-                RouteTableId=table, **where, InstanceId=instance, DryRun=True
+                RouteTableId=table, **_dest_args(absent), InstanceId=instance, DryRun=True
             ),
-            "DeleteRoute": lambda: self._ec2.delete_route(RouteTableId=table, **where, DryRun=True),
+            "DeleteRoute": lambda: self._ec2.delete_route(RouteTableId=table, **_dest_args(absent), DryRun=True),
             "ModifyInstanceAttribute": lambda: self._ec2.modify_instance_attribute(
                 InstanceId=instance, SourceDestCheck={"Value": False}, DryRun=True
             ),
@@ -540,7 +546,7 @@ class AwsProvider:
             )
         except BotoCoreError as err:
             return warned(self.name, name, f"ec2:{api} DryRun: {err}", "retry")
-        return warned(self.name, name, f"ec2:{api} DryRun was not refused: the endpoint ignores DryRun", "")
+        return warned(self.name, name, f"ec2:{api} DryRun succeeded: the endpoint ignores DryRun", "none")
 
     def _associations(self, tables: Sequence[str], instances: Sequence[Any]) -> list[Check]:
         """Each node subnet's effective table (its explicit association, else its VPC's main table)
