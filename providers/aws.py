@@ -523,7 +523,9 @@ class AwsProvider:
             "ReplaceRoute": lambda: self._ec2.replace_route(
                 RouteTableId=table, **_dest_args(absent), InstanceId=instance, DryRun=True
             ),
-            "DeleteRoute": lambda: self._ec2.delete_route(RouteTableId=table, **_dest_args(absent), DryRun=True),
+            "DeleteRoute": lambda: self._ec2.delete_route(
+                RouteTableId=table, **_dest_args(absent), DryRun=True
+            ),
             "ModifyInstanceAttribute": lambda: self._ec2.modify_instance_attribute(
                 InstanceId=instance, SourceDestCheck={"Value": False}, DryRun=True
             ),
