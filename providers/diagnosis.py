@@ -37,33 +37,41 @@ def quota_checks(
     quota: int | None,
     *,
     per_family: bool,
+    elsewhere: int = 0,
 ) -> list[Check]:
     """Headroom in one table: every route in it counts (the cloud counts them all), the cluster's own
-    are replaced by one per node and family. Per IP family where the cloud counts so (AWS)."""
-    name = f"quota {table}"
+    are replaced by one per node and family. Per IP family where the cloud counts so (AWS);
+    `elsewhere` counts routes outside the table that share its quota (GCP: the project's other
+    networks)."""
     if quota is None:
-        return [warned(area, name, f"{table}: route quota unknown", "pass --route-table-quota")]
+        return [warned(area, f"quota {table}", f"{table}: route quota unknown", "pass --route-table-quota")]
     families = sorted({c.version for c in cluster_cidrs}) if per_family else [0]
-    checks = []
-    for family in families:
+    return [
+        _headroom(area, table, listed, cluster_cidrs, nodes, quota, family, elsewhere) for family in families
+    ]
 
-        def counted(r: Route, family: int = family) -> bool:
-            return family in (0, r.destination.version)
 
-        ours = sum(1 for r in listed if counted(r) and r.owned and ipam.inside(r.destination, cluster_cidrs))
-        present = sum(1 for r in listed if counted(r))
-        wanted_families = 1 if family else len({c.version for c in cluster_cidrs})
-        needed = present - ours + nodes * wanted_families
-        label = f"{table}{f' IPv{family}' if family else ''}"
-        found = f"{label}: {present} route(s) now, {needed} once every node is routed, quota {quota}"
-        if needed > quota:
-            fix = (
-                "raise the quota (AWS: up to 1,000 per table; others: ask the cloud) or remove unused routes"
-            )
-            checks.append(failed(area, f"{name}{f' IPv{family}' if family else ''}", found, fix))
-        elif needed > HEADROOM_WARN * quota:
-            fix = "raise the quota before adding nodes"
-            checks.append(warned(area, f"{name}{f' IPv{family}' if family else ''}", found, fix))
-        else:
-            checks.append(passed(area, f"{name}{f' IPv{family}' if family else ''}", found))
-    return checks
+def _headroom(
+    area: str,
+    table: str,
+    listed: Sequence[Route],
+    cluster_cidrs: Sequence[Network],
+    nodes: int,
+    quota: int,
+    family: int,
+    elsewhere: int,
+) -> Check:
+    """One family's headroom (`family` 0: all families counted together)."""
+    counted = [r for r in listed if family in (0, r.destination.version)]
+    ours = sum(1 for r in counted if r.owned and ipam.inside(r.destination, cluster_cidrs))
+    per_node = 1 if family else len({c.version for c in cluster_cidrs})
+    present = len(counted) + elsewhere
+    needed = present - ours + nodes * per_node
+    label = f"{table} IPv{family}" if family else table
+    found = f"{label}: {present} route(s) now, {needed} once every node is routed, quota {quota}"
+    if needed > quota:
+        fix = "raise the quota (AWS: up to 1,000 per table; others: ask the cloud) or remove unused routes"
+        return failed(area, f"quota {label}", found, fix)
+    if needed > HEADROOM_WARN * quota:
+        return warned(area, f"quota {label}", found, "raise the quota before adding nodes")
+    return passed(area, f"quota {label}", found)
