@@ -96,15 +96,19 @@ def diagnose(
     """Every Kubernetes and flannel check; stops after the first when the API server does not answer."""
     try:
         version = cluster.read("/version")
-        nodes = _all_nodes(cluster)
     except ClusterError as err:
         return Findings([_fail(KUBE, "api-reachable", f"{err}", "check --kubeconfig / the pod's network")])
-    found = f"API server {version.get('gitVersion', '?')}, {len(nodes)} node(s)"
-    checks = [Check(KUBE, "api-reachable", CheckStatus.PASS, found)]
+    checks = [Check(KUBE, "api-reachable", CheckStatus.PASS, f"API server {version.get('gitVersion', '?')}")]
     checks += access_checks(cluster, needs, timeout_s)
-    checks += node_checks(nodes)
+    try:
+        nodes = _all_nodes(cluster)
+    except ClusterError as err:
+        checks.append(_fail(KUBE, "nodes", f"cannot list Nodes: {err}", "grant list on nodes (the chart does)"))
+        nodes = []
+    else:
+        checks += node_checks(nodes)
     checks += flannel_checks(cluster, cluster_cidrs)
-    ids = {str(n["metadata"]["name"]): str((n.get("spec") or {}).get("providerID") or "") for n in nodes}
+    ids = {_name(n): str((n.get("spec") or {}).get("providerID") or "") for n in nodes}
     return Findings(checks, ids)
 
 
