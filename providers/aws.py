@@ -263,23 +263,7 @@ class AwsProvider:
     def _live_instances(self, ids: Iterable[str]) -> set[str]:
         """Instances that still exist: AWS marks routes to terminated instances blackhole, but not at
         once and not in every emulator, so the adapter checks itself."""
-        wanted = sorted(ids)
-        alive: set[str] = set()
-        for start in range(0, len(wanted), _DESCRIBE_INSTANCES_CHUNK):
-            chunk = wanted[start : start + _DESCRIBE_INSTANCES_CHUNK]
-            try:
-                pages = self._ec2.get_paginator("describe_instances").paginate(
-                    Filters=[
-                        {"Name": "instance-id", "Values": chunk},
-                        {"Name": "instance-state-name", "Values": _LIVE_STATES},
-                    ]
-                )
-                alive |= {
-                    i["InstanceId"] for p in pages for res in p["Reservations"] for i in res["Instances"]
-                }
-            except (ClientError, BotoCoreError) as err:
-                raise _translate(err, "DescribeInstances") from None
-        return alive
+        return {i["InstanceId"] for i in self._instances(ids, _LIVE_STATES)}
 
     def _route(self, raw: RouteTypeDef, alive: set[str]) -> Route:
         destination = ipaddress.ip_network(_destination(raw) or "", strict=False)
@@ -463,7 +447,7 @@ class AwsProvider:
         checks.append(
             passed(self.name, "route-tables", f"{', '.join(tables)} in {', '.join(sorted(self._vpcs))}")
         )
-        instances = self._instances(scope.targets)
+        instances = self._instances(t.instance for t in scope.targets)
         checks += self._dry_runs(tables[0], scope, instances)
         checks += self._associations(tables, instances)
         for table in tables:
@@ -488,14 +472,16 @@ class AwsProvider:
             )
         return passed(self.name, "identity", f"calling as {arn}")
 
-    def _instances(self, targets: Sequence[Target]) -> list[Any]:
-        ids = sorted({t.instance for t in targets})
+    def _instances(self, ids: Iterable[str], states: list[str] | None = None) -> list[Any]:
+        """DescribeInstances of these ids (in any state, or only `states`), 200 ids per request."""
+        wanted = sorted(set(ids))
+        state: list[Any] = [{"Name": "instance-state-name", "Values": states}] if states else []
         found: list[Any] = []
-        for start in range(0, len(ids), _DESCRIBE_INSTANCES_CHUNK):
-            chunk = ids[start : start + _DESCRIBE_INSTANCES_CHUNK]
+        for start in range(0, len(wanted), _DESCRIBE_INSTANCES_CHUNK):
+            chunk = wanted[start : start + _DESCRIBE_INSTANCES_CHUNK]
             try:
                 pages = self._ec2.get_paginator("describe_instances").paginate(
-                    Filters=[{"Name": "instance-id", "Values": chunk}]
+                    Filters=[{"Name": "instance-id", "Values": chunk}, *state]
                 )
                 found += [i for page in pages for res in page["Reservations"] for i in res["Instances"]]
             except (ClientError, BotoCoreError) as err:

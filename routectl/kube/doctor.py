@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,12 +98,15 @@ def diagnose(
         version = cluster.read("/version")
     except ClusterError as err:
         return Findings([_fail(KUBE, "api-reachable", f"{err}", "check --kubeconfig / the pod's network")])
-    checks = [Check(KUBE, "api-reachable", CheckStatus.PASS, f"API server {version.get('gitVersion', '?')}")]
+    found = f"API server {version.get('gitVersion', '?')}"
+    checks = [Check(KUBE, "api-reachable", CheckStatus.PASS, found)]
     checks += access_checks(cluster, needs, timeout_s)
     try:
         nodes = _all_nodes(cluster)
     except ClusterError as err:
-        checks.append(_fail(KUBE, "nodes", f"cannot list Nodes: {err}", "grant list on nodes (the chart does)"))
+        checks.append(
+            _fail(KUBE, "nodes", f"cannot list Nodes: {err}", "grant list on nodes (the chart does)")
+        )
         nodes = []
     else:
         checks += node_checks(nodes)
