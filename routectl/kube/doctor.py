@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,7 +205,11 @@ def node_checks(nodes: Sequence[Json]) -> list[Check]:
     return checks
 
 
-def _writers(nodes: Sequence[Json], name: str, writes: Any, what: str, fix: str) -> Check:
+def _writers(
+    nodes: Sequence[Json], name: str, writes: Callable[[Mapping[str, Any]], bool], what: str, fix: str
+) -> Check:
+    """One check: which field managers other than routectl's wrote `what` (`writes` spots it in an
+    entry's fieldsV1), on which nodes."""
     others: dict[str, list[str]] = {}
     for node in nodes:
         for entry in (node.get("metadata") or {}).get("managedFields") or ():
