@@ -573,12 +573,12 @@ class AwsProvider:
             return failed(
                 self.name,
                 f"{name} {ident}",
-                f"{ident} is in {instance.get('VpcId')}, outside {', '.join(sorted(self._vpcs))}",
+                f"in {instance.get('VpcId')}, outside {', '.join(sorted(self._vpcs))}",
                 fix,
             )
         if instance.get("SourceDestCheck") is False:
-            return passed(self.name, f"{name} {ident}", f"{ident}: source/destination check off")
-        found = f"{ident}: source/destination check on; routectl turns it off before routing to it"
+            return passed(self.name, f"{name} {ident}", "source/destination check off")
+        found = "source/destination check on; routectl turns it off before routing to it"
         return warned(
             self.name, f"{name} {ident}", found, "none needed if dry-run ModifyInstanceAttribute passed"
         )

@@ -44,7 +44,7 @@ def quota_checks(
     `elsewhere` counts routes outside the table that share its quota (GCP: the project's other
     networks)."""
     if quota is None:
-        return [warned(area, f"quota {table}", f"{table}: route quota unknown", "pass --route-table-quota")]
+        return [warned(area, f"quota {table}", "route quota unknown", "pass --route-table-quota")]
     families = sorted({c.version for c in cluster_cidrs}) if per_family else [0]
     return [
         _headroom(area, table, listed, cluster_cidrs, nodes, quota, family, elsewhere) for family in families
@@ -68,7 +68,7 @@ def _headroom(
     present = len(counted) + elsewhere
     needed = present - ours + nodes * per_node
     label = f"{table} IPv{family}" if family else table
-    found = f"{label}: {present} route(s) now, {needed} once every node is routed, quota {quota}"
+    found = f"{present} route(s) now, {needed} once every node is routed, quota {quota}"
     if needed > quota:
         fix = "raise the quota (AWS: up to 1,000 per table; others: ask the cloud) or remove unused routes"
         return failed(area, f"quota {label}", found, fix)
