@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class Scene:
     config: Path
     plane: ControlPlane
     installed: Installed
+    undo: list[Callable[[], object]] = field(default_factory=list)
+    """Run at teardown, last first: what a broken setup added beyond the scene's own objects."""
 
     def doctor(self, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, list[str]]:
         capsys.readouterr()
@@ -134,13 +136,16 @@ def scene(
         kube.core.create_namespaced_config_map(FLANNEL_NS, configmap)
         apps.create_namespaced_daemon_set(FLANNEL_NS, daemonset)
         routectl = KubeCluster.from_kubeconfig(str(installed.kubeconfig))
+        scene = Scene(kube, apps, world, table, instances, config, control_plane, installed)
         try:
             for index, (name, instance) in enumerate(zip(NODES, instances, strict=True)):
                 kube.create_node(name, f"aws:///{REGION}a/{instance}")
                 routectl.set_pod_cidrs(name, [f"10.244.{index}.0/24"])
                 routectl.set_network_unavailable(name, Condition("False", "RouteCreated", "routed"))
-            yield Scene(kube, apps, world, table, instances, config, control_plane, installed)
+            yield scene
         finally:
+            for undo in reversed(scene.undo):
+                undo()
             routectl.close()
             kube.core.delete_namespaced_config_map(FLANNEL_CONFIGMAP, FLANNEL_NS)
             apps.delete_namespaced_daemon_set(FLANNEL_DAEMONSET, FLANNEL_NS)
@@ -254,6 +259,12 @@ def _status_patch_not_granted(scene: Scene, _: pytest.MonkeyPatch) -> None:
             },
         ]
     )
+    rbac = client.RbacAuthorizationV1Api(scene.kube.core.api_client)
+    scene.undo += [
+        lambda: scene.kube.core.delete_namespaced_service_account(name, namespace),
+        lambda: rbac.delete_cluster_role(name),
+        lambda: rbac.delete_cluster_role_binding(name),
+    ]
     token = scene.plane.service_account_token(namespace, name)
     kubeconfig = scene.plane.kubeconfig_for_token(token, scene.config.parent / "no-status.kubeconfig")
     settings = yaml.safe_load(scene.config.read_text())
