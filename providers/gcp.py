@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import google.auth
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core.client_options import ClientOptions
@@ -38,6 +39,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from providers.diagnosis import failed, passed, quota_checks, warned
 from providers.errors import (
     ConfigurationError,
     Conflict,
@@ -52,6 +54,8 @@ from providers.errors import (
 )
 from providers.model import (
     CallObserver,
+    Check,
+    DiagnosisScope,
     Limits,
     Network,
     Outcome,
@@ -75,6 +79,7 @@ DESCRIPTION = "routectl: cluster={cluster} node={node}"
 PAGE_SIZE = 500
 
 _API_ROOT = "https://www.googleapis.com/compute/v1/"
+_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _DESCRIPTION = re.compile(r"routectl: cluster=(?P<cluster>\S+) node=(?P<node>\S*)")
 _PROVIDER_ID = re.compile(r"gce://(?P<project>[^/]+)/(?P<zone>[^/]+)/(?P<name>[^/]+)")
 _INSTANCE_URL = re.compile(
@@ -212,6 +217,9 @@ class _Clients:
     operations: compute_v1.GlobalOperationsClient
     instances: compute_v1.InstancesClient
     networks: compute_v1.NetworksClient
+    projects: compute_v1.ProjectsClient
+    account: str = ""
+    """The credentials' service account ("" when they name none: user or anonymous credentials)."""
 
     @classmethod
     def connect(cls, endpoint: str) -> _Clients:
@@ -221,7 +229,11 @@ class _Clients:
         ExtendedOperation poller the SDK would build itself against the default endpoint.
         """
         options = ClientOptions(api_endpoint=endpoint) if endpoint else None
-        creds = auth_credentials.AnonymousCredentials() if endpoint else None  # type: ignore[no-untyped-call]
+        creds: auth_credentials.Credentials = (
+            auth_credentials.AnonymousCredentials()  # type: ignore[no-untyped-call]
+            if endpoint
+            else google.auth.default(scopes=[_SCOPE])[0]
+        )
         return cls(
             routes=compute_v1.RoutesClient(credentials=creds, client_options=options, transport="rest"),
             operations=compute_v1.GlobalOperationsClient(
@@ -229,10 +241,12 @@ class _Clients:
             ),
             instances=compute_v1.InstancesClient(credentials=creds, client_options=options, transport="rest"),
             networks=compute_v1.NetworksClient(credentials=creds, client_options=options, transport="rest"),
+            projects=compute_v1.ProjectsClient(credentials=creds, client_options=options, transport="rest"),
+            account=str(getattr(creds, "service_account_email", "") or ""),
         )
 
     def close(self) -> None:
-        for client in (self.routes, self.operations, self.instances, self.networks):
+        for client in (self.routes, self.operations, self.instances, self.networks, self.projects):
             client.transport.close()  # type: ignore[no-untyped-call]
 
 
@@ -601,9 +615,103 @@ class GcpProvider:
         with self._lock:
             self._forwarding.add(target)
 
+    # -- doctor --------------------------------------------------------------------------------------
+
+    def diagnose(self, scope: DiagnosisScope) -> list[Check]:
+        """Identity, why permissions are not proven, the network, each node instance's NIC in it and
+        canIpForward, and the project's ROUTES quota headroom. Reads only."""
+        checks = [self._identity(), self._permissions()]
+        try:
+            link = self._link()
+        except ProviderError as err:
+            return [*checks, failed(self.name, "network", str(err), "fix --network / --project")]
+        checks.append(passed(self.name, "network", f"network {link.removeprefix(_API_ROOT)}"))
+        instances = {t: self._instance(t) for t in map(self._qualified, scope.targets)}
+        checks.append(self._associations(link, instances))
+        checks += [self._forwarding_check(t, i) for t, i in instances.items()]
+        return checks + self._quota(scope)
+
+    def _identity(self) -> Check:
+        if self._clients.account:
+            return passed(self.name, "identity", f"calling as {self._clients.account}")
+        found = "the credentials name no service account (user or anonymous credentials, or an emulator)"
+        return warned(
+            self.name, "identity", found, "run as a service account (Workload Identity, docs/gcp.md)"
+        )
+
+    def _permissions(self) -> Check:
+        found = (
+            "not proven: Compute has no dry run, and routes are checked against the project, whose "
+            "testIamPermissions is Resource Manager's (an API routectl neither needs nor is granted)"
+        )
+        fix = "grant docs/gcp.md's role; a denied first write shows as a FailedToCreateRoute Event"
+        return warned(self.name, "permissions", found, fix)
+
+    def _instance(self, target: Target) -> compute_v1.Instance | ProviderError:
+        try:
+            return self._read(
+                f"get instance {target}",
+                "instances.get",
+                lambda: self._clients.instances.get(
+                    project=target.project,
+                    zone=target.zone,
+                    instance=target.instance,
+                    timeout=self._polling.call_timeout,
+                ),
+            )
+        except ProviderError as err:
+            return err
+
+    def _associations(self, link: str, instances: dict[Target, compute_v1.Instance | ProviderError]) -> Check:
+        outside = [
+            f"{t}: {i}" if isinstance(i, ProviderError) else f"{t} (NICs in {_networks(i)})"
+            for t, i in instances.items()
+            if isinstance(i, ProviderError)
+            or not any(_same_network(n.network, link) for n in i.network_interfaces)
+        ]
+        if outside:
+            fix = f"run the nodes with a NIC in {link.removeprefix(_API_ROOT)}, or set --network to theirs"
+            return failed(self.name, "associations", "; ".join(outside[:5]), fix)
+        return passed(self.name, "associations", f"all {len(instances)} node instance(s) have a NIC in it")
+
+    def _forwarding_check(self, target: Target, instance: compute_v1.Instance | ProviderError) -> Check:
+        name = f"can-ip-forward {target}"
+        if isinstance(instance, ProviderError):
+            return failed(self.name, name, str(instance), "check the node's providerID")
+        if instance.can_ip_forward:
+            return passed(self.name, name, f"{target}: canIpForward=true")
+        fix = (
+            "recreate the instance (or its template) with --can-ip-forward; it cannot change on a running VM"
+        )
+        return failed(self.name, name, f"{target}: canIpForward=false: GCE drops its pods' traffic", fix)
+
+    def _quota(self, scope: DiagnosisScope) -> list[Check]:
+        """Every route in the project counts against ROUTES, not only this network's."""
+        project = self._read(
+            f"get project {self._project}",
+            "projects.get",
+            lambda: self._clients.projects.get(project=self._project, timeout=self._polling.call_timeout),
+        )
+        quota = next((q for q in project.quotas if q.metric == "ROUTES"), None)
+        listed = self.list_routes(self._network)
+        return quota_checks(
+            self.name,
+            f"project {self._project}",
+            listed,
+            scope.cluster_cidrs,
+            len(scope.targets),
+            self.limits.routes_per_table or (int(quota.limit) if quota is not None else None),
+            per_family=False,
+            elsewhere=int(quota.usage) - len(listed) if quota is not None else 0,
+        )
+
     def close(self) -> None:
         self._closed.set()
         self._clients.close()
+
+
+def _networks(instance: compute_v1.Instance) -> str:
+    return ", ".join(n.network.removeprefix(_API_ROOT) for n in instance.network_interfaces) or "none"
 
 
 def _same_network(a: str, b: str) -> bool:

@@ -166,3 +166,50 @@ class RouteProvider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CheckStatus(enum.Enum):
+    """A `routectl doctor` verdict: passed, failed (routectl cannot work so), or a warning (it may work,
+    but something could not be proven or looks wrong)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding of `routectl doctor`, cloud- and Kubernetes-neutral.
+
+    It lives in the provider port because adapters produce it and `providers` imports nothing above it;
+    the Kubernetes layer reports in the same type, and `routectl/ops/doctor.py` renders both."""
+
+    area: str
+    """What was checked: "kubernetes", "flannel", or the provider's name."""
+    name: str
+    """Short, stable name of the check ("api-reachable", "dry-run CreateRoute")."""
+    status: CheckStatus
+    found: str
+    """What was found, in one line."""
+    fix: str = ""
+    """What to do about it (empty when it passed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisScope:
+    """What a provider's `diagnose` checks against: the cluster's CIDRs and the nodes' instances."""
+
+    cluster_cidrs: tuple[Network, ...]
+    targets: tuple[Target, ...]
+    """One per node whose providerID parsed; the instances routes will point at."""
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """An adapter that can check its own setup for `routectl doctor` (docs/providers.md).
+
+    Optional: an adapter without `diagnose` is reported as one "!" line, never an error. Contract:
+    reads only — write permission is proven with the cloud's dry-run where it has one, never by
+    writing; every failure becomes a FAIL or WARN `Check`, no exception escapes for a cloud error."""
+
+    def diagnose(self, scope: DiagnosisScope) -> list[Check]: ...

@@ -186,7 +186,13 @@ _CONTROLLER: tuple[Setting, ...] = (
     Setting("log-level", "log level", choice("debug", "info", "warning", "error"), "info"),
     Setting("log-format", "log line format: json lines or text", choice(*LOG_FORMATS), "json"),
     Setting("once", "one full pass, then exit 0 if converged", parse_bool, False, commands=("run",)),
-    Setting("output", "plan output format", choice("table", "json"), "table", commands=("plan",)),
+    Setting(
+        "output",
+        "plan and doctor output format",
+        choice("table", "json"),
+        "table",
+        commands=("plan", "doctor"),
+    ),
 )
 """routectl's own settings shown after the provider settings."""
 

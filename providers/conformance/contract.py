@@ -21,6 +21,10 @@ import pytest
 
 from providers.errors import InvalidProviderID, NotFound
 from providers.model import (
+    Check,
+    CheckStatus,
+    Diagnosable,
+    DiagnosisScope,
     Network,
     Outcome,
     Route,
@@ -663,6 +667,27 @@ class RouteProviderContract:
         assert made > 0
         assert len(heard) >= made
         assert all(isinstance(api, str) and api and code and seconds >= 0 for api, code, seconds in heard)
+
+    # --- doctor -------------------------------------------------------------------------------
+
+    def test_diagnose_reports_neutral_checks_and_changes_nothing(
+        self, conformance_world: ConformanceWorld
+    ) -> None:
+        """`diagnose` is optional; an adapter that has it reads only (its dry runs change nothing) and
+        answers in `Check`s of its own area, each failure or warning with a fix."""
+        world = conformance_world
+        if not isinstance(world.provider, Diagnosable):
+            pytest.skip(f"{world.provider.name}: no diagnose() (optional; doctor prints one '!' line)")
+        world.provider.create_routes(world.table, [a_route(world, 0, targets(world)[0])])
+        before = sorted(map(repr, world.provider.list_routes(world.table)))
+        scope = DiagnosisScope(tuple(world.cluster_cidrs), tuple(dict.fromkeys(world.provider_ids.values())))
+
+        checks = world.provider.diagnose(scope)
+
+        assert checks
+        assert all(isinstance(c, Check) and c.area == world.provider.name and c.found for c in checks)
+        assert all(c.fix for c in checks if c.status is not CheckStatus.PASS)
+        assert sorted(map(repr, world.provider.list_routes(world.table))) == before
 
 
 __all__ = ["Fenced", "RouteProviderContract"]

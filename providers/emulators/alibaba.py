@@ -6,9 +6,11 @@ the `x-acs-action` header or the `Action` query parameter, parameters arrive fla
 DescribeRouteEntryList (paged by NextToken, filtered by type / destination list), CreateRouteEntries and
 DeleteRouteEntries with per-entry failures, route entries going Creating → Available and Deleting → gone
 after configurable delays, `TaskConflict` for a write while the VPC has entries in flight, a per-table
-custom-route quota, ECS DescribeInstances for the VPC an instance is in (`add_instances`), throttling
-with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected failures, latency, ClientToken
-replay, and a call counter by action.
+custom-route quota, ECS DescribeInstances for the VPC and vSwitch an instance is in (`add_instances`),
+custom tables bound to vSwitches, `DryRun` on the two writes (`DryRunOperation` once the request is
+valid and allowed), RAM refusing actions (`deny`: `Forbidden.RAM`, checked before anything else), STS
+GetCallerIdentity (`caller_arn`), throttling with `x-acs-retry-after` (milliseconds, as the SDK reads
+it), injected failures, latency, ClientToken replay, and a call counter by action.
 
 Invariant: every response is either a 200 JSON body of the documented shape or the documented JSON error
 `{"RequestId", "Code", "Message", "HostId", "Recommend"}` with its HTTP status; state changes only under
@@ -37,6 +39,8 @@ PAGE_MAX = 100
 """DescribeRouteEntryList's MaxResult upper bound."""
 TABLE_PAGE_MAX = 50
 DEFAULT_QUOTA = 200
+_RAM_DENIED = "User not authorized to operate on the specified resource, or this API doesn't support RAM."
+_DRY_RUN_ACTIONS = frozenset({"CreateRouteEntries", "DeleteRouteEntries"})
 
 
 class _ApiError(Exception):
@@ -123,6 +127,8 @@ class _Table:
     quota: int
     entries: dict[str, _Entry] = field(default_factory=dict)
     """By destination; insertion order is listing order."""
+    vswitch_ids: tuple[str, ...] = ()
+    """A custom table's bound vSwitches; empty for the VPC's system table (every other vSwitch)."""
 
     def custom_count(self) -> int:
         return sum(1 for e in self.entries.values() if e.type == "Custom")
@@ -164,6 +170,11 @@ class AlibabaVpcEmulator:
         self._tables: dict[str, _Table] = {}
         self._vpcs: dict[str, set[str]] = {}
         """VPC id → the instances that live in it (valid next hops)."""
+        self._vswitch_of: dict[str, str] = {}
+        """Instance id → its vSwitch."""
+        self._denied: set[str] = set()
+        self.caller_arn = "acs:ram::1234567890123456:role/routectl"
+        """What STS GetCallerIdentity answers (the RAM role the credentials stand for)."""
         self._terminated: set[str] = set()
         self._faults: list[_Fault] = []
         self._tokens: dict[tuple[str, str], JSON] = {}
@@ -220,22 +231,31 @@ class AlibabaVpcEmulator:
         *,
         quota: int = DEFAULT_QUOTA,
         vswitch_cidrs: tuple[str, ...] = ("192.168.0.0/24",),
+        vswitch_ids: tuple[str, ...] = (),
     ) -> str:
-        """A route table with its system routes (one per vSwitch CIDR plus 100.64.0.0/10)."""
+        """A route table with its system routes (one per vSwitch CIDR plus 100.64.0.0/10); with
+        `vswitch_ids`, a custom table bound to those vSwitches (they no longer use the system table)."""
         self.add_vpc(vpc_id)
         with self._lock:
             table_id = table_id or f"vtb-{next(self._ids):08d}"
-            table = self._tables[table_id] = _Table(id=table_id, vpc_id=vpc_id, quota=quota)
+            table = _Table(id=table_id, vpc_id=vpc_id, quota=quota, vswitch_ids=vswitch_ids)
+            self._tables[table_id] = table
             for cidr in (*vswitch_cidrs, "100.64.0.0/10"):
                 self._insert(
                     table, cidr, next_hop="", next_hop_type="local", name="", description="", type_="System"
                 )
         return table_id
 
-    def add_instances(self, vpc_id: str, *instance_ids: str) -> None:
+    def add_instances(self, vpc_id: str, *instance_ids: str, vswitch_id: str = "vsw-default") -> None:
         self.add_vpc(vpc_id)
         with self._lock:
             self._vpcs[vpc_id].update(instance_ids)
+            self._vswitch_of.update(dict.fromkeys(instance_ids, vswitch_id))
+
+    def deny(self, *actions: str) -> None:
+        """RAM refuses these actions from now on (`Forbidden.RAM`, before validation or DryRun)."""
+        with self._lock:
+            self._denied.update(actions)
 
     def terminate_instance(self, instance_id: str) -> None:
         """Release an instance: its routes stay but their next hop reports `Enabled: 0`."""
@@ -350,6 +370,13 @@ class AlibabaVpcEmulator:
             handler = self._ACTIONS.get(action)
             if handler is None:
                 raise _ApiError(404, "InvalidAction.NotFound", f"Specified api {action} is not found.")
+            if action in self._denied:
+                raise _ApiError(403, "Forbidden.RAM", _RAM_DENIED)
+            if action in _DRY_RUN_ACTIONS and params.get("DryRun", "").lower() == "true":
+                self._writer_tables(_indexed_records(params, "RouteEntries"))  # validates, like the cloud
+                raise _ApiError(
+                    400, "DryRunOperation", "Request validation has been passed with DryRun flag set."
+                )
             token = params.get("ClientToken", "")
             if token and self.honour_client_token and (action, token) in self._tokens:
                 return self._tokens[(action, token)]
@@ -464,9 +491,10 @@ class AlibabaVpcEmulator:
                     {
                         "RouteTableId": t.id,
                         "VpcId": t.vpc_id,
-                        "RouteTableType": "System",
+                        "RouteTableType": "Custom" if t.vswitch_ids else "System",
                         "RouterType": "VRouter",
                         "Status": "Available",
+                        "VSwitchIds": {"VSwitchId": list(t.vswitch_ids)},
                     }
                     for t in chunk
                 ]
@@ -594,7 +622,11 @@ class AlibabaVpcEmulator:
         `InstanceIds` (a JSON list) with the VPC it is in."""
         wanted = json.loads(params.get("InstanceIds") or "[]")
         found = [
-            {"InstanceId": i, "Status": "Running", "VpcAttributes": {"VpcId": vpc}}
+            {
+                "InstanceId": i,
+                "Status": "Running",
+                "VpcAttributes": {"VpcId": vpc, "VSwitchId": self._vswitch_of.get(i, "")},
+            }
             for i in wanted
             for vpc, members in sorted(self._vpcs.items())
             if i in members
@@ -607,7 +639,20 @@ class AlibabaVpcEmulator:
             "Instances": {"Instance": found},
         }
 
+    def _get_caller_identity(self, params: Mapping[str, str]) -> JSON:
+        """STS GetCallerIdentity: who the credentials are (RAM role or user), as STS answers."""
+        account = self.caller_arn.split(":")[3]
+        return {
+            "RequestId": _request_id(),
+            "AccountId": account,
+            "Arn": self.caller_arn,
+            "IdentityType": "AssumedRoleUser" if ":role/" in self.caller_arn else "RAMUser",
+            "PrincipalId": "300000000000000000",
+            "UserId": "300000000000000000",
+        }
+
     _ACTIONS: ClassVar[dict[str, Callable[[AlibabaVpcEmulator, Mapping[str, str]], JSON]]] = {
+        "GetCallerIdentity": _get_caller_identity,
         "DescribeInstances": _describe_instances,
         "DescribeRouteTableList": _describe_route_table_list,
         "DescribeRouteEntryList": _describe_route_entry_list,

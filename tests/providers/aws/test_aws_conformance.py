@@ -16,6 +16,7 @@ from awsworld import (
     World,
     a_provider,
     fail,
+    honour_dry_run,
     refuse_duplicate_ipv6_creates,
 )
 
@@ -100,7 +101,8 @@ class AwsWorld:
 
 
 @pytest.fixture
-def conformance_world(world: World) -> AwsWorld:
+def conformance_world(world: World, monkeypatch: pytest.MonkeyPatch) -> AwsWorld:
+    honour_dry_run(monkeypatch)  # EC2 answers DryRun on route writes; moto performs them
     first, second = world.instances(2)
     peer_vpc = world.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     peering = world.ec2.create_vpc_peering_connection(VpcId=world.vpc_id, PeerVpcId=peer_vpc)
