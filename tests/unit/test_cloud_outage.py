@@ -122,7 +122,7 @@ def test_a_cloud_outage_mid_convergence_deletes_nothing_marks_no_routed_node_and
     assert flipped == []
     converged_at = outage.recovery + converged_s
     passes_needed = [start for start, _ in passes if outage.recovery <= start < converged_at]
-    assert len(passes_needed) <= 1, f"converged only after {len(passes_needed)} full passes since the recovery"
+    assert len(passes_needed) <= 1, f"{len(passes_needed)} full passes since the recovery"
     record(
         "outages",
         "cloud_api_outage",
