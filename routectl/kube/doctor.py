@@ -74,7 +74,9 @@ def required_access(
         namespace, name = leader_election
         lease = "coordination.k8s.io"
         needs.append(Access("create", "leases", lease, namespace=namespace))
-        needs += [Access(v, "leases", lease, namespace=namespace, name=name) for v in ("get", "update")]
+        needs += [
+            Access(v, "leases", lease, namespace=namespace, name=name) for v in ("get", "update", "watch")
+        ]
     if secure_metrics:
         needs.append(Access("create", "tokenreviews", "authentication.k8s.io"))
         needs.append(Access("create", "subjectaccessreviews", "authorization.k8s.io"))
