@@ -48,8 +48,8 @@ from providers.model import (
     RouteState,
     Target,
     WriteGuard,
-    nothing_adoptable,
     no_guard,
+    nothing_adoptable,
 )
 from providers.specs.aws import DEFAULT_ROUTES_PER_TABLE, LIMITS, AwsConfig
 

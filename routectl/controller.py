@@ -99,7 +99,7 @@ def route_reconciler(
     sleep: Callable[[float], None] = time.sleep,
     max_attempts: int = 4,
     base_delay_s: float = 0.5,
-    write_rules: WriteRules = WriteRules(),
+    write_rules: WriteRules | None = None,
     contests: Contests | None = None,
 ) -> Reconciler:
     """The route side, wired: the one place the shared provider is told where its calls are counted

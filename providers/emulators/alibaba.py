@@ -4,11 +4,11 @@ It serves the real SDK (`alibabacloud_vpc20160428`) on 127.0.0.1 at a run-time p
 the `x-acs-action` header or the `Action` query parameter, parameters arrive flattened in the query string
 (`RouteEntries.1.DstCidrBlock`), signatures are ignored. Modelled behaviour: DescribeRouteTableList,
 DescribeRouteEntryList (paged by NextToken, filtered by type / destination list), CreateRouteEntries and
-DeleteRouteEntries with per-entry failures, ModifyRouteEntry (name, description, next hop), route entries going Creating → Available and Deleting → gone
-after configurable delays, `TaskConflict` for a write while the VPC has entries in flight, a per-table
-custom-route quota, ECS DescribeInstances for the VPC an instance is in (`add_instances`), throttling
-with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected failures, latency, ClientToken
-replay, and a call counter by action.
+DeleteRouteEntries with per-entry failures, ModifyRouteEntry (name, description, next hop), route entries
+going Creating → Available and Deleting → gone after configurable delays, `TaskConflict` for a write while the
+VPC has entries in flight, a per-table custom-route quota, ECS DescribeInstances for the VPC an instance is in
+(`add_instances`), throttling with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected failures,
+latency, ClientToken replay, and a call counter by action.
 
 Invariant: every response is either a 200 JSON body of the documented shape or the documented JSON error
 `{"RequestId", "Code", "Message", "HostId", "Recommend"}` with its HTTP status; state changes only under

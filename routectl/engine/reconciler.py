@@ -89,7 +89,7 @@ class Reconciler:
         on_owner_change: Callable[[str], None] = lambda name: None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.monotonic,
-        write_rules: WriteRules = WriteRules(),
+        write_rules: WriteRules | None = None,
         contests: Contests | None = None,
     ) -> None:
         """`nodes` lists the current Nodes (the informer's cache); `target_for` is the provider's
@@ -108,7 +108,7 @@ class Reconciler:
         self._clock = clock
         self._rules = pool_rules
         self._on_owner_change = on_owner_change
-        self._write_rules = write_rules
+        self._write_rules = write_rules or WriteRules()
         self._contests = contests or Contests(clock=clock)
         self._owners_lock = threading.Lock()
         self._owners_key: tuple[tuple[str, str, float, tuple[str, ...], str], ...] | None = None
