@@ -3,9 +3,12 @@ routectl's with the block routed after every cloud call; everything else stays u
 
 from __future__ import annotations
 
+import dataclasses
+
 from gcp_helpers import CLUSTER, NETWORK, PROJECT, ZONE, a_provider
 
 from providers.emulators.gce import BASE, GceEmulator
+from providers.model import Outcome, Route
 from routectl.demo.memcluster import MemoryCluster
 from routectl.engine.planner import ADOPT_FLAG
 from tests.providers.switch import Routed, SwitchWatch, reconciler
@@ -104,6 +107,13 @@ def test_adoption_converges_with_every_block_routed_after_every_cloud_call(emula
     assert {"routes.insert", "routes.delete"} <= set(watch.calls)
     routes = by_block(emulator)
     ours = f"routectl: cluster={CLUSTER} node="
+    names = {
+        r["destRange"]: r["name"]
+        for r in emulator.routes(PROJECT)
+        if r.get("description", "").startswith(ours)
+    }
+    assert names["10.64.0.0/24"] == f"{CLUSTER}-{cluster.nodes()['node-0'].uid}-a"  # legacy had our name
+    assert names["10.64.1.0/24"] == f"{CLUSTER}-{cluster.nodes()['node-1'].uid}"
     for i in range(3):
         [(description, instance)] = routes[f"10.64.{i}.0/24"]
         assert description == ours + f"node-{i}"
@@ -113,3 +123,38 @@ def test_adoption_converges_with_every_block_routed_after_every_cloud_call(emula
     assert converged is False  # node-3 stays blocked by the conflict
     states = {n: c.network_unavailable.status for n, c in cluster.nodes().items() if c.network_unavailable}
     assert states == {"node-0": "False", "node-1": "False", "node-2": "False", "node-3": "True"}
+
+
+def test_a_legacy_route_holding_routectls_own_name_is_adopted_under_the_adopted_name(
+    emulator: GceEmulator,
+) -> None:
+    """GCE and routectl both name a route `<cluster>-<node uid>`: routectl's takes `…-a` while the
+    legacy one stands, and a later replace moves it back to the plain name."""
+    for name in ("node-0", "node-1"):
+        emulator.add_instance(PROJECT, ZONE, name)
+    uid = "0a0a0a0a-1111-4222-8333-444455556666"
+    legacy(emulator, f"{CLUSTER}-{uid}", "10.64.0.0/24", "node-0")
+    provider = a_provider(emulator)
+    try:
+        [listed] = [r for r in provider.list_routes(NETWORK) if r.adoptable]
+        target = provider.target_for(f"gce://{PROJECT}/{ZONE}/node-0")
+        desired = Route(listed.destination, target, owned=True, node="node-0", node_uid=uid)
+
+        [adopted] = provider.adopt_routes(NETWORK, [dataclasses.replace(desired, cloud_id=listed.cloud_id)])
+        names_after_adoption = [r.cloud_id for r in provider.list_routes(NETWORK) if r.owned]
+        moved = dataclasses.replace(desired, target=provider.target_for(f"gce://{PROJECT}/{ZONE}/node-1"))
+        [replaced] = provider.replace_routes(
+            NETWORK, [dataclasses.replace(moved, cloud_id=adopted.route.cloud_id)]
+        )
+        [after] = [r for r in provider.list_routes(NETWORK) if r.owned]
+    finally:
+        provider.close()
+
+    assert adopted.outcome is Outcome.OK
+    assert names_after_adoption == [f"{CLUSTER}-{uid}-a"]
+    assert replaced.outcome is Outcome.OK
+    assert (after.cloud_id, after.node_uid, after.target.instance if after.target else "") == (
+        f"{CLUSTER}-{uid}",
+        uid,
+        "node-1",
+    )
