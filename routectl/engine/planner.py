@@ -453,7 +453,7 @@ class _Planner:
                 continue
             for dest, node in self._overlapping(route.destination, wanted):
                 if adoptable(route, dest, node.target, self.cidrs):
-                    desired = Route(dest, node.target, True, node=node.name, node_uid=node.uid)
+                    desired = Route(dest, node.target, owned=True, node=node.name, node_uid=node.uid)
                     adopted = Change(table, dest, node.name, replace(desired, cloud_id=route.cloud_id), route)
                     adoptions.setdefault(dest, adopted)
                     continue
@@ -464,19 +464,22 @@ class _Planner:
                     detail = f"route conflict in {table}: {route.destination} via {via} is not ours"
                     acc.blocked.append(Blocked(node.name, BlockReason.CONFLICT, detail, table, dest))
                     conflicted.add(dest)
-        for dest, change in sorted(adoptions.items(), key=lambda item: _net_key(item[0])):
-            if dest in conflicted:
-                continue
-            if self.rules.adopt:
-                acc.adopt.append(change)
-                continue
-            acc.adoptable.append(change)
-            via = change.current.next_hop if change.current else "?"
-            detail = (
-                f"{dest} in {table} is routed by another route controller ({via}); {ADOPT_FLAG} adopts it"
-            )
-            acc.blocked.append(Blocked(change.node, BlockReason.ADOPTABLE, detail, table, dest))
+        for change in adoptions.values():
+            if change.destination not in conflicted:  # a foreign route beside it: not ours to settle
+                self._adopt(change, acc)
         return conflicted | set(adoptions)
+
+    def _adopt(self, change: Change, acc: _Acc) -> None:
+        """Adopt the route, or without `--adopt-routes` list it and block its node naming the flag."""
+        if self.rules.adopt:
+            acc.adopt.append(change)
+            return
+        acc.adoptable.append(change)
+        via = change.current.next_hop if change.current else "?"
+        where = f"{change.destination} in {change.table}"
+        detail = f"{where} is routed by another route controller ({via}); {ADOPT_FLAG} adopts it"
+        blocked = Blocked(change.node, BlockReason.ADOPTABLE, detail, change.table, change.destination)
+        acc.blocked.append(blocked)
 
     @staticmethod
     def _hold(change: Change, acc: _Acc) -> None:
