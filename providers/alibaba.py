@@ -9,6 +9,9 @@ Invariants:
 - Only entries whose Description names this cluster (`routectl cluster=<name> node=<node>`) are owned;
   a delete or replace of an entry that is not owned is refused with CONFLICT, and a duplicate destination
   held by another route is never reported as success unless that route is ours with the same next hop.
+- Adoption writes only the marks (ModifyRouteEntry: RouteEntryName, Description) of an entry listed as
+  adoptable — a custom entry with one Instance next hop and no routectl marks of any cluster — after
+  re-reading it at the asked destination and instance; its destination and next hop never change.
 - One writer per VPC at a time (a lock keyed by VPC id): the cloud refuses concurrent route writes.
 - A write is reported OK only once its entries are `Available` (create) or gone (delete); entries still
   in flight when the poll deadline passes are reported RETRY.
@@ -475,6 +478,9 @@ class AlibabaProvider:
                 state = RouteState.BLACKHOLE
             else:
                 target = Target(instance=hops[0].next_hop_id, zone=self._region)
+        marked = (entry.description or "").split()[:1] == [MARK] or (entry.route_entry_name or "").startswith(
+            MARK + "-"
+        )
         return Route(
             destination=destination,
             target=target,
@@ -483,6 +489,7 @@ class AlibabaProvider:
             node=node or "",
             cloud_id=entry.route_entry_id or "",
             next_hop=",".join(f"{h.next_hop_type}:{h.next_hop_id}" for h in hops),
+            adoptable=not marked and target is not None and state is RouteState.ACTIVE,
         )
 
     # ---- writes ----------------------------------------------------------------------------------------
@@ -512,6 +519,45 @@ class AlibabaProvider:
         """
         with self._writer(table):
             return _in_batches(routes, lambda batch: self._replace(table, batch))
+
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """Write this cluster's marks on each adoptable entry in place, one ModifyRouteEntry per entry
+        (the API modifies one at a time); the entry keeps routing throughout."""
+        with self._writer(table):
+            return [self._adopt(table, route) for route in routes]
+
+    def _adopt(self, table: str, route: Route) -> RouteResult:
+        try:
+            listed = {r.destination: r for r in self._describe_routes(table, [str(route.destination)])}
+        except ProviderError as err:
+            return _error_result(route, err)
+        entry = listed.get(route.destination)
+        if entry is not None and entry.owned and entry.node == route.node and entry.target == route.target:
+            return RouteResult(entry, Outcome.ALREADY_DONE)
+        if (
+            entry is None
+            or not entry.adoptable
+            or (entry.cloud_id, entry.target) != (route.cloud_id, route.target)
+        ):
+            held = "nothing" if entry is None else f"{entry.cloud_id} via {entry.next_hop}"
+            return RouteResult(
+                route, Outcome.CONFLICT, f"{route.destination}: {held} is not adoptable as asked"
+            )
+        request = vpc_models.ModifyRouteEntryRequest(
+            region_id=self._region,
+            route_entry_id=entry.cloud_id,
+            route_entry_name=self._marks.name(route.node),
+            description=self._marks.description(route.node),
+        )
+        self._write_guard()
+        try:
+            self._call(self._client.modify_route_entry_with_options, request)
+        except _CallFailed as failed:
+            return failed.error.result(route)
+        settled = self._await(table, [route], gone=False)[route.destination]
+        if settled.route is not None and settled.route.owned and not settled.in_flight:
+            return RouteResult(settled.route, Outcome.OK, f"adopted {entry.cloud_id}")
+        return RouteResult(route, Outcome.RETRY, f"entry {entry.cloud_id} not seen marked yet")
 
     def _create(self, table: str, routes: Sequence[Route], *, replace_ours: bool) -> list[RouteResult]:
         results: dict[int, RouteResult] = {}

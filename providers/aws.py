@@ -52,6 +52,7 @@ from providers.model import (
     Target,
     WriteGuard,
     no_guard,
+    nothing_adoptable,
 )
 from providers.specs.aws import DEFAULT_ROUTES_PER_TABLE, LIMITS, AwsConfig
 
@@ -306,6 +307,11 @@ class AwsProvider:
 
     def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         return [self._write("DeleteRoute", table, r, self._delete_one) for r in routes]
+
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """Nothing to adopt: EC2 routes carry no marks, ownership is structural (every instance route
+        inside the cluster CIDRs of a managed table is owned already)."""
+        return nothing_adoptable(self.name, routes)
 
     def _write(
         self, api: str, table: str, route: Route, call: Callable[[str, Route], RouteResult]

@@ -4,7 +4,13 @@ Invariants:
 - A listed route is owned only when its name carries this cluster's prefix (`<prefix>-<node-uid>`,
   `-v6` appended for IPv6) AND its description names this cluster; writes only ever name routes under
   the prefix and a delete refuses a route listed as not owned, so another cluster's or a legacy
-  `k8s-node-route` route (which may carry the prefix) is never touched.
+  `k8s-node-route` route (which may carry the prefix) is never touched by create/replace/delete.
+- Adoption (`adopt_routes`) touches only a route listed as adoptable: description `k8s-node-route`
+  and name `<cluster name cut to 26>-…`, as the Kubernetes GCE provider (legacy-cloud-providers
+  gce_routes.go) names the routes of its cluster; it re-reads that route, inserts the owned route,
+  awaits it, and only then deletes the legacy one — the destination is routed throughout. When the
+  owned name equals the legacy name (same cluster name, same node uid) the owned route is inserted
+  as `<prefix>-<uid>-a` (IPv4 only, as legacy routes are).
 - Every insert/delete is a global operation: a call submits all its writes first, then polls their
   operations together with capped, jittered backoff, so one call costs about one operation's latency.
 - No google-api-core, google-auth or requests exception leaves this module: reads raise the
@@ -13,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import ipaddress
@@ -76,6 +83,11 @@ IPV6_SUFFIX = "-v6"
 PREFIX_LENGTH = MAX_NAME - 1 - UID_LENGTH - len(IPV6_SUFFIX)
 """23: the cluster part of a route name, so `<prefix>-<uid>-v6` still fits in 63 characters."""
 DESCRIPTION = "routectl: cluster={cluster} node={node}"
+LEGACY_DESCRIPTION = "k8s-node-route"
+"""The description the Kubernetes GCE provider gives every node route it makes."""
+LEGACY_CLUSTER_LENGTH = 26
+"""gce_routes.go `truncateClusterName`: its route names start with the cluster name cut to 26."""
+ADOPTED_SUFFIX = "-a"
 PAGE_SIZE = 500
 
 _API_ROOT = "https://www.googleapis.com/compute/v1/"
@@ -260,6 +272,7 @@ class GcpProvider:
         self._project = config.project
         self._network = config.network.rsplit("/", 1)[-1]
         self._prefix = cluster_prefix(config.common.cluster_name)
+        self._legacy_prefix = config.common.cluster_name[:LEGACY_CLUSTER_LENGTH] + "-"
         self._clients = clients
         self._polling = polling
         self._closed = threading.Event()
@@ -336,15 +349,17 @@ class GcpProvider:
         gone = any(w.code == _BLACKHOLE_WARNING for w in item.warnings)
         target = None if hop is None or gone else Target(hop["name"], hop["zone"], hop["project"])
         uid = item.name.removeprefix(self._prefix + "-").removesuffix(IPV6_SUFFIX) if owned else ""
+        legacy = item.description == LEGACY_DESCRIPTION and item.name.startswith(self._legacy_prefix)
         return Route(
             destination=destination,
             target=target,
             owned=owned,
             state=RouteState.BLACKHOLE if gone else RouteState.ACTIVE,
             node=owner["node"] if owned and owner is not None else "",
-            node_uid=uid,
+            node_uid=uid.removesuffix(ADOPTED_SUFFIX),
             cloud_id=item.name,
             next_hop=_next_hop(item),
+            adoptable=legacy and not owned and target is not None,
         )
 
     # -- writes ----------------------------------------------------------------------------------
@@ -409,13 +424,70 @@ class GcpProvider:
             results[i] = RouteResult(routes[i], Outcome.ALREADY_DONE) if gone else _result(routes[i], failure)
         return [r for r in results if r is not None]
 
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """Each legacy route (`cloud_id`) is re-read and checked adoptable at the route's destination
+        and target; then the owned routes are inserted and awaited together, and only the legacy routes
+        whose owned route stands are deleted."""
+        self._link(table)
+        results: list[RouteResult | None] = [None] * len(routes)
+        inserts: dict[int, _Write] = {}
+        for i, route in enumerate(routes):
+            refused = self._unadoptable(route)
+            if refused:
+                results[i] = RouteResult(route, Outcome.CONFLICT, refused)
+                continue
+            try:
+                inserts[i] = self._insert_of(route, adopting=route.cloud_id)
+            except ValueError as exc:
+                results[i] = RouteResult(route, Outcome.FATAL, str(exc))
+        standing: dict[int, _Write] = {}
+        for i, failure in self._run(inserts).items():
+            exists = failure is not None and failure.kind is _Kind.EXISTS
+            created = self._settle_existing(routes[i], inserts[i]) if exists else _result(routes[i], failure)
+            if created.outcome.succeeded:
+                standing[i] = _Write(routes[i].cloud_id)
+            else:
+                results[i] = created
+        for i, failure in self._run(standing).items():
+            gone = failure is None or failure.kind is _Kind.NOT_FOUND
+            owned = dataclasses.replace(routes[i], cloud_id=inserts[i].name)
+            message = f"adopted {routes[i].cloud_id}"
+            results[i] = RouteResult(owned, Outcome.OK, message) if gone else _result(routes[i], failure)
+        return [r for r in results if r is not None]
+
+    def _unadoptable(self, route: Route) -> str:
+        """Why the listed route `route.cloud_id` may not be adopted for `route` ("" when it may)."""
+        if not route.cloud_id:
+            return f"route {route.destination}: no legacy route named to adopt"
+        try:
+            item = self._read(
+                f"get route {route.cloud_id}",
+                "routes.get",
+                lambda: self._clients.routes.get(
+                    project=self._project, route=route.cloud_id, timeout=self._polling.call_timeout
+                ),
+            )
+        except ProviderError as exc:
+            return str(exc)
+        legacy = self._to_route(item)
+        qualified = self._qualified(route.target) if route.target is not None else None
+        if legacy is None or not legacy.adoptable:
+            return f"route {route.cloud_id} is not a {LEGACY_DESCRIPTION} route of this cluster"
+        if legacy.destination != route.destination or legacy.target != qualified:
+            return f"route {route.cloud_id} routes {legacy.destination} via {legacy.next_hop}, not as asked"
+        return ""
+
     def _name_of(self, route: Route) -> str:
         return route_name(self._prefix, route.node_uid, route.destination)
 
-    def _insert_of(self, route: Route) -> _Write:
+    def _insert_of(self, route: Route, adopting: str = "") -> _Write:
+        """The insert of `route`; when `adopting` (a legacy route's name) is the owned name itself, the
+        owned route takes the adopted name, so both stand until the legacy one is deleted."""
         if route.target is None:
             raise ValueError(f"route {route.destination} for node {route.node!r} has no target instance")
         name = self._name_of(route)
+        if name == adopting:
+            name += ADOPTED_SUFFIX
         target = self._qualified(route.target)
         body = compute_v1.Route(
             name=name,

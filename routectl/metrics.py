@@ -104,6 +104,18 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.routes_adoptable = Gauge(
+            "routectl_routes_adoptable",
+            "Routes another route controller made for a node's block and instance (last full pass): "
+            "adopted with --adopt-routes, else they block their node",
+            ["table"],
+            registry=r,
+        )
+        self.routes_contested = Gauge(
+            "routectl_routes_contested",
+            "Owned routes held back from rewriting because something else keeps changing their target",
+            registry=r,
+        )
         self.converged = Gauge(
             "routectl_converged",
             "1 when the last full pass left every node routed and no stale route behind, else 0",

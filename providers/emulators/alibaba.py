@@ -4,13 +4,14 @@ It serves the real SDK (`alibabacloud_vpc20160428`) on 127.0.0.1 at a run-time p
 the `x-acs-action` header or the `Action` query parameter, parameters arrive flattened in the query string
 (`RouteEntries.1.DstCidrBlock`), signatures are ignored. Modelled behaviour: DescribeRouteTableList,
 DescribeRouteEntryList (paged by NextToken, filtered by type / destination list), CreateRouteEntries and
-DeleteRouteEntries with per-entry failures, route entries going Creating → Available and Deleting → gone
-after configurable delays, `TaskConflict` for a write while the VPC has entries in flight, a per-table
-custom-route quota, ECS DescribeInstances for the VPC and vSwitch an instance is in (`add_instances`),
-custom tables bound to vSwitches, `DryRun` on the two writes (`DryRunOperation` once the request is
-valid and allowed), RAM refusing actions (`deny`: `Forbidden.RAM`, checked before anything else), STS
-GetCallerIdentity (`caller_arn`), throttling with `x-acs-retry-after` (milliseconds, as the SDK reads
-it), injected failures, latency, ClientToken replay, and a call counter by action.
+DeleteRouteEntries with per-entry failures, ModifyRouteEntry (name, description, next hop), route entries
+going Creating → Available and Deleting → gone after configurable delays, `TaskConflict` for a write while
+the VPC has entries in flight, a per-table custom-route quota, ECS DescribeInstances for the VPC and
+vSwitch an instance is in (`add_instances`), custom tables bound to vSwitches, `DryRun` on the two writes
+(`DryRunOperation` once the request is valid and allowed), RAM refusing actions (`deny`: `Forbidden.RAM`,
+checked before anything else), STS GetCallerIdentity (`caller_arn`), throttling with `x-acs-retry-after`
+(milliseconds, as the SDK reads it), injected failures, latency, ClientToken replay, and a call counter by
+action.
 
 Invariant: every response is either a 200 JSON body of the documented shape or the documented JSON error
 `{"RequestId", "Code", "Message", "HostId", "Recommend"}` with its HTTP status; state changes only under
@@ -617,6 +618,28 @@ class AlibabaVpcEmulator:
             "FailedRouteEntries": failed,
         }
 
+    def _modify_route_entry(self, params: Mapping[str, str]) -> JSON:
+        """ModifyRouteEntry: name and description of one custom entry (by RouteEntryId), and its next
+        hop when `NewNextHopId` is given; refused while the VPC has a task in flight."""
+        entry_id = params.get("RouteEntryId", "")
+        found = [(t, e) for t in self._tables.values() for e in t.entries.values() if e.id == entry_id]
+        if not found or found[0][1].type != "Custom":
+            raise _ApiError(404, "InvalidRouteEntry.NotFound", "The specified route entry does not exist.")
+        table, entry = found[0]
+        if self._vpc_busy(table.vpc_id):
+            raise _ApiError(
+                400, self.busy_code, "The operation is failed because of another task in progress."
+            )
+        if "RouteEntryName" in params:
+            entry.name = params["RouteEntryName"]
+        if "Description" in params:
+            entry.description = params["Description"]
+        if params.get("NewNextHopId"):
+            entry.next_hop = params["NewNextHopId"]
+            entry.next_hop_type = params.get("NewNextHopType", "Instance")
+            entry.enabled = entry.next_hop not in self._terminated
+        return {"RequestId": _request_id()}
+
     def _describe_instances(self, params: Mapping[str, str]) -> JSON:
         """ECS DescribeInstances (the one ECS read the adapter makes): each live instance named in
         `InstanceIds` (a JSON list) with the VPC it is in."""
@@ -658,6 +681,7 @@ class AlibabaVpcEmulator:
         "DescribeRouteEntryList": _describe_route_entry_list,
         "CreateRouteEntries": _create_route_entries,
         "DeleteRouteEntries": _delete_route_entries,
+        "ModifyRouteEntry": _modify_route_entry,
     }
 
 

@@ -28,6 +28,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from providers.emulators.gce import BASE as GCE_BASE
+from providers.emulators.gce import GceEmulator
 from providers.registry import DEMO_CLUSTER, discover
 from routectl.kube.leader import JITTER_FACTOR
 from routectl.reasons import CONDITION_TYPE, ConditionReason, Reason
@@ -520,6 +522,70 @@ def test_plan_and_run_once_work_against_the_gcp_and_alibaba_emulators(
         assert again["converged"] is True
         tables = 1 if provider == "gcp" else 2
         assert again["in_place"] == len(names) * tables
+
+
+def test_gcp_legacy_routes_are_adoptable_in_plan_and_adopted_by_run_once_with_the_flag(
+    kube: Kube, runner: RoutectlRunner, installed: Installed
+) -> None:
+    """The switch from the Kubernetes GCE provider through the CLI: `plan` lists its routes as
+    adoptable (not conflicts); `run --once` without the flag writes nothing and exits 1; with
+    `--adopt-routes` (upsert-only) it adopts them and exits 0."""
+    project, zone, network, cluster = "proj-e2e", "us-central1-a", "vpc", "legacy"
+    with GceEmulator() as emulator:
+        emulator.add_network(project, network)
+        names = ["gce-0", "gce-1"]
+        for i, name in enumerate(names):
+            emulator.add_instance(project, zone, name)
+            kube.create_node(name, f"gce://{project}/{zone}/{name}", f"10.249.0.{i * 64}/26")
+            uid = kube.core.read_node(name).metadata.uid
+            emulator.add_route(
+                project,
+                {
+                    "name": f"{cluster}-{uid}",
+                    "description": "k8s-node-route",
+                    "network": f"{GCE_BASE}projects/{project}/global/networks/{network}",
+                    "destRange": f"10.249.0.{i * 64}/26",
+                    "priority": 1000,
+                    "nextHopInstance": f"{GCE_BASE}projects/{project}/zones/{zone}/instances/{name}",
+                },
+            )
+        setup = Setup(
+            kubeconfig=installed.kubeconfig,
+            lease_namespace=installed.namespace,
+            lease_name=installed.lease_name,
+            cloud=(
+                "--provider=gcp",
+                f"--project={project}",
+                f"--network={network}",
+                f"--cloud-endpoint={emulator.endpoint}",
+            ),
+            cluster_name=cluster,
+            cluster_cidr="10.249.0.0/24",
+            node_mask=26,
+        )
+        before = emulator.routes(project)
+
+        printed = json.loads(runner.command("plan", setup, "plan", "--output=json").stdout)
+        refused = runner.command("once", setup, "run", "--once")
+        untouched = emulator.routes(project)
+        adopted = runner.command(
+            "adopt", setup, "run", "--once", "--adopt-routes=true", "--route-policy=upsert-only"
+        )
+        after = emulator.routes(project)
+        again = json.loads(runner.command("plan-again", setup, "plan", "--output=json").stdout)
+
+    assert sorted(c["node"] for c in printed["adoptable"]) == names
+    assert printed["conflicts"] == []
+    assert refused.code == 1, refused.log
+    assert untouched == before
+    assert adopted.code == 0, adopted.log
+    legacy_left = [r["name"] for r in after if r.get("description") == "k8s-node-route"]
+    ours = sorted(r["description"] for r in after if r.get("description", "").startswith("routectl:"))
+    assert legacy_left == []
+    assert ours == [f"routectl: cluster={cluster} node={n}" for n in names]
+    assert all(kube.node(n).network == ("False", ConditionReason.ROUTE_CREATED.value) for n in names)
+    assert again["converged"] is True
+    assert again["adoptable"] == again["adopt"] == []
 
 
 # --- hostile cluster state (issue 14) -------------------------------------------------------------

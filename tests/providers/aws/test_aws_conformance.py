@@ -33,7 +33,9 @@ SUPPORTS = Supports(
     node_names=False,
     node_uids=False,
     retry_after=False,
+    adoption=False,
     why_not={
+        "adoption": "EC2 routes carry no marks: every instance route of the cluster is owned already",
         "node_names": "EC2 routes carry no name, tag or description: ownership is structural",
         "node_uids": "EC2 routes carry no name, tag or description: ownership is structural",
         "retry_after": "EC2 answers RequestLimitExceeded without a retry-after",
@@ -69,6 +71,9 @@ class AwsWorld:
     def add_foreign_route(self, destination: Network, *, blocking: Route | None = None) -> Probe:
         self.world.add_route(self.table, str(destination), VpcPeeringConnectionId=self.peering)
         return lambda: self.world.raw_routes(self.table).get(str(destination))
+
+    def add_adoptable_route(self, destination: Network, target: Target) -> Probe:
+        raise NotImplementedError("EC2 has no adoptable routes")
 
     def limit_routes(self, room: int) -> None:
         """EC2 counts each family apart; moto has no limit, so count the table as EC2 would."""
