@@ -12,6 +12,7 @@ the bound); `run` keeps retrying with backoff and reports not ready on /readyz m
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -32,7 +33,6 @@ from routectl.ops import logs
 if TYPE_CHECKING:
     from routectl.kube.client import KubeCluster
     from routectl.metrics import Metrics
-    from routectl.ops.doctor import CloudCheck
     from routectl.ops.serving import HttpEndpoint
 
 log = logging.getLogger("routectl")
@@ -40,11 +40,6 @@ log = logging.getLogger("routectl")
 EXIT_OK = 0
 EXIT_NOT_CONVERGED = 1
 EXIT_CONFIG = 2
-
-DOCTOR_CLOUD_CHECKS: tuple[CloudCheck, ...] = ()
-"""`routectl doctor`'s cloud checks beyond each adapter's `diagnose`, run in this order. The place for
-"routes another route controller made for this cluster (adoptable)", built on the planner's adoption
-classification (issue 16)."""
 
 REACH_ATTEMPTS = 3
 """`run --once` and `plan`: attempts to reach the API server before giving up (each bounded by the
@@ -225,13 +220,17 @@ def _doctor(cfg: configuration.Config) -> int:
     )
     try:
         found = kube_doctor.diagnose(cluster, needs, cfg.cluster_cidrs, _request_timeout_s(cfg))
+        checks = [*found.checks, *_doctor_cloud(cfg, cluster, found.provider_ids)]
     finally:
         cluster.close()
-    return doctor.render([*found.checks, *_doctor_cloud(cfg, found.provider_ids)], cfg.output, sys.stdout)
+    return doctor.render(checks, cfg.output, sys.stdout)
 
 
-def _doctor_cloud(cfg: configuration.Config, provider_ids: dict[str, str]) -> list[providers.Check]:
+def _doctor_cloud(
+    cfg: configuration.Config, cluster: Cluster, provider_ids: dict[str, str]
+) -> list[providers.Check]:
     from routectl.ops import doctor
+    from routectl.ops.planreport import compute
 
     if cfg.cloud is None:
         found = "configure-cloud-routes=false: routectl writes no routes, the cloud is not checked"
@@ -244,7 +243,8 @@ def _doctor_cloud(cfg: configuration.Config, provider_ids: dict[str, str]) -> li
     try:
         targets, checks = doctor.targets(provider.name, provider_ids, provider.target_for)
         scope = providers.DiagnosisScope(cfg.cluster_cidrs, targets)
-        return checks + doctor.cloud_checks(provider, scope, DOCTOR_CLOUD_CHECKS)
+        planned = functools.partial(compute, cfg, cluster, provider)
+        return checks + doctor.cloud_checks(provider, scope, planned, cfg.adopt_routes)
     finally:
         provider.close()
 

@@ -7,23 +7,18 @@ proven or looks suspicious; the exit code is 1 when any check failed, else 0 (wa
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from providers import Check, CheckStatus, Diagnosable, DiagnosisScope, ProviderError, RouteProvider, Target
+from routectl.cluster import ClusterError
+from routectl.engine.planner import Change, Plan, RouteConflict, adoptable_routes
 
 SYMBOLS = {CheckStatus.PASS: "✓", CheckStatus.FAIL: "✗", CheckStatus.WARN: "!"}
 
 EXIT_HEALTHY = 0
 EXIT_BROKEN = 1
-
-
-CloudCheck = Callable[[RouteProvider, DiagnosisScope], Sequence[Check]]
-"""A cloud check beyond the adapter's own `diagnose` (such as routes another route controller made for
-this cluster, which could be adopted), run by `cloud_checks` after it; the CLI lists them in
-`routectl.cli.DOCTOR_CLOUD_CHECKS`."""
 
 
 def targets(
@@ -47,26 +42,51 @@ def targets(
 
 
 def cloud_checks(
-    provider: RouteProvider, diagnosis: DiagnosisScope, extra: Sequence[CloudCheck] = ()
+    provider: RouteProvider, diagnosis: DiagnosisScope, planned: Callable[[], Plan], adopting: bool
 ) -> list[Check]:
-    """The adapter's `diagnose`, then each extra check; a provider error escaping one is its ✗ line."""
+    """The adapter's `diagnose`, then what the plan (`planned`, as `routectl plan` computes it) says of
+    the routes other writers left; an error escaping either is its ✗ line."""
     checks: list[Check] = []
     if isinstance(provider, Diagnosable):
         checks += _guarded(provider.name, "diagnose", lambda: provider.diagnose(diagnosis))
     else:
         found = f"the {provider.name} adapter has no diagnose(); its cloud setup is not checked"
         checks.append(Check(provider.name, "diagnose", CheckStatus.WARN, found, "check it by hand"))
-    for check in extra:
-        checks += _guarded(
-            provider.name, getattr(check, "__name__", "check"), functools.partial(check, provider, diagnosis)
-        )
+    checks += _guarded(provider.name, "routes", lambda: route_checks(provider.name, planned(), adopting))
     return checks
+
+
+def route_checks(area: str, the_plan: Plan, adopting: bool) -> list[Check]:
+    """Routes another route controller made for this cluster's nodes (adoptable: they pass with
+    `--adopt-routes`, else they hold their nodes back), and foreign routes on the nodes' podCIDRs."""
+    adoptable = adoptable_routes(the_plan)
+    theirs = f"{len(adoptable)} route(s) of another route controller"
+    if not adoptable:
+        adopted = Check(area, "adoptable-routes", CheckStatus.PASS, "no route of another route controller")
+    elif adopting:
+        found = f"{theirs}, adopted (--adopt-routes): {_few(adoptable)}"
+        adopted = Check(area, "adoptable-routes", CheckStatus.PASS, found)
+    else:
+        found = f"{theirs} hold their nodes back: {_few(adoptable)}"
+        fix = "stop that controller's route writes, then run with --adopt-routes (docs/migration.md)"
+        adopted = Check(area, "adoptable-routes", CheckStatus.FAIL, found, fix)
+    if not the_plan.conflicts:
+        clear = Check(area, "foreign-routes", CheckStatus.PASS, "no foreign route on a node's podCIDR")
+        return [adopted, clear]
+    found = f"{len(the_plan.conflicts)} foreign route(s) on nodes' podCIDRs: {_few(the_plan.conflicts)}"
+    fix = "routectl never touches them: remove them, or exclude the nodes (docs/routes.md)"
+    return [adopted, Check(area, "foreign-routes", CheckStatus.FAIL, found, fix)]
+
+
+def _few(found: Sequence[Change | RouteConflict]) -> str:
+    """The first five, `destination in table (node)`."""
+    return ", ".join(f"{c.destination} in {c.table} ({c.node})" for c in found[:5])
 
 
 def _guarded(area: str, name: str, run: Callable[[], Sequence[Check]]) -> list[Check]:
     try:
         return list(run())
-    except ProviderError as err:
+    except (ProviderError, ClusterError) as err:
         return [Check(area, name, CheckStatus.FAIL, str(err), "see the message; docs/operations.md#doctor")]
 
 

@@ -4,13 +4,19 @@ routectl's with the block routed after every cloud call; everything else stays u
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 
 from gcp_helpers import CLUSTER, NETWORK, PROJECT, ZONE, a_provider
 
+from providers import CheckStatus, DiagnosisScope
 from providers.emulators.gce import BASE, GceEmulator
 from providers.model import Outcome, Route
+from routectl.demo.harness import embedded_config
 from routectl.demo.memcluster import MemoryCluster
 from routectl.engine.planner import ADOPT_FLAG
+from routectl.ops import doctor
+from routectl.ops.planreport import compute
 from tests.providers.switch import Routed, SwitchWatch, reconciler
 
 CIDR = "10.64.0.0/16"
@@ -158,3 +164,33 @@ def test_a_legacy_route_holding_routectls_own_name_is_adopted_under_the_adopted_
         uid,
         "node-1",
     )
+
+
+def test_doctor_names_the_legacy_routes_as_adoptable_and_the_misdirected_one_as_foreign(
+    emulator: GceEmulator,
+) -> None:
+    """`routectl doctor`'s route checks on the same world, through the real GCP client: without the
+    flag the adoptable routes fail naming it; with it they pass; the legacy route on node-3's block to
+    node-0's instance is foreign either way; nothing is written."""
+    cluster, _ = a_world(emulator)
+    provider = a_provider(emulator)
+    scope = DiagnosisScope((ipaddress.ip_network(CIDR),), ())
+    try:
+        for adopting in (False, True):
+            flags = [f"--project={PROJECT}", f"--network={NETWORK}", f"--cloud-endpoint={emulator.endpoint}"]
+            cfg = embedded_config(
+                "gcp", [CIDR], cluster_name=CLUSTER, extra=[*flags, f"--adopt-routes={adopting}"]
+            )
+            checks = doctor.cloud_checks(
+                provider, scope, functools.partial(compute, cfg, cluster, provider), adopting
+            )
+            found = {c.name: c for c in checks}
+            adoptable, foreign = found["adoptable-routes"], found["foreign-routes"]
+            assert adoptable.status is (CheckStatus.PASS if adopting else CheckStatus.FAIL)
+            assert "2 route(s) of another route controller" in adoptable.found
+            assert foreign.status is CheckStatus.FAIL
+            assert "10.64.3.0/24" in foreign.found
+            assert "10.64.3.0/24" not in adoptable.found
+    finally:
+        provider.close()
+    assert not {"routes.insert", "routes.delete"} & set(emulator.calls())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Sequence
 
 import pytest
 
-from providers import Check, CheckStatus, DiagnosisScope, InvalidProviderID, RouteProvider, Target, Transient
+from providers import Check, CheckStatus, DiagnosisScope, InvalidProviderID, Target, Transient
+from routectl.engine.planner import Plan, WriteRules, plan
 from routectl.ops import doctor
+from tests.unit.builders import CLUSTER, TABLE, a_node, a_route
 
 OK = Check("kubernetes", "api-reachable", CheckStatus.PASS, "API server v1.31.0, 3 node(s)")
 BAD = Check(
@@ -99,26 +102,55 @@ SCOPE = DiagnosisScope((), (Target("i-1"),))
 
 
 def test_an_adapter_without_diagnose_is_one_warning() -> None:
-    checks = doctor.cloud_checks(_Plain(), SCOPE)  # type: ignore[arg-type]
-    assert [(c.area, c.status) for c in checks] == [("plain", CheckStatus.WARN)]
+    checks = doctor.cloud_checks(_Plain(), SCOPE, Plan, adopting=False)  # type: ignore[arg-type]
+    assert [(c.area, c.name, c.status) for c in checks] == [
+        ("plain", "diagnose", CheckStatus.WARN),
+        ("plain", "adoptable-routes", CheckStatus.PASS),
+        ("plain", "foreign-routes", CheckStatus.PASS),
+    ]
 
 
-def test_cloud_checks_run_diagnose_then_each_extra_check_and_turn_errors_into_failures() -> None:
+def test_cloud_checks_run_diagnose_then_the_route_checks_and_turn_errors_into_failures() -> None:
     provider = _Diagnosing([OK])
 
-    def adoptable(p: RouteProvider, scope: DiagnosisScope) -> list[Check]:
+    def planned() -> Plan:
         raise Transient("listing failed")
 
-    checks = doctor.cloud_checks(provider, SCOPE, [adoptable])  # type: ignore[arg-type]
+    checks = doctor.cloud_checks(provider, SCOPE, planned, adopting=False)  # type: ignore[arg-type]
     assert provider.scopes == [SCOPE]
     assert checks[0] == OK
-    assert (checks[1].name, checks[1].status, checks[1].found) == (
-        "adoptable",
-        CheckStatus.FAIL,
-        "listing failed",
+    assert [(c.name, c.status, c.found) for c in checks[1:]] == [
+        ("routes", CheckStatus.FAIL, "listing failed")
+    ]
+
+
+def _a_plan_with_legacy_and_foreign_routes(*flags: str) -> Plan:
+    legacy = dataclasses.replace(a_route("10.244.1.0/24", "i-a", owned=False), adoptable=True, cloud_id="k-1")
+    foreign = a_route("10.244.2.0/24", "i-x", owned=False)
+    nodes = [a_node("a", "10.244.1.0/24"), a_node("b", "10.244.2.0/24")]
+    return plan(
+        nodes, {TABLE: [legacy, foreign]}, CLUSTER, rules=WriteRules.chosen("--adopt-routes" in flags, "sync")
     )
 
 
+def test_adoptable_routes_fail_naming_the_flag_and_foreign_routes_fail_apart() -> None:
+    adoptable, foreign = doctor.route_checks("gcp", _a_plan_with_legacy_and_foreign_routes(), adopting=False)
+    assert (adoptable.name, adoptable.status) == ("adoptable-routes", CheckStatus.FAIL)
+    assert "1 route(s) of another route controller" in adoptable.found
+    assert "10.244.1.0/24 in rtb-main (a)" in adoptable.found
+    assert "--adopt-routes" in adoptable.fix
+    assert (foreign.name, foreign.status) == ("foreign-routes", CheckStatus.FAIL)
+    assert "10.244.2.0/24 in rtb-main (b)" in foreign.found
+    assert "10.244.1.0/24" not in foreign.found
+
+
+def test_with_adopt_routes_the_legacy_routes_pass_as_adopted() -> None:
+    the_plan = _a_plan_with_legacy_and_foreign_routes("--adopt-routes")
+    adoptable, foreign = doctor.route_checks("gcp", the_plan, adopting=True)
+    assert (adoptable.status, foreign.status) == (CheckStatus.PASS, CheckStatus.FAIL)
+    assert "adopted (--adopt-routes): 10.244.1.0/24 in rtb-main (a)" in adoptable.found
+
+
 def test_a_diagnose_that_raises_a_provider_error_is_a_failed_line() -> None:
-    checks = doctor.cloud_checks(_Diagnosing(Transient("boom")), SCOPE)  # type: ignore[arg-type]
-    assert [(c.name, c.status) for c in checks] == [("diagnose", CheckStatus.FAIL)]
+    checks = doctor.cloud_checks(_Diagnosing(Transient("boom")), SCOPE, Plan, False)  # type: ignore[arg-type]
+    assert (checks[0].name, checks[0].status) == ("diagnose", CheckStatus.FAIL)
