@@ -665,16 +665,7 @@ class GcpProvider:
         with self._lock:
             if target in self._forwarding:
                 return
-        instance = self._read(
-            f"get instance {target}",
-            "instances.get",
-            lambda: self._clients.instances.get(
-                project=target.project,
-                zone=target.zone,
-                instance=target.instance,
-                timeout=self._polling.call_timeout,
-            ),
-        )
+        instance = self._get_instance(target)
         networks = [nic.network for nic in instance.network_interfaces]
         if not any(_same_network(n, managed) for n in networks):
             shown = ", ".join(n.removeprefix(_API_ROOT) for n in networks)
@@ -719,18 +710,22 @@ class GcpProvider:
         fix = "grant docs/gcp.md's role; a denied first write shows as a FailedToCreateRoute Event"
         return warned(self.name, "permissions", found, fix)
 
+    def _get_instance(self, target: Target) -> compute_v1.Instance:
+        return self._read(
+            f"get instance {target}",
+            "instances.get",
+            lambda: self._clients.instances.get(
+                project=target.project,
+                zone=target.zone,
+                instance=target.instance,
+                timeout=self._polling.call_timeout,
+            ),
+        )
+
     def _instance(self, target: Target) -> compute_v1.Instance | ProviderError:
+        """The instance, or why it could not be read (doctor reports each instance apart)."""
         try:
-            return self._read(
-                f"get instance {target}",
-                "instances.get",
-                lambda: self._clients.instances.get(
-                    project=target.project,
-                    zone=target.zone,
-                    instance=target.instance,
-                    timeout=self._polling.call_timeout,
-                ),
-            )
+            return self._get_instance(target)
         except ProviderError as err:
             return err
 
