@@ -581,3 +581,19 @@ def test_a_failing_lease_watch_falls_back_to_the_retry_timer() -> None:
     thread_b.join(5)
     assert errors_b == []
     assert cluster.calls["watch_lease"] >= 1
+
+
+def test_a_waiting_standby_stops_when_told_not_at_its_next_retry() -> None:
+    cluster = MemoryCluster()
+    assert a_candidate(cluster, "a", FakeClock()).try_acquire_or_renew()
+    b = LeaderElector(cluster, settings("b", lease=30.0, renew=20.0, retry=60.0), Metrics())
+    stop = threading.Event()
+    thread, errors = run_in_thread(b, stop, lambda: None, lambda: None)
+    time.sleep(0.3)  # b has tried once; a's lease is live for 30 s and b's retry timer is at 60 s
+
+    stop.set()
+    thread.join(5)
+
+    assert not thread.is_alive()
+    assert errors == []
+    assert lease(cluster).holder == "a"
