@@ -597,3 +597,26 @@ def test_a_waiting_standby_stops_when_told_not_at_its_next_retry() -> None:
     assert not thread.is_alive()
     assert errors == []
     assert lease(cluster).holder == "a"
+
+
+def test_a_standby_whose_takeover_of_a_released_lease_fails_retries_on_its_timer_not_in_a_loop() -> None:
+    def refused() -> None:
+        raise AmbiguousError("update_lease: connection refused")
+
+    cluster = MemoryCluster()
+    a = a_candidate(cluster, "a", FakeClock())
+    assert a.try_acquire_or_renew()
+    a.release()
+    for _ in range(1000):
+        cluster.inject("update_lease", refused)
+    b = LeaderElector(cluster, settings("b", **FAST), Metrics())
+    stop = threading.Event()
+    thread, errors = run_in_thread(b, stop, lambda: None, lambda: None)
+
+    time.sleep(1.0)  # five retry periods of 0.2 s, jittered: at most five attempts
+    stop.set()
+    thread.join(5)
+
+    attempts = cluster.calls["update_lease"] - 1  # the first was a's release
+    assert errors == []
+    assert 1 <= attempts <= 6
