@@ -251,12 +251,19 @@ class LeaderElector:
 
     def _pause(self, stop: threading.Event) -> None:
         """Wait until the next attempt is due: a jittered retry period (client-go's timer), or sooner
-        when the lease is free by what the watch has shown (released, or expired by our own clock)."""
-        jitter = 1 + self._rng.random() * JITTER_FACTOR
-        retry_at = self._clock() + self._settings.retry_period_s * jitter
+        when the lease is free by what the watch has shown (released, or expired by our own clock).
+        A record the failed attempt already found free does not count again (a lost race, an API
+        error): only a new change, its expiry still ahead, or the timer end the wait."""
+        started = self._clock()
+        retry_at = started + self._settings.retry_period_s * (1 + self._rng.random() * JITTER_FACTOR)
+        with self._state:
+            judged = self._observed
         while not stop.is_set():
             with self._state:
-                left = min(retry_at, self._free_at_locked()) - self._clock()
+                free_at = self._free_at_locked()
+                if self._observed is judged and free_at <= started:
+                    free_at = math.inf
+                left = min(retry_at, free_at) - self._clock()
             if left <= 0:
                 return
             self._changed.wait(min(left, STOP_POLL_S))
