@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from routectl.cluster import Cluster, ClusterError, ConflictError, GoneError, Lease
+from routectl.cluster import Cluster, ClusterError, ConflictError, ForbiddenError, GoneError, Lease
 from routectl.config import LeaderElection
 from routectl.fence import LostLeadership
 from routectl.metrics import Metrics
@@ -274,6 +274,7 @@ class LeaderElector:
         lease the moment it is seen. Failures fall back to the retry timer until the watch is back."""
         with self._state:
             since = self._observed.resource_version if self._observed is not None else ""
+        warned = False
         while not watching.is_set():
             try:
                 for current in self._cluster.watch_lease(
@@ -288,10 +289,16 @@ class LeaderElector:
             except GoneError:
                 since = ""  # start from the current state
             except ClusterError as err:
-                log.debug(
-                    "lease watch failed",
+                # Refused is the operator's to fix (a Role without `watch` on the lease): say so once;
+                # a dropped connection is routine.
+                denied = isinstance(err, ForbiddenError)
+                log.log(
+                    logging.WARNING if denied and not warned else logging.DEBUG,
+                    "lease watch failed%s",
+                    ": takeover waits for the retry timer (grant watch on the lease)" if denied else "",
                     extra={"lease": self._describe, "identity": self.identity, "error": str(err)},
                 )
+                warned = warned or denied
                 watching.wait(self._settings.retry_period_s)
 
     def _hold(self, stop: threading.Event) -> bool:

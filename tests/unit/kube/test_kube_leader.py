@@ -6,6 +6,7 @@ Most tests drive `try_acquire_or_renew` step by step on a fake monotonic clock; 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from routectl.cluster import AmbiguousError, Lease
+from routectl.cluster import AmbiguousError, ForbiddenError, Lease
 from routectl.config import LeaderElection
 from routectl.demo.memcluster import MemoryCluster
 from routectl.fence import LostLeadership
@@ -621,3 +622,31 @@ def test_a_standby_whose_takeover_of_a_released_lease_fails_retries_on_its_timer
     attempts = cluster.calls["update_lease"] - 1  # the first was a's release
     assert errors == []
     assert 1 <= attempts <= 6
+
+
+def test_a_lease_watch_refused_by_rbac_is_one_warning_naming_the_grant(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def forbidden() -> None:
+        raise ForbiddenError("watch lease: forbidden")
+
+    cluster = MemoryCluster()
+    for _ in range(100):
+        cluster.inject("watch_lease", forbidden)
+    a = LeaderElector(cluster, settings("a", **FAST), Metrics())
+    assert a.try_acquire_or_renew()
+    b = LeaderElector(cluster, settings("b", **FAST), Metrics())
+    stop_b = threading.Event()
+    with caplog.at_level(logging.DEBUG, logger="routectl.kube.leader"):
+        thread_b, errors_b = run_in_thread(b, stop_b, lambda: None, lambda: None)
+        deadline = time.monotonic() + 10
+        while cluster.calls["watch_lease"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop_b.set()
+        thread_b.join(5)
+    assert errors_b == []
+    assert cluster.calls["watch_lease"] >= 3  # refused again and again, warned once
+    failed = [r for r in caplog.records if r.getMessage().startswith("lease watch failed")]
+    warnings = [r for r in failed if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "grant watch on the lease" in warnings[0].getMessage()
