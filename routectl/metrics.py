@@ -127,7 +127,8 @@ class Metrics:
         """Nodes, podCIDRs and reconciles."""
         self.converged = Gauge(
             "routectl_converged",
-            "1 when the last full pass left every node routed and no stale route behind, else 0",
+            "1 when the last full pass left every node routed and no stale route behind (upsert-only: "
+            "stale routes it withholds do not count), else 0",
             registry=r,
         )
         self.nodes_network_unavailable = Gauge(
