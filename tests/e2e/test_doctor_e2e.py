@@ -38,6 +38,8 @@ from tests.providers.aws.awsworld import (
 from tests.support.apiserver import ControlPlane
 from tests.support.cluster import Installed, Kube, cleaned
 
+pytestmark = pytest.mark.usefixtures("no_harness_variables")  # doctor runs in-process, under `make e2e` too
+
 FLANNEL_NS = "kube-flannel"
 CIDR = "10.244.0.0/16"
 NODES = ("node-a", "node-b")
