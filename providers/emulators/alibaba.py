@@ -29,10 +29,10 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from providers.emulators.params import request_params
+from providers.emulators.params import RpcHandler, request_params
 
 JSON = dict[str, Any]
 
@@ -726,21 +726,10 @@ def _request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RpcHandler):
     emulator: ClassVar[AlibabaVpcEmulator]
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
 
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging; the call counter is the record."""
-
-    def _serve(self) -> None:
+    def serve(self) -> None:
         params = request_params(self)
         action = self.headers.get("x-acs-action") or params.get("Action", "")
         headers: dict[str, str] = {}
