@@ -43,6 +43,7 @@ WRITES = frozenset(
         "create_routes",
         "replace_routes",
         "delete_routes",
+        "adopt_routes",
     }
 )
 LOCAL = frozenset({"target_for", "observe", "guard_writes", "close"})

@@ -21,6 +21,10 @@ from providers.errors import (
 )
 from providers.model import (
     CallObserver,
+    Check,
+    CheckStatus,
+    Diagnosable,
+    DiagnosisScope,
     Limits,
     Network,
     Outcome,
@@ -34,8 +38,12 @@ from providers.model import (
 
 __all__ = [
     "CallObserver",
+    "Check",
+    "CheckStatus",
     "ConfigurationError",
     "Conflict",
+    "Diagnosable",
+    "DiagnosisScope",
     "Fatal",
     "InvalidProviderID",
     "Limits",

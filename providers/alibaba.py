@@ -9,6 +9,9 @@ Invariants:
 - Only entries whose Description names this cluster (`routectl cluster=<name> node=<node>`) are owned;
   a delete or replace of an entry that is not owned is refused with CONFLICT, and a duplicate destination
   held by another route is never reported as success unless that route is ours with the same next hop.
+- Adoption writes only the marks (ModifyRouteEntry: RouteEntryName, Description) of an entry listed as
+  adoptable — a custom entry with one Instance next hop and no routectl marks of any cluster — after
+  re-reading it at the asked destination and instance; its destination and next hop never change.
 - One writer per VPC at a time (a lock keyed by VPC id): the cloud refuses concurrent route writes.
 - A write is reported OK only once its entries are `Available` (create) or gone (delete); entries still
   in flight when the poll deadline passes are reported RETRY.
@@ -16,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import hashlib
@@ -35,11 +39,15 @@ from alibabacloud_credentials.exceptions import CredentialException
 from alibabacloud_credentials.models import Config as CredentialConfig
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_tea_openapi.client import Client as OpenApiClient
 from alibabacloud_tea_openapi.utils_models import Config as OpenApiConfig
+from alibabacloud_tea_openapi.utils_models import OpenApiRequest
+from alibabacloud_tea_openapi.utils_models import Params as OpenApiParams
 from alibabacloud_vpc20160428 import models as vpc_models
 from alibabacloud_vpc20160428.client import Client as VpcClient
 from darabonba.runtime import ExtendsParameters, RuntimeOptions
 
+from providers.diagnosis import failed, passed, quota_checks, warned
 from providers.errors import (
     ConfigurationError,
     Conflict,
@@ -54,6 +62,8 @@ from providers.errors import (
 )
 from providers.model import (
     CallObserver,
+    Check,
+    DiagnosisScope,
     Limits,
     Network,
     Outcome,
@@ -73,6 +83,7 @@ TABLE_PAGE_SIZE = 50
 NAME_LIMIT = 128
 DESCRIPTION_LIMIT = 256
 MARK = "routectl"
+STS_ENDPOINT = "sts.aliyuncs.com"
 
 _T = TypeVar("_T")
 
@@ -306,6 +317,7 @@ class AlibabaProvider:
         client: VpcClient,
         *,
         ecs: EcsClient | None = None,
+        sts: OpenApiClient | None = None,
         poll: PollPolicy = PollPolicy(),
         connect_timeout_ms: int = 5_000,
         read_timeout_ms: int = 10_000,
@@ -315,6 +327,8 @@ class AlibabaProvider:
         self._ecs = ecs
         """ECS client for `prepare_target`'s VPC check; None skips it (the VPC API then refuses a route
         to an instance of another VPC on create)."""
+        self._sts = sts
+        """STS, for `routectl doctor`'s GetCallerIdentity only; None: that check is a warning."""
         self._region = config.region
         self._marks = Marks(config.common.cluster_name)
         self._poll = poll
@@ -464,6 +478,9 @@ class AlibabaProvider:
                 state = RouteState.BLACKHOLE
             else:
                 target = Target(instance=hops[0].next_hop_id, zone=self._region)
+        marked = (entry.description or "").split()[:1] == [MARK] or (entry.route_entry_name or "").startswith(
+            MARK + "-"
+        )
         return Route(
             destination=destination,
             target=target,
@@ -472,6 +489,7 @@ class AlibabaProvider:
             node=node or "",
             cloud_id=entry.route_entry_id or "",
             next_hop=",".join(f"{h.next_hop_type}:{h.next_hop_id}" for h in hops),
+            adoptable=not marked and target is not None and state is RouteState.ACTIVE,
         )
 
     # ---- writes ----------------------------------------------------------------------------------------
@@ -501,6 +519,45 @@ class AlibabaProvider:
         """
         with self._writer(table):
             return _in_batches(routes, lambda batch: self._replace(table, batch))
+
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """Write this cluster's marks on each adoptable entry in place, one ModifyRouteEntry per entry
+        (the API modifies one at a time); the entry keeps routing throughout."""
+        with self._writer(table):
+            return [self._adopt(table, route) for route in routes]
+
+    def _adopt(self, table: str, route: Route) -> RouteResult:
+        try:
+            listed = {r.destination: r for r in self._describe_routes(table, [str(route.destination)])}
+        except ProviderError as err:
+            return _error_result(route, err)
+        entry = listed.get(route.destination)
+        if entry is not None and entry.owned and entry.node == route.node and entry.target == route.target:
+            return RouteResult(entry, Outcome.ALREADY_DONE)
+        if (
+            entry is None
+            or not entry.adoptable
+            or (entry.cloud_id, entry.target) != (route.cloud_id, route.target)
+        ):
+            held = "nothing" if entry is None else f"{entry.cloud_id} via {entry.next_hop}"
+            return RouteResult(
+                route, Outcome.CONFLICT, f"{route.destination}: {held} is not adoptable as asked"
+            )
+        request = vpc_models.ModifyRouteEntryRequest(
+            region_id=self._region,
+            route_entry_id=entry.cloud_id,
+            route_entry_name=self._marks.name(route.node),
+            description=self._marks.description(route.node),
+        )
+        self._write_guard()
+        try:
+            self._call(self._client.modify_route_entry_with_options, request)
+        except _CallFailed as failed:
+            return failed.error.result(route)
+        settled = self._await(table, [route], gone=False)[route.destination]
+        if settled.route is not None and settled.route.owned and not settled.in_flight:
+            return RouteResult(settled.route, Outcome.OK, f"adopted {entry.cloud_id}")
+        return RouteResult(route, Outcome.RETRY, f"entry {entry.cloud_id} not seen marked yet")
 
     def _create(self, table: str, routes: Sequence[Route], *, replace_ours: bool) -> list[RouteResult]:
         results: dict[int, RouteResult] = {}
@@ -762,17 +819,165 @@ class AlibabaProvider:
             self.tables()
             with self._guard:
                 managed = set(self._table_vpc.values())
-        request = ecs_models.DescribeInstancesRequest(
-            region_id=self._region, instance_ids=json.dumps([target.instance])
-        )
-        body = self._read(self._ecs.describe_instances_with_options, request)
-        found = body.instances.instance if body.instances is not None else None
+        found = self._describe_instances([target.instance])
         if not found:
             raise NotFound(f"DescribeInstances: instance {target.instance} not found in {self._region}")
-        attributes = found[0].vpc_attributes
-        vpc = (attributes.vpc_id if attributes is not None else "") or ""
+        vpc = _vpc_attributes(found[0])[0]
         if vpc not in managed:
             raise OutsideNetwork(target.instance, vpc, ", ".join(sorted(managed)))
+
+    def _describe_instances(self, ids: Sequence[str]) -> list[Any]:
+        """ECS DescribeInstances of these instances (at most 100, ECS's page); [] without an ECS client."""
+        if self._ecs is None or not ids:
+            return []
+        request = ecs_models.DescribeInstancesRequest(
+            region_id=self._region, instance_ids=json.dumps(list(ids)), page_size=100
+        )
+        body = self._read(self._ecs.describe_instances_with_options, request)
+        return list(body.instances.instance or []) if body.instances is not None else []
+
+    # ---- doctor ----------------------------------------------------------------------------------------
+
+    def diagnose(self, scope: DiagnosisScope) -> list[Check]:
+        """Identity (STS), the managed tables, both writes proven with DryRun, the nodes' vSwitches on a
+        managed table, and custom-route quota headroom per table. Reads only."""
+        checks = [self._identity()]
+        try:
+            tables = self.tables()
+        except ProviderError as err:
+            return [*checks, failed(self.name, "route-tables", str(err), "pass --vpc-id or --route-table-id")]
+        with self._guard:
+            vpcs = sorted({self._table_vpc[t] for t in tables})
+        checks.append(passed(self.name, "route-tables", f"{', '.join(tables)} in {', '.join(vpcs)}"))
+        instances = self._describe_instances(sorted({t.instance for t in scope.targets})[:100])
+        checks += self._dry_runs(tables[0], scope, instances)
+        checks.append(self._associations(tables, vpcs, instances))
+        for table in tables:
+            quota = self._limits.routes_per_table
+            listed = self.list_routes(table)
+            checks += quota_checks(
+                self.name, table, listed, scope.cluster_cidrs, len(scope.targets), quota, per_family=False
+            )
+        return checks
+
+    def _identity(self) -> Check:
+        if self._sts is None:
+            return warned(self.name, "identity", "no STS client", "check the credentials by hand")
+        params = OpenApiParams(
+            action="GetCallerIdentity",
+            version="2015-04-01",
+            protocol="HTTPS",
+            pathname="/",
+            method="POST",
+            auth_type="AK",
+            style="RPC",
+            req_body_type="formData",
+            body_type="json",
+        )
+        runtime = RuntimeOptions(autoretry=False, **self._timeouts)
+        try:
+            body = self._sts.call_api(params, OpenApiRequest(), runtime).get("body") or {}
+        except Exception as exc:  # the SDK raises its own types; translated like every other call
+            fix = "give the pod Alibaba credentials (RRSA or a Secret, docs/alibaba.md)"
+            return failed(self.name, "identity", f"STS GetCallerIdentity: {_cloud_error(exc)}", fix)
+        return passed(self.name, "identity", f"calling as {body.get('Arn', '?')}")
+
+    def _dry_runs(self, table: str, scope: DiagnosisScope, instances: Sequence[Any]) -> list[Check]:
+        """CreateRouteEntries and DeleteRouteEntries with DryRun: `DryRunOperation` when RAM allows
+        them. Were DryRun ignored, neither could change the table: the create names a system route's
+        destination (the VPC refuses a custom entry there), the delete a cluster CIDR with no entry."""
+        system = self._system_destination(table)
+        listed = {r.destination for r in self.list_routes(table)}
+        absent = next((c for c in scope.cluster_cidrs if c not in listed), None)
+        if not instances or system is None or absent is None:
+            fix = "run doctor again once nodes with providerIDs exist"
+            return [warned(self.name, "dry-run", f"nothing in {table} to dry-run the writes against", fix)]
+        hop = instances[0].instance_id
+        create = vpc_models.CreateRouteEntriesRequest(
+            region_id=self._region,
+            dry_run=True,
+            route_entries=[
+                vpc_models.CreateRouteEntriesRequestRouteEntries(
+                    route_table_id=table, dst_cidr_block=system, next_hop=hop, next_hop_type="Instance"
+                )
+            ],
+        )
+        delete = vpc_models.DeleteRouteEntriesRequest(
+            region_id=self._region,
+            dry_run=True,
+            route_entries=[
+                vpc_models.DeleteRouteEntriesRequestRouteEntries(
+                    route_table_id=table, dst_cidr_block=str(absent), next_hop=hop
+                )
+            ],
+        )
+        return [
+            self._dry_run("CreateRouteEntries", self._client.create_route_entries_with_options, create),
+            self._dry_run("DeleteRouteEntries", self._client.delete_route_entries_with_options, delete),
+        ]
+
+    def _system_destination(self, table: str) -> str | None:
+        request = vpc_models.DescribeRouteEntryListRequest(
+            region_id=self._region, route_table_id=table, route_entry_type="System", max_result=PAGE_SIZE
+        )
+        body = self._read(self._client.describe_route_entry_list_with_options, request)
+        entries = body.route_entrys.route_entry if body.route_entrys else []
+        return next((e.destination_cidr_block for e in entries or [] if e.destination_cidr_block), None)
+
+    def _dry_run(self, api: str, call: Callable[[Any, RuntimeOptions], Any], request: Any) -> Check:
+        name = f"dry-run {api}"
+        try:
+            self._call(call, request)
+        except _CallFailed as failure:
+            code = failure.error.code
+            if code == "DryRunOperation":
+                return passed(self.name, name, f"vpc:{api} allowed (DryRun)")
+            if code.startswith("Forbidden") or code in ("NoPermission", "NoAuth"):
+                fix = f"allow vpc:{api} in routectl's RAM policy (docs/alibaba.md)"
+                return failed(self.name, name, f"vpc:{api} denied: {failure.error}", fix)
+            return warned(
+                self.name, name, f"vpc:{api} DryRun answered {failure.error}", "check the RAM policy"
+            )
+        return warned(self.name, name, f"vpc:{api} DryRun succeeded: the endpoint ignores DryRun", "none")
+
+    def _associations(self, tables: Sequence[str], vpcs: Sequence[str], instances: Sequence[Any]) -> Check:
+        """Each node's vSwitch uses the custom table bound to it, else its VPC's system table; that
+        table must be a managed one."""
+        bound: dict[str, str] = {}
+        system: dict[str, str] = {}
+        for vpc in sorted({_vpc_attributes(i)[0] for i in instances}):
+            for table in self._table_list(vpc):
+                if (table.route_table_type or "System") == "System":
+                    system[vpc] = table.route_table_id
+                ids = table.v_switch_ids.v_switch_id if table.v_switch_ids else []
+                bound.update(dict.fromkeys(ids or [], table.route_table_id))
+        stray = []
+        for node in instances:
+            vpc, vswitch = _vpc_attributes(node)
+            uses = bound.get(vswitch) or system.get(vpc, "none")
+            if uses not in tables:
+                stray.append(f"vSwitch {vswitch} (node instance {node.instance_id}, {vpc}) uses {uses}")
+        if stray:
+            fix = f"bind those vSwitches to a managed table ({', '.join(tables)}) or manage their table"
+            return failed(self.name, "associations", "; ".join(stray[:5]), fix)
+        return passed(
+            self.name, "associations", f"the nodes' vSwitches use managed tables ({', '.join(vpcs)})"
+        )
+
+    def _table_list(self, vpc: str) -> list[Any]:
+        request = vpc_models.DescribeRouteTableListRequest(
+            region_id=self._region, vpc_id=vpc, page_size=TABLE_PAGE_SIZE
+        )
+        body = self._read(self._client.describe_route_table_list_with_options, request)
+        return list(body.router_table_list.router_table_list_type or []) if body.router_table_list else []
+
+
+def _vpc_attributes(instance: Any) -> tuple[str, str]:
+    """(VPC id, vSwitch id) of an ECS instance, "" where absent."""
+    attributes = instance.vpc_attributes
+    if attributes is None:
+        return "", ""
+    return attributes.vpc_id or "", attributes.v_switch_id or ""
 
 
 def _settled(route: Route | None, *, gone: bool) -> _Settled:
@@ -849,7 +1054,9 @@ def build(config: AlibabaConfig, *, poll: PollPolicy = PollPolicy()) -> AlibabaP
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
         raise ConfigurationError(f"cluster name {name!r}: 1-100 of [A-Za-z0-9._-] (used in route names)")
     sdk = _sdk_config(config)
-    return AlibabaProvider(config, VpcClient(sdk), ecs=EcsClient(sdk), poll=poll)
+    sts = copy.copy(sdk)
+    sts.endpoint = sts.endpoint or STS_ENDPOINT
+    return AlibabaProvider(config, VpcClient(sdk), ecs=EcsClient(sdk), sts=OpenApiClient(sts), poll=poll)
 
 
 __all__ = ["AlibabaProvider", "CloudError", "Kind", "Marks", "PollPolicy", "build"]

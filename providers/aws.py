@@ -28,6 +28,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from providers.diagnosis import failed, passed, quota_checks, warned
 from providers.errors import (
     ConfigurationError,
     Fatal,
@@ -40,6 +41,8 @@ from providers.errors import (
 )
 from providers.model import (
     CallObserver,
+    Check,
+    DiagnosisScope,
     Limits,
     Network,
     Outcome,
@@ -49,6 +52,7 @@ from providers.model import (
     Target,
     WriteGuard,
     no_guard,
+    nothing_adoptable,
 )
 from providers.specs.aws import DEFAULT_ROUTES_PER_TABLE, LIMITS, AwsConfig
 
@@ -92,7 +96,8 @@ def build(config: AwsConfig) -> AwsProvider:
     endpoint = config.common.endpoint or None
     ec2 = session.client("ec2", endpoint_url=endpoint, config=boto_config)
     quotas = session.client("service-quotas", endpoint_url=endpoint, config=boto_config)
-    return AwsProvider(config, ec2, quotas)
+    sts = session.client("sts", endpoint_url=endpoint, config=boto_config)
+    return AwsProvider(config, ec2, quotas, sts)
 
 
 def _code(err: ClientError) -> str:
@@ -146,10 +151,12 @@ class AwsProvider:
 
     name = "aws"
 
-    def __init__(self, config: AwsConfig, ec2: EC2Client, quotas: Any) -> None:
+    def __init__(self, config: AwsConfig, ec2: EC2Client, quotas: Any, sts: Any) -> None:
         self._config = config
         self._ec2 = ec2
         self._quotas = quotas
+        self._sts = sts
+        """Only `routectl doctor` calls it (GetCallerIdentity needs no permission)."""
         self._tables: tuple[str, ...] | None = None
         self._vpcs: frozenset[str] = frozenset()
         """The VPCs of the managed route tables: a target instance must be in one of them."""
@@ -177,7 +184,7 @@ class AwsProvider:
             begun = started.pop(threading.get_ident(), time.monotonic())
             observer(event_name.rsplit(".", 1)[-1], type(exception).__name__, time.monotonic() - begun)
 
-        for client in (self._ec2, self._quotas):
+        for client in (self._ec2, self._quotas, self._sts):
             client.meta.events.register("before-send", before)
             client.meta.events.register("after-call", after)
             client.meta.events.register("after-call-error", failed)
@@ -257,23 +264,7 @@ class AwsProvider:
     def _live_instances(self, ids: Iterable[str]) -> set[str]:
         """Instances that still exist: AWS marks routes to terminated instances blackhole, but not at
         once and not in every emulator, so the adapter checks itself."""
-        wanted = sorted(ids)
-        alive: set[str] = set()
-        for start in range(0, len(wanted), _DESCRIBE_INSTANCES_CHUNK):
-            chunk = wanted[start : start + _DESCRIBE_INSTANCES_CHUNK]
-            try:
-                pages = self._ec2.get_paginator("describe_instances").paginate(
-                    Filters=[
-                        {"Name": "instance-id", "Values": chunk},
-                        {"Name": "instance-state-name", "Values": _LIVE_STATES},
-                    ]
-                )
-                alive |= {
-                    i["InstanceId"] for p in pages for res in p["Reservations"] for i in res["Instances"]
-                }
-            except (ClientError, BotoCoreError) as err:
-                raise _translate(err, "DescribeInstances") from None
-        return alive
+        return {i["InstanceId"] for i in self._instances(ids, _LIVE_STATES)}
 
     def _route(self, raw: RouteTypeDef, alive: set[str]) -> Route:
         destination = ipaddress.ip_network(_destination(raw) or "", strict=False)
@@ -316,6 +307,11 @@ class AwsProvider:
 
     def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         return [self._write("DeleteRoute", table, r, self._delete_one) for r in routes]
+
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """Nothing to adopt: EC2 routes carry no marks, ownership is structural (every instance route
+        inside the cluster CIDRs of a managed table is owned already)."""
+        return nothing_adoptable(self.name, routes)
 
     def _write(
         self, api: str, table: str, route: Route, call: Callable[[str, Route], RouteResult]
@@ -441,6 +437,159 @@ class AwsProvider:
         except (ClientError, BotoCoreError) as err:
             raise _translate(err, f"disable source/destination check on {target.instance}") from None
 
+    # --- doctor --------------------------------------------------------------------------------------
+
+    def diagnose(self, scope: DiagnosisScope) -> list[Check]:
+        """Identity, the managed tables, each write proven with DryRun, the nodes' subnets associated
+        with a managed table, quota headroom per family, the source/destination check. Reads only."""
+        checks = [self._identity()]
+        try:
+            tables = self.tables()
+        except ProviderError as err:
+            return [
+                *checks,
+                failed(self.name, "route-tables", str(err), "tag the tables or pass --route-table-id"),
+            ]
+        checks.append(
+            passed(self.name, "route-tables", f"{', '.join(tables)} in {', '.join(sorted(self._vpcs))}")
+        )
+        instances = self._instances(t.instance for t in scope.targets)
+        checks += self._dry_runs(tables[0], scope, instances)
+        checks += self._associations(tables, instances)
+        for table in tables:
+            checks += quota_checks(
+                self.name,
+                table,
+                self.list_routes(table),
+                scope.cluster_cidrs,
+                len(scope.targets),
+                self._limits.routes_per_table,
+                per_family=self._limits.quota_per_family,
+            )
+        return checks + [self._source_dest_check(i) for i in instances]
+
+    def _identity(self) -> Check:
+        try:
+            arn = self._sts.get_caller_identity()["Arn"]
+        except (ClientError, BotoCoreError) as err:
+            fix = "give the pod AWS credentials (IRSA or a Secret, docs/aws.md)"
+            return failed(
+                self.name, "identity", f"STS GetCallerIdentity: {_translate(err, 'GetCallerIdentity')}", fix
+            )
+        return passed(self.name, "identity", f"calling as {arn}")
+
+    def _instances(self, ids: Iterable[str], states: list[str] | None = None) -> list[Any]:
+        """DescribeInstances of these ids (in any state, or only `states`), 200 ids per request."""
+        wanted = sorted(set(ids))
+        state: list[Any] = [{"Name": "instance-state-name", "Values": states}] if states else []
+        found: list[Any] = []
+        for start in range(0, len(wanted), _DESCRIBE_INSTANCES_CHUNK):
+            chunk = wanted[start : start + _DESCRIBE_INSTANCES_CHUNK]
+            try:
+                pages = self._ec2.get_paginator("describe_instances").paginate(
+                    Filters=[{"Name": "instance-id", "Values": chunk}, *state]
+                )
+                found += [i for page in pages for res in page["Reservations"] for i in res["Instances"]]
+            except (ClientError, BotoCoreError) as err:
+                raise _translate(err, "DescribeInstances") from None
+        return found
+
+    def _dry_runs(self, table: str, scope: DiagnosisScope, instances: Sequence[Any]) -> list[Check]:
+        """Each write routectl makes, with DryRun: EC2 answers DryRunOperation when IAM allows it and
+        UnauthorizedOperation when not. Should an endpoint ignore DryRun, each request still changes
+        nothing: CreateRoute names the table's own local destination (AWS refuses to create it again),
+        ReplaceRoute and DeleteRoute a cluster CIDR the table does not hold (nothing to replace or
+        delete), ModifyInstanceAttribute turns off the source/destination check routectl turns off
+        anyway."""
+        listed = self.list_routes(table)
+        local = next((r.destination for r in listed if r.next_hop == "local"), None)
+        absent = next((c for c in scope.cluster_cidrs if c not in {r.destination for r in listed}), None)
+        if not instances or local is None or absent is None:
+            fix = "run doctor again once nodes with providerIDs exist"
+            return [warned(self.name, "dry-run", f"nothing in {table} to dry-run the writes against", fix)]
+        instance = instances[0]["InstanceId"]
+        calls: dict[str, Callable[[], Any]] = {
+            "CreateRoute": lambda: self._ec2.create_route(
+                RouteTableId=table, **_dest_args(local), InstanceId=instance, DryRun=True
+            ),
+            "ReplaceRoute": lambda: self._ec2.replace_route(
+                RouteTableId=table, **_dest_args(absent), InstanceId=instance, DryRun=True
+            ),
+            "DeleteRoute": lambda: self._ec2.delete_route(
+                RouteTableId=table, **_dest_args(absent), DryRun=True
+            ),
+            "ModifyInstanceAttribute": lambda: self._ec2.modify_instance_attribute(
+                InstanceId=instance, SourceDestCheck={"Value": False}, DryRun=True
+            ),
+        }
+        return [self._dry_run(api, call) for api, call in calls.items()]
+
+    def _dry_run(self, api: str, call: Callable[[], Any]) -> Check:
+        name = f"dry-run {api}"
+        try:
+            call()
+        except ClientError as err:
+            code = _code(err)
+            if code == "DryRunOperation":
+                return passed(self.name, name, f"ec2:{api} allowed (DryRun)")
+            if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
+                fix = f"allow ec2:{api} in routectl's IAM policy (docs/aws.md)"
+                return failed(self.name, name, f"ec2:{api} denied: {code}", fix)
+            return warned(
+                self.name, name, f"ec2:{api} DryRun answered {code}", "check the IAM policy by hand"
+            )
+        except BotoCoreError as err:
+            return warned(self.name, name, f"ec2:{api} DryRun: {err}", "retry")
+        return warned(self.name, name, f"ec2:{api} DryRun succeeded: the endpoint ignores DryRun", "none")
+
+    def _associations(self, tables: Sequence[str], instances: Sequence[Any]) -> list[Check]:
+        """Each node subnet's effective table (its explicit association, else its VPC's main table)
+        must be a managed one, or its nodes' pod traffic never meets routectl's routes."""
+        subnets = {i.get("SubnetId", ""): i["InstanceId"] for i in instances if i.get("SubnetId")}
+        if not subnets:
+            return []
+        vpcs = sorted({i.get("VpcId", "") for i in instances})
+        described = self._describe_tables(Filters=[{"Name": "vpc-id", "Values": vpcs}])
+        explicit = {
+            a["SubnetId"]: t["RouteTableId"]
+            for t in described
+            for a in t.get("Associations", [])
+            if a.get("SubnetId")
+        }
+        main = {
+            t.get("VpcId", ""): t["RouteTableId"]
+            for t in described
+            for a in t.get("Associations", [])
+            if a.get("Main")
+        }
+        vpc_of = {i.get("SubnetId", ""): i.get("VpcId", "") for i in instances}
+        stray = {s: explicit.get(s) or main.get(vpc_of[s], "none") for s in sorted(subnets)}
+        stray = {s: t for s, t in stray.items() if t not in tables}
+        if not stray:
+            found = f"the nodes' {len(subnets)} subnet(s) use managed tables"
+            return [passed(self.name, "associations", found)]
+        found = "; ".join(f"subnet {s} (node instance {subnets[s]}) uses {t}" for s, t in stray.items())
+        fix = "associate those subnets with a managed table, or tag their table as the cluster's"
+        return [failed(self.name, "associations", found, fix)]
+
+    def _source_dest_check(self, instance: Any) -> Check:
+        name, ident = "source-dest-check", instance["InstanceId"]
+        if instance.get("VpcId", "") not in self._vpcs:
+            fix = "run nodes in the managed tables' VPC, or manage that VPC's tables"
+            return failed(
+                self.name,
+                f"{name} {ident}",
+                f"in {instance.get('VpcId')}, outside {', '.join(sorted(self._vpcs))}",
+                fix,
+            )
+        if instance.get("SourceDestCheck") is False:
+            return passed(self.name, f"{name} {ident}", "source/destination check off")
+        found = "source/destination check on; routectl turns it off before routing to it"
+        return warned(
+            self.name, f"{name} {ident}", found, "none needed if dry-run ModifyInstanceAttribute passed"
+        )
+
     def close(self) -> None:
         self._ec2.close()
         self._quotas.close()
+        self._sts.close()

@@ -4,7 +4,13 @@ Invariants:
 - A listed route is owned only when its name carries this cluster's prefix (`<prefix>-<node-uid>`,
   `-v6` appended for IPv6) AND its description names this cluster; writes only ever name routes under
   the prefix and a delete refuses a route listed as not owned, so another cluster's or a legacy
-  `k8s-node-route` route (which may carry the prefix) is never touched.
+  `k8s-node-route` route (which may carry the prefix) is never touched by create/replace/delete.
+- Adoption (`adopt_routes`) touches only a route listed as adoptable: description `k8s-node-route`
+  and name `<cluster name cut to 26>-…`, as the Kubernetes GCE provider (legacy-cloud-providers
+  gce_routes.go) names the routes of its cluster; it re-reads that route, inserts the owned route,
+  awaits it, and only then deletes the legacy one — the destination is routed throughout. When the
+  owned name equals the legacy name (same cluster name, same node uid) the owned route is inserted
+  as `<prefix>-<uid>-a` (IPv4 only, as legacy routes are).
 - Every insert/delete is a global operation: a call submits all its writes first, then polls their
   operations together with capped, jittered backoff, so one call costs about one operation's latency.
 - No google-api-core, google-auth or requests exception leaves this module: reads raise the
@@ -13,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import ipaddress
@@ -23,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import google.auth
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core.client_options import ClientOptions
@@ -38,6 +46,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from providers.diagnosis import failed, passed, quota_checks, warned
 from providers.errors import (
     ConfigurationError,
     Conflict,
@@ -52,6 +61,8 @@ from providers.errors import (
 )
 from providers.model import (
     CallObserver,
+    Check,
+    DiagnosisScope,
     Limits,
     Network,
     Outcome,
@@ -72,9 +83,15 @@ IPV6_SUFFIX = "-v6"
 PREFIX_LENGTH = MAX_NAME - 1 - UID_LENGTH - len(IPV6_SUFFIX)
 """23: the cluster part of a route name, so `<prefix>-<uid>-v6` still fits in 63 characters."""
 DESCRIPTION = "routectl: cluster={cluster} node={node}"
+LEGACY_DESCRIPTION = "k8s-node-route"
+"""The description the Kubernetes GCE provider gives every node route it makes."""
+LEGACY_CLUSTER_LENGTH = 26
+"""gce_routes.go `truncateClusterName`: its route names start with the cluster name cut to 26."""
+ADOPTED_SUFFIX = "-a"
 PAGE_SIZE = 500
 
 _API_ROOT = "https://www.googleapis.com/compute/v1/"
+_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _DESCRIPTION = re.compile(r"routectl: cluster=(?P<cluster>\S+) node=(?P<node>\S*)")
 _PROVIDER_ID = re.compile(r"gce://(?P<project>[^/]+)/(?P<zone>[^/]+)/(?P<name>[^/]+)")
 _INSTANCE_URL = re.compile(
@@ -212,6 +229,9 @@ class _Clients:
     operations: compute_v1.GlobalOperationsClient
     instances: compute_v1.InstancesClient
     networks: compute_v1.NetworksClient
+    projects: compute_v1.ProjectsClient
+    account: str = ""
+    """The credentials' service account ("" when they name none: user or anonymous credentials)."""
 
     @classmethod
     def connect(cls, endpoint: str) -> _Clients:
@@ -221,7 +241,11 @@ class _Clients:
         ExtendedOperation poller the SDK would build itself against the default endpoint.
         """
         options = ClientOptions(api_endpoint=endpoint) if endpoint else None
-        creds = auth_credentials.AnonymousCredentials() if endpoint else None  # type: ignore[no-untyped-call]
+        creds: auth_credentials.Credentials = (
+            auth_credentials.AnonymousCredentials()  # type: ignore[no-untyped-call]
+            if endpoint
+            else google.auth.default(scopes=[_SCOPE])[0]
+        )
         return cls(
             routes=compute_v1.RoutesClient(credentials=creds, client_options=options, transport="rest"),
             operations=compute_v1.GlobalOperationsClient(
@@ -229,10 +253,12 @@ class _Clients:
             ),
             instances=compute_v1.InstancesClient(credentials=creds, client_options=options, transport="rest"),
             networks=compute_v1.NetworksClient(credentials=creds, client_options=options, transport="rest"),
+            projects=compute_v1.ProjectsClient(credentials=creds, client_options=options, transport="rest"),
+            account=str(getattr(creds, "service_account_email", "") or ""),
         )
 
     def close(self) -> None:
-        for client in (self.routes, self.operations, self.instances, self.networks):
+        for client in (self.routes, self.operations, self.instances, self.networks, self.projects):
             client.transport.close()  # type: ignore[no-untyped-call]
 
 
@@ -246,6 +272,7 @@ class GcpProvider:
         self._project = config.project
         self._network = config.network.rsplit("/", 1)[-1]
         self._prefix = cluster_prefix(config.common.cluster_name)
+        self._legacy_prefix = config.common.cluster_name[:LEGACY_CLUSTER_LENGTH] + "-"
         self._clients = clients
         self._polling = polling
         self._closed = threading.Event()
@@ -322,15 +349,17 @@ class GcpProvider:
         gone = any(w.code == _BLACKHOLE_WARNING for w in item.warnings)
         target = None if hop is None or gone else Target(hop["name"], hop["zone"], hop["project"])
         uid = item.name.removeprefix(self._prefix + "-").removesuffix(IPV6_SUFFIX) if owned else ""
+        legacy = item.description == LEGACY_DESCRIPTION and item.name.startswith(self._legacy_prefix)
         return Route(
             destination=destination,
             target=target,
             owned=owned,
             state=RouteState.BLACKHOLE if gone else RouteState.ACTIVE,
             node=owner["node"] if owned and owner is not None else "",
-            node_uid=uid,
+            node_uid=uid.removesuffix(ADOPTED_SUFFIX),
             cloud_id=item.name,
             next_hop=_next_hop(item),
+            adoptable=legacy and not owned and target is not None,
         )
 
     # -- writes ----------------------------------------------------------------------------------
@@ -395,13 +424,70 @@ class GcpProvider:
             results[i] = RouteResult(routes[i], Outcome.ALREADY_DONE) if gone else _result(routes[i], failure)
         return [r for r in results if r is not None]
 
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """Each legacy route (`cloud_id`) is re-read and checked adoptable at the route's destination
+        and target; then the owned routes are inserted and awaited together, and only the legacy routes
+        whose owned route stands are deleted."""
+        self._link(table)
+        results: list[RouteResult | None] = [None] * len(routes)
+        inserts: dict[int, _Write] = {}
+        for i, route in enumerate(routes):
+            refused = self._unadoptable(route)
+            if refused:
+                results[i] = RouteResult(route, Outcome.CONFLICT, refused)
+                continue
+            try:
+                inserts[i] = self._insert_of(route, adopting=route.cloud_id)
+            except ValueError as exc:
+                results[i] = RouteResult(route, Outcome.FATAL, str(exc))
+        standing: dict[int, _Write] = {}
+        for i, failure in self._run(inserts).items():
+            exists = failure is not None and failure.kind is _Kind.EXISTS
+            created = self._settle_existing(routes[i], inserts[i]) if exists else _result(routes[i], failure)
+            if created.outcome.succeeded:
+                standing[i] = _Write(routes[i].cloud_id)
+            else:
+                results[i] = created
+        for i, failure in self._run(standing).items():
+            gone = failure is None or failure.kind is _Kind.NOT_FOUND
+            owned = dataclasses.replace(routes[i], cloud_id=inserts[i].name)
+            message = f"adopted {routes[i].cloud_id}"
+            results[i] = RouteResult(owned, Outcome.OK, message) if gone else _result(routes[i], failure)
+        return [r for r in results if r is not None]
+
+    def _unadoptable(self, route: Route) -> str:
+        """Why the listed route `route.cloud_id` may not be adopted for `route` ("" when it may)."""
+        if not route.cloud_id:
+            return f"route {route.destination}: no legacy route named to adopt"
+        try:
+            item = self._read(
+                f"get route {route.cloud_id}",
+                "routes.get",
+                lambda: self._clients.routes.get(
+                    project=self._project, route=route.cloud_id, timeout=self._polling.call_timeout
+                ),
+            )
+        except ProviderError as exc:
+            return str(exc)
+        legacy = self._to_route(item)
+        qualified = self._qualified(route.target) if route.target is not None else None
+        if legacy is None or not legacy.adoptable:
+            return f"route {route.cloud_id} is not a {LEGACY_DESCRIPTION} route of this cluster"
+        if legacy.destination != route.destination or legacy.target != qualified:
+            return f"route {route.cloud_id} routes {legacy.destination} via {legacy.next_hop}, not as asked"
+        return ""
+
     def _name_of(self, route: Route) -> str:
         return route_name(self._prefix, route.node_uid, route.destination)
 
-    def _insert_of(self, route: Route) -> _Write:
+    def _insert_of(self, route: Route, adopting: str = "") -> _Write:
+        """The insert of `route`; when `adopting` (a legacy route's name) is the owned name itself, the
+        owned route takes the adopted name, so both stand until the legacy one is deleted."""
         if route.target is None:
             raise ValueError(f"route {route.destination} for node {route.node!r} has no target instance")
         name = self._name_of(route)
+        if name == adopting:
+            name += ADOPTED_SUFFIX
         target = self._qualified(route.target)
         body = compute_v1.Route(
             name=name,
@@ -579,16 +665,7 @@ class GcpProvider:
         with self._lock:
             if target in self._forwarding:
                 return
-        instance = self._read(
-            f"get instance {target}",
-            "instances.get",
-            lambda: self._clients.instances.get(
-                project=target.project,
-                zone=target.zone,
-                instance=target.instance,
-                timeout=self._polling.call_timeout,
-            ),
-        )
+        instance = self._get_instance(target)
         networks = [nic.network for nic in instance.network_interfaces]
         if not any(_same_network(n, managed) for n in networks):
             shown = ", ".join(n.removeprefix(_API_ROOT) for n in networks)
@@ -601,9 +678,107 @@ class GcpProvider:
         with self._lock:
             self._forwarding.add(target)
 
+    # -- doctor --------------------------------------------------------------------------------------
+
+    def diagnose(self, scope: DiagnosisScope) -> list[Check]:
+        """Identity, why permissions are not proven, the network, each node instance's NIC in it and
+        canIpForward, and the project's ROUTES quota headroom. Reads only."""
+        checks = [self._identity(), self._permissions()]
+        try:
+            link = self._link()
+        except ProviderError as err:
+            return [*checks, failed(self.name, "network", str(err), "fix --network / --project")]
+        checks.append(passed(self.name, "network", f"network {link.removeprefix(_API_ROOT)}"))
+        instances = {t: self._instance(t) for t in map(self._qualified, scope.targets)}
+        checks.append(self._associations(link, instances))
+        checks += [self._forwarding_check(t, i) for t, i in instances.items()]
+        return checks + self._quota(scope)
+
+    def _identity(self) -> Check:
+        if self._clients.account:
+            return passed(self.name, "identity", f"calling as {self._clients.account}")
+        found = "the credentials name no service account (user or anonymous credentials, or an emulator)"
+        return warned(
+            self.name, "identity", found, "run as a service account (Workload Identity, docs/gcp.md)"
+        )
+
+    def _permissions(self) -> Check:
+        found = (
+            "not proven: Compute has no dry run, and routes are checked against the project, whose "
+            "testIamPermissions is Resource Manager's (an API routectl neither needs nor is granted)"
+        )
+        fix = "grant docs/gcp.md's role; a denied first write shows as a FailedToCreateRoute Event"
+        return warned(self.name, "permissions", found, fix)
+
+    def _get_instance(self, target: Target) -> compute_v1.Instance:
+        return self._read(
+            f"get instance {target}",
+            "instances.get",
+            lambda: self._clients.instances.get(
+                project=target.project,
+                zone=target.zone,
+                instance=target.instance,
+                timeout=self._polling.call_timeout,
+            ),
+        )
+
+    def _instance(self, target: Target) -> compute_v1.Instance | ProviderError:
+        """The instance, or why it could not be read (doctor reports each instance apart)."""
+        try:
+            return self._get_instance(target)
+        except ProviderError as err:
+            return err
+
+    def _associations(self, link: str, instances: dict[Target, compute_v1.Instance | ProviderError]) -> Check:
+        outside = [
+            f"{t}: {i}" if isinstance(i, ProviderError) else f"{t} (NICs in {_networks(i)})"
+            for t, i in instances.items()
+            if isinstance(i, ProviderError)
+            or not any(_same_network(n.network, link) for n in i.network_interfaces)
+        ]
+        if outside:
+            fix = f"run the nodes with a NIC in {link.removeprefix(_API_ROOT)}, or set --network to theirs"
+            return failed(self.name, "associations", "; ".join(outside[:5]), fix)
+        return passed(self.name, "associations", f"all {len(instances)} node instance(s) have a NIC in it")
+
+    def _forwarding_check(self, target: Target, instance: compute_v1.Instance | ProviderError) -> Check:
+        name = f"can-ip-forward {target}"
+        if isinstance(instance, ProviderError):
+            return failed(self.name, name, str(instance), "check the node's providerID")
+        if instance.can_ip_forward:
+            return passed(self.name, name, f"{target}: canIpForward=true")
+        fix = (
+            "recreate the instance (or its template) with --can-ip-forward; it cannot change on a running VM"
+        )
+        return failed(self.name, name, f"{target}: canIpForward=false: GCE drops its pods' traffic", fix)
+
+    def _quota(self, scope: DiagnosisScope) -> list[Check]:
+        """Every route in the project counts against ROUTES, not only this network's."""
+        project = self._read(
+            f"get project {self._project}",
+            "projects.get",
+            lambda: self._clients.projects.get(project=self._project, timeout=self._polling.call_timeout),
+        )
+        quota = next((q for q in project.quotas if q.metric == "ROUTES"), None)
+        listed = self.list_routes(self._network)
+        return quota_checks(
+            self.name,
+            f"project {self._project}",
+            listed,
+            scope.cluster_cidrs,
+            len(scope.targets),
+            self.limits.routes_per_table or (int(quota.limit) if quota is not None else None),
+            per_family=False,
+            elsewhere=int(quota.usage) - len(listed) if quota is not None else 0,
+        )
+
     def close(self) -> None:
         self._closed.set()
         self._clients.close()
+
+
+def _networks(instance: compute_v1.Instance) -> str:
+    return ", ".join(n.network.removeprefix(_API_ROOT) for n in instance.network_interfaces) or "none"
 
 
 def _same_network(a: str, b: str) -> bool:

@@ -67,6 +67,11 @@ class Route:
     """The cloud's handle for the route (GCP route name, Alibaba RouteEntryId); empty when none."""
     next_hop: str = ""
     """Human-readable next hop as the cloud reports it (for conflicts and `plan` output)."""
+    adoptable: bool = False
+    """Not owned, but written for this cluster by another route controller the adapter recognises
+    (GCP: a `k8s-node-route` under the cluster's name prefix; Alibaba: an unmarked entry to an
+    instance). Only a hint: the planner adopts it only when its destination is a node's block and
+    its target that node's instance (docs/architecture.md, "Ownership")."""
 
 
 class Outcome(enum.Enum):
@@ -94,6 +99,13 @@ class RouteResult:
     throttled: bool = False
     """The cloud refused the call for its rate limit (AWS RequestLimitExceeded, GCP rateLimitExceeded,
     Alibaba Throttling*): the executor's adaptive limiter backs off on these, not on other retries."""
+
+
+def nothing_adoptable(provider: str, routes: Sequence[Route]) -> list[RouteResult]:
+    """`adopt_routes` of an adapter that recognises no other route controller's routes (AWS: routes
+    carry no marks, so ownership is structural and there is nothing to adopt)."""
+    message = f"provider {provider} adopts no routes"
+    return [RouteResult(route, Outcome.FATAL, message) for route in routes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +154,15 @@ class RouteProvider(Protocol):
 
     def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]: ...
 
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """Make adoptable routes this cluster's without a moment where their destination has no route:
+        each `route` is the desired owned route, its `cloud_id` the listed adoptable route's. GCP:
+        insert the owned route, await it, then delete the legacy one; Alibaba: write the marks in
+        place (ModifyRouteEntry). A listed route the adapter does not recognise as adoptable (or not
+        at that destination and target) is CONFLICT, untouched. Adapters with nothing adoptable
+        answer FATAL for each route."""
+        ...
+
     def target_for(self, provider_id: str) -> Target:
         """Parse `node.spec.providerID`; raises InvalidProviderID naming the value."""
         ...
@@ -166,3 +187,50 @@ class RouteProvider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CheckStatus(enum.Enum):
+    """A `routectl doctor` verdict: passed, failed (routectl cannot work so), or a warning (it may work,
+    but something could not be proven or looks wrong)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding of `routectl doctor`, cloud- and Kubernetes-neutral.
+
+    It lives in the provider port because adapters produce it and `providers` imports nothing above it;
+    the Kubernetes layer reports in the same type, and `routectl/ops/doctor.py` renders both."""
+
+    area: str
+    """What was checked: "kubernetes", "flannel", or the provider's name."""
+    name: str
+    """Short, stable name of the check ("api-reachable", "dry-run CreateRoute")."""
+    status: CheckStatus
+    found: str
+    """What was found, in one line."""
+    fix: str = ""
+    """What to do about it (empty when it passed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisScope:
+    """What a provider's `diagnose` checks against: the cluster's CIDRs and the nodes' instances."""
+
+    cluster_cidrs: tuple[Network, ...]
+    targets: tuple[Target, ...]
+    """One per node whose providerID parsed; the instances routes will point at."""
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """An adapter that can check its own setup for `routectl doctor` (docs/providers.md).
+
+    Optional: an adapter without `diagnose` is reported as one "!" line, never an error. Contract:
+    reads only — write permission is proven with the cloud's dry-run where it has one, never by
+    writing; every failure becomes a FAIL or WARN `Check`, no exception escapes for a cloud error."""
+
+    def diagnose(self, scope: DiagnosisScope) -> list[Check]: ...

@@ -38,8 +38,8 @@ class Setting:
     """A list: flags repeat or take commas; YAML takes a list; env takes commas. Values are tuples."""
     field: str = ""
     """Attribute of the config object that receives the value; default: the name with `-` → `_`."""
-    commands: tuple[str, ...] = ("run", "plan")
-    """The routectl commands that take it; provider settings apply to both."""
+    commands: tuple[str, ...] = ("run", "plan", "doctor")
+    """The routectl commands that take it; provider settings apply to all three."""
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):

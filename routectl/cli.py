@@ -1,6 +1,7 @@
-"""`routectl` command line: run, plan, demo, version.
+"""`routectl` command line: run, plan, doctor, demo, version.
 
-Exit codes: 0 success / converged, 1 not converged or leadership lost, 2 invalid configuration (one line
+Exit codes: 0 success / converged / every doctor check passed, 1 not converged, leadership lost or a
+doctor check failed, 2 invalid configuration (one line
 naming the setting, printed before anything touches the cluster or the cloud).
 
 `run --once` and `plan` never wait for an unreachable API server or cloud: each call has its request
@@ -11,6 +12,7 @@ the bound); `run` keeps retrying with backoff and reports not ready on /readyz m
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -47,7 +49,7 @@ request timeout, one second apart)."""
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="routectl", description=__doc__)
-    parser.add_argument("command", choices=("run", "plan", "demo", "version"))
+    parser.add_argument("command", choices=("run", "plan", "doctor", "demo", "version"))
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
         return EXIT_OK if args else EXIT_CONFIG
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    if command not in ("run", "plan"):
+    if command not in ("run", "plan", "doctor"):
         parser.error(f"unknown command {command!r}")
     try:
         cfg = configuration.load(rest, os.environ, command)
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     logs.setup(cfg.log_level, fmt=cfg.log_format)
     try:
-        return _run(cfg) if command == "run" else _plan(cfg)
+        return {"run": _run, "plan": _plan, "doctor": _doctor}[command](cfg)
     except configuration.ConfigError as err:
         print(f"routectl: invalid configuration: {err}", file=sys.stderr)
         return EXIT_CONFIG
@@ -199,6 +201,52 @@ def _plan(cfg: configuration.Config) -> int:
     cluster, provider = _connect(cfg)
     assert provider is not None  # plan always builds the provider
     return print_plan(cfg, cluster, provider, sys.stdout)
+
+
+def _doctor(cfg: configuration.Config) -> int:
+    """Every check, Kubernetes first; the cloud's against the nodes' instances. Reads only."""
+    from routectl.kube import doctor as kube_doctor
+    from routectl.kube.client import KubeCluster
+    from routectl.ops import doctor
+
+    try:
+        cluster = KubeCluster.from_kubeconfig(cfg.kubeconfig, request_timeout_s=_request_timeout_s(cfg))
+    except ClusterConfigError as err:
+        raise configuration.ConfigError(str(err)) from None
+    lease = cfg.leader_election
+    needs = kube_doctor.required_access(
+        leader_election=(lease.namespace, lease.name) if lease.enabled else None,
+        secure_metrics=cfg.metrics_address is not None and cfg.metrics_secure,
+    )
+    try:
+        found = kube_doctor.diagnose(cluster, needs, cfg.cluster_cidrs, _request_timeout_s(cfg))
+        checks = [*found.checks, *_doctor_cloud(cfg, cluster, found.provider_ids)]
+    finally:
+        cluster.close()
+    return doctor.render(checks, cfg.output, sys.stdout)
+
+
+def _doctor_cloud(
+    cfg: configuration.Config, cluster: Cluster, provider_ids: dict[str, str]
+) -> list[providers.Check]:
+    from routectl.ops import doctor
+    from routectl.ops.planreport import compute
+
+    if cfg.cloud is None:
+        found = "configure-cloud-routes=false: routectl writes no routes, the cloud is not checked"
+        return [providers.Check("cloud", "skipped", providers.CheckStatus.WARN, found)]
+    try:
+        provider = cfg.cloud.build()
+    except providers.ProviderError as err:
+        fix = "see docs/operations.md#doctor and the provider's page"
+        return [providers.Check(cfg.provider, "client", providers.CheckStatus.FAIL, str(err), fix)]
+    try:
+        targets, checks = doctor.targets(provider.name, provider_ids, provider.target_for)
+        scope = providers.DiagnosisScope(cfg.cluster_cidrs, targets)
+        planned = functools.partial(compute, cfg, cluster, provider)
+        return checks + doctor.cloud_checks(provider, scope, planned, cfg.adopt_routes)
+    finally:
+        provider.close()
 
 
 if __name__ == "__main__":

@@ -147,6 +147,19 @@ _CLUSTER: tuple[Setting, ...] = (
     Setting("reserved-cidr", "ranges never handed out (service CIDR …)", cidr, many=True, default=()),
     Setting("allocate-node-cidrs", "assign podCIDRs to nodes", parse_bool, True),
     Setting("configure-cloud-routes", "program one VPC route per node podCIDR", parse_bool, True),
+    Setting(
+        "adopt-routes",
+        "make routes another route controller made for a node's block and instance routectl's, "
+        "without a gap (GCP k8s-node-route, unmarked Alibaba entries); false: list them as adoptable",
+        parse_bool,
+        False,
+    ),
+    Setting(
+        "route-policy",
+        "sync: create, replace and delete owned routes; upsert-only: never delete one",
+        choice("sync", "upsert-only"),
+        "sync",
+    ),
 )
 """routectl's own settings shown before `--provider` and the provider settings."""
 
@@ -186,7 +199,13 @@ _CONTROLLER: tuple[Setting, ...] = (
     Setting("log-level", "log level", choice("debug", "info", "warning", "error"), "info"),
     Setting("log-format", "log line format: json lines or text", choice(*LOG_FORMATS), "json"),
     Setting("once", "one full pass, then exit 0 if converged", parse_bool, False, commands=("run",)),
-    Setting("output", "plan output format", choice("table", "json"), "table", commands=("plan",)),
+    Setting(
+        "output",
+        "plan and doctor output format",
+        choice("table", "json"),
+        "table",
+        commands=("plan", "doctor"),
+    ),
 )
 """routectl's own settings shown after the provider settings."""
 
@@ -243,6 +262,9 @@ class Config:
     """Valid but suspicious settings (a reserved range outside every cluster CIDR), logged at start."""
     allocate_node_cidrs: bool
     configure_cloud_routes: bool
+    adopt_routes: bool
+    route_policy: str
+    """`sync` or `upsert-only` (planner.RoutePolicy)."""
     provider: str
     cloud: ConfiguredProvider[Any] | None
     """The provider's spec and validated config (`cloud.build()` makes the adapter); None when routes
@@ -478,6 +500,8 @@ def _validate(
         warnings=(*pool.warnings, *ignored),
         allocate_node_cidrs=v["allocate_node_cidrs"],
         configure_cloud_routes=v["configure_cloud_routes"],
+        adopt_routes=v["adopt_routes"],
+        route_policy=v["route_policy"],
         provider=v["provider"],
         cloud=cloud,
         resync_period_s=v["route_reconciliation_period"],

@@ -22,8 +22,10 @@ from providers import RouteProvider
 from routectl.cluster import Cluster, ClusterError, Node, list_all_nodes
 from routectl.config import Config
 from routectl.engine.allocator import AllocationFailed, Allocator
+from routectl.engine.contest import Contests
 from routectl.engine.executor import Executor
 from routectl.engine.nodestatus import NodeStatus
+from routectl.engine.planner import WriteRules
 from routectl.engine.ratelimit import Pacer
 from routectl.engine.reconciler import Reconciler
 from routectl.engine.routeview import RouteView
@@ -97,11 +99,13 @@ def route_reconciler(
     sleep: Callable[[float], None] = time.sleep,
     max_attempts: int = 4,
     base_delay_s: float = 0.5,
+    write_rules: WriteRules | None = None,
+    contests: Contests | None = None,
 ) -> Reconciler:
     """The route side, wired: the one place the shared provider is told where its calls are counted
     (the cloud-API metrics) and what guards its writes (the fence); no constructor rewires it.
     `pool_rules` (node masks, reserved ranges; default: the cluster CIDRs with default masks) decide
-    which podCIDRs a node owns."""
+    which podCIDRs a node owns; `write_rules` are `--adopt-routes` and `--route-policy`."""
     provider.observe(metrics.cloud_calls(provider.name))
     provider.guard_writes(fence.check)
     pacer = Pacer(
@@ -119,6 +123,8 @@ def route_reconciler(
         on_owner_change=on_owner_change,
         dry_run=dry_run,
         clock=clock,
+        write_rules=write_rules,
+        contests=contests,
     )
 
 
@@ -162,6 +168,7 @@ class Controller:
                 on_owner_change=self.queue.add,
                 dry_run=config.dry_run,
                 clock=clock,
+                write_rules=WriteRules.chosen(config.adopt_routes, config.route_policy),
             )
             if provider is not None and config.configure_cloud_routes
             else None

@@ -49,6 +49,12 @@ class Metrics:
         Info("routectl_build", "Version of routectl, of Python, and the provider; value 1", registry=r).info(
             {"version": routectl.__version__, "python": platform.python_version(), "provider": provider}
         )
+        self._route_metrics(r)
+        self._node_metrics(r)
+        self._queue_metrics(r)
+
+    def _route_metrics(self, r: CollectorRegistry) -> None:
+        """Routes, route tables and the cloud calls behind them."""
         self.routes_desired = Gauge(
             "routectl_routes_desired", "Routes routectl wants (nodes x managed tables)", registry=r
         )
@@ -104,9 +110,25 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.routes_adoptable = Gauge(
+            "routectl_routes_adoptable",
+            "Routes another route controller made for a node's block and instance (last full pass): "
+            "adopted with --adopt-routes, else they block their node",
+            ["table"],
+            registry=r,
+        )
+        self.routes_contested = Gauge(
+            "routectl_routes_contested",
+            "Owned routes held back from rewriting because something else keeps changing their target",
+            registry=r,
+        )
+
+    def _node_metrics(self, r: CollectorRegistry) -> None:
+        """Nodes, podCIDRs and reconciles."""
         self.converged = Gauge(
             "routectl_converged",
-            "1 when the last full pass left every node routed and no stale route behind, else 0",
+            "1 when the last full pass left every node routed and no stale route behind (upsert-only: "
+            "stale routes it withholds do not count), else 0",
             registry=r,
         )
         self.nodes_network_unavailable = Gauge(
@@ -131,10 +153,13 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+
+    def _queue_metrics(self, r: CollectorRegistry) -> None:
+        """Leader election and client-go's workqueue metric set, labelled by queue name as client-go
+        does."""
         self.leader = Gauge(
             "leader_election_master_status", "1 while this instance leads", ["name"], registry=r
         )
-        # client-go workqueue metric set, labelled by queue name as client-go does.
         self.wq_depth = Gauge("workqueue_depth", "Current depth of the queue", ["name"], registry=r)
         self.wq_adds = Counter("workqueue_adds_total", "Adds handled by the queue", ["name"], registry=r)
         self.wq_retries = Counter("workqueue_retries_total", "Rate-limited re-adds", ["name"], registry=r)

@@ -16,6 +16,7 @@ class Reason(enum.StrEnum):
     FAILED_TO_DELETE_ROUTE = "FailedToDeleteRoute"
     ROUTE_CONFLICT = "RouteConflict"
     ROUTE_QUOTA_EXCEEDED = "RouteQuotaExceeded"
+    ROUTE_CONTESTED = "RouteContested"
 
 
 class EventKind(enum.StrEnum):

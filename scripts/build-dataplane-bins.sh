@@ -62,6 +62,8 @@ check_pin "$bins" github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION"
 if ! flannel_built; then
     # The manifest first: the binary, renamed last, is what marks the directory complete.
     mkdir -p "$flannel_dir"
+    # `go list -m` names the module's directory only once it is downloaded: on a cold machine download it first.
+    (cd "$bins" && go mod download github.com/flannel-io/flannel)
     manifest="$(cd "$bins" && go list -m -f '{{.Dir}}' github.com/flannel-io/flannel)/Documentation/kube-flannel.yml"
     cp "$manifest" "$flannel_dir/.kube-flannel.yml.$$" && mv "$flannel_dir/.kube-flannel.yml.$$" "$flannel_dir/kube-flannel.yml"
     need_command "${CC:-gcc}" gcc "flannel's udp backend needs cgo"

@@ -32,6 +32,8 @@ got=$(cd "$module_dir" && go list -m -f '{{.Version}}' github.com/prometheus/pro
     echo "build-prometheus.sh: $module_dir/go.mod pins github.com/prometheus/prometheus $got, VERSIONS says $PROMETHEUS_MODULE" >&2
     exit 1
 }
+# `go list -m` names the module's directory only once it is downloaded: on a cold machine download it first.
+(cd "$module_dir" && go mod download github.com/prometheus/prometheus)
 release=$(cat "$(cd "$module_dir" && go list -m -f '{{.Dir}}' github.com/prometheus/prometheus)/VERSION")
 
 mkdir -p "$cache_dir"

@@ -21,6 +21,10 @@ import pytest
 
 from providers.errors import InvalidProviderID, NotFound
 from providers.model import (
+    Check,
+    CheckStatus,
+    Diagnosable,
+    DiagnosisScope,
     Network,
     Outcome,
     Route,
@@ -134,6 +138,116 @@ def in_family(world: ConformanceWorld, family: int) -> None:
 class RouteProviderContract:
     """Every behaviour the engine relies on, one test each. Not collected itself (no `Test` prefix):
     subclass it as `Test<Cloud>Conformance` next to a `conformance_world` fixture."""
+
+    # --- adoption ------------------------------------------------------------------------------
+
+    def test_an_adoptable_route_is_listed_adoptable_and_not_owned(
+        self, conformance_world: ConformanceWorld
+    ) -> None:
+        world = conformance_world
+        require(world, "adoption")
+        target = targets(world)[0]
+        where = destination(world, 20)
+        world.add_adoptable_route(where, target)
+
+        [listed] = [r for r in world.provider.list_routes(world.table) if r.destination == where]
+
+        assert (listed.adoptable, listed.owned, listed.target) == (True, False, target)
+        assert listed.cloud_id
+
+    def test_adoption_makes_the_route_ours_and_its_destination_stays_routed(
+        self, conformance_world: ConformanceWorld
+    ) -> None:
+        """Listed through the adapter after every cloud call of the adoption: the destination always
+        has an active route to the node's instance; at the end only ours is left."""
+        world = conformance_world
+        require(world, "adoption")
+        target = targets(world)[0]
+        route = a_route(world, 21, target)
+        world.add_adoptable_route(route.destination, target)
+        [legacy] = [r for r in world.provider.list_routes(world.table) if r.destination == route.destination]
+        calls: list[str] = []
+        unrouted: list[str] = []
+        listing = [False]
+
+        def after_each_call(api: str, code: str, seconds: float) -> None:
+            if listing[0]:
+                return  # the kit's own list below
+            listing[0] = True
+            try:
+                calls.append(api)
+                listed = world.provider.list_routes(world.table)
+            finally:
+                listing[0] = False
+            if not any(
+                r.destination == route.destination and r.target == target and r.state is RouteState.ACTIVE
+                for r in listed
+            ):
+                unrouted.append(f"after call {len(calls)} ({api} {code})")
+
+        world.provider.observe(after_each_call)
+        adopting = dataclasses.replace(route, cloud_id=legacy.cloud_id)
+        [result] = world.provider.adopt_routes(world.table, [adopting])
+        listing[0] = True
+        listed = [r for r in world.provider.list_routes(world.table) if r.destination == route.destination]
+
+        assert result.outcome is Outcome.OK, result.message
+        assert calls
+        assert unrouted == []
+        assert [(r.owned, r.node, r.target) for r in listed] == [(True, route.node, target)]
+
+    def test_adopting_a_route_that_is_not_adoptable_is_a_conflict_and_leaves_it(
+        self, conformance_world: ConformanceWorld
+    ) -> None:
+        world = conformance_world
+        require(world, "adoption")
+        first, second = targets(world)[:2]
+        route = a_route(world, 22, first)
+        foreign = world.add_foreign_route(destination(world, 23))
+        wrong_target = world.add_adoptable_route(route.destination, second)
+        before = (foreign(), wrong_target())
+        listed = {r.destination: r for r in world.provider.list_routes(world.table)}
+        asks = [
+            dataclasses.replace(route, cloud_id=listed[route.destination].cloud_id),
+            dataclasses.replace(a_route(world, 23, first), cloud_id=listed[destination(world, 23)].cloud_id),
+        ]
+
+        results = world.provider.adopt_routes(world.table, asks)
+
+        assert outcomes(results) == [Outcome.CONFLICT, Outcome.CONFLICT]
+        assert (foreign(), wrong_target()) == before
+        assert not ours(world)
+
+    def test_adoption_passes_the_write_guard(self, conformance_world: ConformanceWorld) -> None:
+        world = conformance_world
+        require(world, "adoption")
+        target = targets(world)[0]
+        route = a_route(world, 24, target)
+        probe = world.add_adoptable_route(route.destination, target)
+        legacy = probe()
+        [listed] = [r for r in world.provider.list_routes(world.table) if r.destination == route.destination]
+        start = world.mutating_requests()
+
+        with guarded(world, refusing_at(1)), pytest.raises(Fenced):
+            world.provider.adopt_routes(world.table, [dataclasses.replace(route, cloud_id=listed.cloud_id)])
+
+        assert world.mutating_requests() == start
+        assert probe() == legacy
+
+    def test_an_adapter_without_adoption_answers_fatal_and_sends_nothing(
+        self, conformance_world: ConformanceWorld
+    ) -> None:
+        world = conformance_world
+        if world.supports.adoption:
+            pytest.skip(f"{world.provider.name} adopts routes (the tests above)")
+        route = a_route(world, 25, targets(world)[0])
+        start = world.mutating_requests()
+
+        results = world.provider.adopt_routes(world.table, [route, a_route(world, 26, targets(world)[1])])
+
+        assert outcomes(results) == [Outcome.FATAL, Outcome.FATAL]
+        assert world.mutating_requests() == start
+        assert not any(r.adoptable for r in world.provider.list_routes(world.table))
 
     # --- tables, limits, targets --------------------------------------------------------------
 
@@ -663,6 +777,27 @@ class RouteProviderContract:
         assert made > 0
         assert len(heard) >= made
         assert all(isinstance(api, str) and api and code and seconds >= 0 for api, code, seconds in heard)
+
+    # --- doctor -------------------------------------------------------------------------------
+
+    def test_diagnose_reports_neutral_checks_and_changes_nothing(
+        self, conformance_world: ConformanceWorld
+    ) -> None:
+        """`diagnose` is optional; an adapter that has it reads only (its dry runs change nothing) and
+        answers in `Check`s of its own area, each failure or warning with a fix."""
+        world = conformance_world
+        if not isinstance(world.provider, Diagnosable):
+            pytest.skip(f"{world.provider.name}: no diagnose() (optional; doctor prints one '!' line)")
+        world.provider.create_routes(world.table, [a_route(world, 0, targets(world)[0])])
+        before = sorted(map(repr, world.provider.list_routes(world.table)))
+        scope = DiagnosisScope(tuple(world.cluster_cidrs), tuple(dict.fromkeys(world.provider_ids.values())))
+
+        checks = world.provider.diagnose(scope)
+
+        assert checks
+        assert all(isinstance(c, Check) and c.area == world.provider.name and c.found for c in checks)
+        assert all(c.fix for c in checks if c.status is not CheckStatus.PASS)
+        assert sorted(map(repr, world.provider.list_routes(world.table))) == before
 
 
 __all__ = ["Fenced", "RouteProviderContract"]

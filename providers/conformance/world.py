@@ -61,6 +61,10 @@ class Supports:
     settles_stale_writes: bool = True
     """A create over this cluster's route with another target repoints it, and a replace of a route
     that vanished creates it: the adapter settles a listing that went stale between plan and write."""
+    adoption: bool = True
+    """The cloud holds routes another route controller makes for a cluster's nodes, and the adapter
+    lists them `adoptable` and adopts them (`add_adoptable_route`); where it does not, the kit checks
+    that `adopt_routes` answers FATAL for each route and sends nothing."""
     why_not: Mapping[str, str] = field(default_factory=dict)
     """Item name → why the cloud cannot model it (shown as the skip reason)."""
 
@@ -122,6 +126,13 @@ class ConformanceWorld(Protocol):
         (another cluster, a peering, a hand-made route); with `blocking`, place it where creating that
         desired route collides with it (same destination, or on GCP the name the route would take).
         Returns a probe of the foreign route as the cloud stores it."""
+        ...
+
+    def add_adoptable_route(self, destination: Network, target: Target) -> Probe:
+        """Put a route at `destination` to `target` the way the cloud's earlier route controller does
+        for this cluster's nodes (GCP: a `k8s-node-route` named for the cluster; Alibaba: an entry to
+        the instance without routectl's marks). Returns a probe of it. A world without `adoption` may
+        raise NotImplementedError."""
         ...
 
     def limit_routes(self, room: int) -> None:

@@ -4,11 +4,14 @@ It serves the real SDK (`alibabacloud_vpc20160428`) on 127.0.0.1 at a run-time p
 the `x-acs-action` header or the `Action` query parameter, parameters arrive flattened in the query string
 (`RouteEntries.1.DstCidrBlock`), signatures are ignored. Modelled behaviour: DescribeRouteTableList,
 DescribeRouteEntryList (paged by NextToken, filtered by type / destination list), CreateRouteEntries and
-DeleteRouteEntries with per-entry failures, route entries going Creating → Available and Deleting → gone
-after configurable delays, `TaskConflict` for a write while the VPC has entries in flight, a per-table
-custom-route quota, ECS DescribeInstances for the VPC an instance is in (`add_instances`), throttling
-with `x-acs-retry-after` (milliseconds, as the SDK reads it), injected failures, latency, ClientToken
-replay, and a call counter by action.
+DeleteRouteEntries with per-entry failures, ModifyRouteEntry (name, description, next hop), route entries
+going Creating → Available and Deleting → gone after configurable delays, `TaskConflict` for a write while
+the VPC has entries in flight, a per-table custom-route quota, ECS DescribeInstances for the VPC and
+vSwitch an instance is in (`add_instances`), custom tables bound to vSwitches, `DryRun` on the two writes
+(`DryRunOperation` once the request is valid and allowed), RAM refusing actions (`deny`: `Forbidden.RAM`,
+checked before anything else), STS GetCallerIdentity (`caller_arn`), throttling with `x-acs-retry-after`
+(milliseconds, as the SDK reads it), injected failures, latency, ClientToken replay, and a call counter by
+action.
 
 Invariant: every response is either a 200 JSON body of the documented shape or the documented JSON error
 `{"RequestId", "Code", "Message", "HostId", "Recommend"}` with its HTTP status; state changes only under
@@ -26,10 +29,10 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from providers.emulators.params import request_params
+from providers.emulators.params import RpcHandler, request_params
 
 JSON = dict[str, Any]
 
@@ -37,6 +40,8 @@ PAGE_MAX = 100
 """DescribeRouteEntryList's MaxResult upper bound."""
 TABLE_PAGE_MAX = 50
 DEFAULT_QUOTA = 200
+_RAM_DENIED = "User not authorized to operate on the specified resource, or this API doesn't support RAM."
+_DRY_RUN_ACTIONS = frozenset({"CreateRouteEntries", "DeleteRouteEntries"})
 
 
 class _ApiError(Exception):
@@ -123,6 +128,8 @@ class _Table:
     quota: int
     entries: dict[str, _Entry] = field(default_factory=dict)
     """By destination; insertion order is listing order."""
+    vswitch_ids: tuple[str, ...] = ()
+    """A custom table's bound vSwitches; empty for the VPC's system table (every other vSwitch)."""
 
     def custom_count(self) -> int:
         return sum(1 for e in self.entries.values() if e.type == "Custom")
@@ -164,6 +171,11 @@ class AlibabaVpcEmulator:
         self._tables: dict[str, _Table] = {}
         self._vpcs: dict[str, set[str]] = {}
         """VPC id → the instances that live in it (valid next hops)."""
+        self._vswitch_of: dict[str, str] = {}
+        """Instance id → its vSwitch."""
+        self._denied: set[str] = set()
+        self.caller_arn = "acs:ram::1234567890123456:role/routectl"
+        """What STS GetCallerIdentity answers (the RAM role the credentials stand for)."""
         self._terminated: set[str] = set()
         self._faults: list[_Fault] = []
         self._tokens: dict[tuple[str, str], JSON] = {}
@@ -220,22 +232,31 @@ class AlibabaVpcEmulator:
         *,
         quota: int = DEFAULT_QUOTA,
         vswitch_cidrs: tuple[str, ...] = ("192.168.0.0/24",),
+        vswitch_ids: tuple[str, ...] = (),
     ) -> str:
-        """A route table with its system routes (one per vSwitch CIDR plus 100.64.0.0/10)."""
+        """A route table with its system routes (one per vSwitch CIDR plus 100.64.0.0/10); with
+        `vswitch_ids`, a custom table bound to those vSwitches (they no longer use the system table)."""
         self.add_vpc(vpc_id)
         with self._lock:
             table_id = table_id or f"vtb-{next(self._ids):08d}"
-            table = self._tables[table_id] = _Table(id=table_id, vpc_id=vpc_id, quota=quota)
+            table = _Table(id=table_id, vpc_id=vpc_id, quota=quota, vswitch_ids=vswitch_ids)
+            self._tables[table_id] = table
             for cidr in (*vswitch_cidrs, "100.64.0.0/10"):
                 self._insert(
                     table, cidr, next_hop="", next_hop_type="local", name="", description="", type_="System"
                 )
         return table_id
 
-    def add_instances(self, vpc_id: str, *instance_ids: str) -> None:
+    def add_instances(self, vpc_id: str, *instance_ids: str, vswitch_id: str = "vsw-default") -> None:
         self.add_vpc(vpc_id)
         with self._lock:
             self._vpcs[vpc_id].update(instance_ids)
+            self._vswitch_of.update(dict.fromkeys(instance_ids, vswitch_id))
+
+    def deny(self, *actions: str) -> None:
+        """RAM refuses these actions from now on (`Forbidden.RAM`, before validation or DryRun)."""
+        with self._lock:
+            self._denied.update(actions)
 
     def terminate_instance(self, instance_id: str) -> None:
         """Release an instance: its routes stay but their next hop reports `Enabled: 0`."""
@@ -350,6 +371,13 @@ class AlibabaVpcEmulator:
             handler = self._ACTIONS.get(action)
             if handler is None:
                 raise _ApiError(404, "InvalidAction.NotFound", f"Specified api {action} is not found.")
+            if action in self._denied:
+                raise _ApiError(403, "Forbidden.RAM", _RAM_DENIED)
+            if action in _DRY_RUN_ACTIONS and params.get("DryRun", "").lower() == "true":
+                self._writer_tables(_indexed_records(params, "RouteEntries"))  # validates, like the cloud
+                raise _ApiError(
+                    400, "DryRunOperation", "Request validation has been passed with DryRun flag set."
+                )
             token = params.get("ClientToken", "")
             if token and self.honour_client_token and (action, token) in self._tokens:
                 return self._tokens[(action, token)]
@@ -464,9 +492,10 @@ class AlibabaVpcEmulator:
                     {
                         "RouteTableId": t.id,
                         "VpcId": t.vpc_id,
-                        "RouteTableType": "System",
+                        "RouteTableType": "Custom" if t.vswitch_ids else "System",
                         "RouterType": "VRouter",
                         "Status": "Available",
+                        "VSwitchIds": {"VSwitchId": list(t.vswitch_ids)},
                     }
                     for t in chunk
                 ]
@@ -589,12 +618,38 @@ class AlibabaVpcEmulator:
             "FailedRouteEntries": failed,
         }
 
+    def _modify_route_entry(self, params: Mapping[str, str]) -> JSON:
+        """ModifyRouteEntry: name and description of one custom entry (by RouteEntryId), and its next
+        hop when `NewNextHopId` is given; refused while the VPC has a task in flight."""
+        entry_id = params.get("RouteEntryId", "")
+        found = [(t, e) for t in self._tables.values() for e in t.entries.values() if e.id == entry_id]
+        if not found or found[0][1].type != "Custom":
+            raise _ApiError(404, "InvalidRouteEntry.NotFound", "The specified route entry does not exist.")
+        table, entry = found[0]
+        if self._vpc_busy(table.vpc_id):
+            raise _ApiError(
+                400, self.busy_code, "The operation is failed because of another task in progress."
+            )
+        if "RouteEntryName" in params:
+            entry.name = params["RouteEntryName"]
+        if "Description" in params:
+            entry.description = params["Description"]
+        if params.get("NewNextHopId"):
+            entry.next_hop = params["NewNextHopId"]
+            entry.next_hop_type = params.get("NewNextHopType", "Instance")
+            entry.enabled = entry.next_hop not in self._terminated
+        return {"RequestId": _request_id()}
+
     def _describe_instances(self, params: Mapping[str, str]) -> JSON:
         """ECS DescribeInstances (the one ECS read the adapter makes): each live instance named in
         `InstanceIds` (a JSON list) with the VPC it is in."""
         wanted = json.loads(params.get("InstanceIds") or "[]")
         found = [
-            {"InstanceId": i, "Status": "Running", "VpcAttributes": {"VpcId": vpc}}
+            {
+                "InstanceId": i,
+                "Status": "Running",
+                "VpcAttributes": {"VpcId": vpc, "VSwitchId": self._vswitch_of.get(i, "")},
+            }
             for i in wanted
             for vpc, members in sorted(self._vpcs.items())
             if i in members
@@ -607,12 +662,26 @@ class AlibabaVpcEmulator:
             "Instances": {"Instance": found},
         }
 
+    def _get_caller_identity(self, params: Mapping[str, str]) -> JSON:
+        """STS GetCallerIdentity: who the credentials are (RAM role or user), as STS answers."""
+        account = self.caller_arn.split(":")[3]
+        return {
+            "RequestId": _request_id(),
+            "AccountId": account,
+            "Arn": self.caller_arn,
+            "IdentityType": "AssumedRoleUser" if ":role/" in self.caller_arn else "RAMUser",
+            "PrincipalId": "300000000000000000",
+            "UserId": "300000000000000000",
+        }
+
     _ACTIONS: ClassVar[dict[str, Callable[[AlibabaVpcEmulator, Mapping[str, str]], JSON]]] = {
+        "GetCallerIdentity": _get_caller_identity,
         "DescribeInstances": _describe_instances,
         "DescribeRouteTableList": _describe_route_table_list,
         "DescribeRouteEntryList": _describe_route_entry_list,
         "CreateRouteEntries": _create_route_entries,
         "DeleteRouteEntries": _delete_route_entries,
+        "ModifyRouteEntry": _modify_route_entry,
     }
 
 
@@ -657,21 +726,10 @@ def _request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RpcHandler):
     emulator: ClassVar[AlibabaVpcEmulator]
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
 
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging; the call counter is the record."""
-
-    def _serve(self) -> None:
+    def serve(self) -> None:
         params = request_params(self)
         action = self.headers.get("x-acs-action") or params.get("Action", "")
         headers: dict[str, str] = {}

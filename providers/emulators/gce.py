@@ -1,6 +1,7 @@
 """An HTTP emulator of the parts of Compute Engine `compute/v1` that the GCP adapter calls.
 
-Serves routes list/get/insert/delete, globalOperations get/wait, instances get and networks get on
+Serves routes list/get/insert/delete, globalOperations get/wait, instances get, networks get and
+projects get (the ROUTES quota `routectl doctor` reads) on
 127.0.0.1 at a port chosen at run time, with the documented error JSON, so the real
 `google-cloud-compute` REST client can be pointed at it (tests, `routectl demo`, benchmarks).
 
@@ -51,6 +52,7 @@ _API_PATHS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/global/operations/(?P<name>[^/]+)/wait", "globalOperations.wait"),
         ("GET", r"/zones/(?P<zone>[^/]+)/instances/(?P<name>[^/]+)", "instances.get"),
         ("GET", r"/global/networks/(?P<name>[^/]+)", "networks.get"),
+        ("GET", r"", "projects.get"),
     )
 )
 APIS = frozenset(api for _, _, api in _API_PATHS)
@@ -372,6 +374,8 @@ class GceEmulator:
             if op is None:
                 raise _not_found(f"projects/{project}/global/operations/{name}")
             return op.to_json()
+        if api == "projects.get":
+            return self._project(project)
         if api == "instances.get":
             instance = self._instances.get((project, args["zone"], name))
             if instance is None:
@@ -381,6 +385,24 @@ class GceEmulator:
         if network is None:
             raise _not_found(f"projects/{project}/global/networks/{name}")
         return dict(network)
+
+    def _project(self, project: str) -> Json:
+        """The project with its ROUTES quota as GCE reports it (limit and usage, both floats), or no
+        quota at all while `routes_quota` is None (unlimited); a project exists once it has a network."""
+        if not any(p == project for p, _ in self._networks):
+            raise _not_found(f"projects/{project}")
+        usage = float(self._route_count(project))
+        quotas = (
+            []
+            if self.routes_quota is None
+            else [{"metric": "ROUTES", "limit": float(self.routes_quota), "usage": usage}]
+        )
+        return {
+            "kind": "compute#project",
+            "name": project,
+            "quotas": quotas,
+            "selfLink": f"{BASE}projects/{project}",
+        }
 
     # -- routes ----------------------------------------------------------------------------------
 

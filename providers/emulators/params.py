@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 
 def request_params(handler: BaseHTTPRequestHandler) -> dict[str, str]:
@@ -19,3 +20,24 @@ def request_params(handler: BaseHTTPRequestHandler) -> dict[str, str]:
     elif body and "x-www-form-urlencoded" in content_type:
         params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
     return params
+
+
+class RpcHandler(BaseHTTPRequestHandler):
+    """The handler of an RPC-style emulator: keep-alive HTTP/1.1 without Nagle's delay (the SDKs reuse
+    connections), GET and POST both answered by `serve`, no per-request log (the emulator's own record
+    of calls is the log)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        self.serve()
+
+    def do_POST(self) -> None:
+        self.serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def serve(self) -> None:
+        raise NotImplementedError

@@ -49,6 +49,7 @@ from providers.model import (
     Target,
     WriteGuard,
     no_guard,
+    nothing_adoptable,
 )
 
 MANAGED_NETWORK = "sim-net"
@@ -275,6 +276,10 @@ class SimCloud:
 
     def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         return self._write("delete_routes", table, routes, self._delete)
+
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        """The sim lists no other controller's routes as adoptable."""
+        return nothing_adoptable(self.name, routes)
 
     def target_for(self, provider_id: str) -> Target:
         rest = provider_id.removeprefix(PROVIDER_ID_PREFIX)

@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 
 from cryptography.exceptions import InvalidSignature
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from providers.emulators.params import request_params
+from providers.emulators.params import RpcHandler, request_params
 
 Json = dict[str, Any]
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -299,21 +299,10 @@ class AlibabaStsEmulator(_Service):
         return {"RequestId": secrets.token_hex(16).upper(), "Code": refused.code, "Message": refused.message}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RpcHandler):
     service: ClassVar[_Service]
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
 
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the exchanges are the record."""
-
-    def _serve(self) -> None:
+    def serve(self) -> None:
         params = request_params(self)
         headers = {k.lower(): v for k, v in self.headers.items()}
         path = urllib.parse.urlsplit(self.path).path

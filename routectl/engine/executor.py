@@ -9,7 +9,9 @@ an instance is prepared by one call however many routes to it are written at onc
 at most `max_attempts` times per apply — what still answers RETRY is reported and left to the next sync,
 never retried in a tight loop; `quota_exceeded`, `conflict` and `fatal` are never retried here.
 
-Deletes run before replaces and creates, so quota freed by a delete is there for a create.
+Deletes run before replaces, adoptions and creates, so quota freed by a delete is there for a create.
+An adoption is one provider call per route batch (`adopt_routes`): the adapter keeps the destination
+routed throughout (GCP: owned route first, legacy one after; Alibaba: marks written in place).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ _T = TypeVar("_T")
 class Op(enum.StrEnum):
     DELETE = "delete"
     REPLACE = "replace"
+    ADOPT = "adopt"
     CREATE = "create"
 
 
@@ -180,14 +183,20 @@ class Executor:
     # --- writes ----------------------------------------------------------------------------------
 
     def apply(self, plan: Plan) -> list[Applied]:
-        """Apply deletes, then replaces, then creates; returns one Applied per change.
+        """Apply deletes, then replaces, adoptions, creates; returns one Applied per change.
 
         Each create/replace is sent only once its target is prepared (`prepare`); when that raises
         ProviderError the change is not sent and the error is its outcome (Throttled/Transient →
         retry, anything else → fatal).
         """
         applied: list[Applied] = []
-        for op, changes in ((Op.DELETE, plan.delete), (Op.REPLACE, plan.replace), (Op.CREATE, plan.create)):
+        phases = (
+            (Op.DELETE, plan.delete),
+            (Op.REPLACE, plan.replace),
+            (Op.ADOPT, plan.adopt),
+            (Op.CREATE, plan.create),
+        )
+        for op, changes in phases:
             if not changes:
                 continue
             # Changes another apply is writing right now are left to it: they are not this apply's to
@@ -291,6 +300,7 @@ class Executor:
             Op.CREATE: self.provider.create_routes,
             Op.REPLACE: self.provider.replace_routes,
             Op.DELETE: self.provider.delete_routes,
+            Op.ADOPT: self.provider.adopt_routes,
         }[op]
         try:
             return send(table, routes)

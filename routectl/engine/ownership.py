@@ -13,6 +13,9 @@ never on the order nodes were seen, on restarts or on which replica leads — so
 created later can never take a block from one created earlier, so adding nodes never moves a route;
 ownership of a block changes only when its owner goes (the next claimant takes it) or an older node
 newly claims it.
+
+Routes follow the same rule from the other side: `adoptable` says when a route another controller
+made (kube-controller-manager's, a cloud-controller-manager's) may become routectl's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 import ipam
 from ipam import Network, overlaps
+from providers import Route, RouteState, Target
 from routectl.cluster import Node
 
 
@@ -254,6 +258,23 @@ class Claims:
         )
 
 
+def adoptable(route: Route, block: Network, target: Target | None, cidrs: Iterable[Network]) -> bool:
+    """Whether a listed route another controller made may become routectl's route for `block` (the
+    block of the node on `target`): the adapter recognised it (`Route.adoptable`), it is not owned,
+    active, exactly that block, inside a cluster CIDR, and points at that node's instance. Anything
+    else on the block — another node's instance, a wider or narrower prefix — stays a foreign
+    conflict, never touched."""
+    return (
+        route.adoptable
+        and not route.owned
+        and route.state is RouteState.ACTIVE
+        and route.destination == block
+        and target is not None
+        and route.target == target
+        and ipam.inside(block, tuple(cidrs))
+    )
+
+
 def owners(nodes: Iterable[Node], rules: ipam.PoolConfig) -> Ownership:
     """Ownership of every block among `nodes` (names unique: the current node set)."""
     claims = Claims(rules)
@@ -262,4 +283,4 @@ def owners(nodes: Iterable[Node], rules: ipam.PoolConfig) -> Ownership:
     return claims.snapshot()
 
 
-__all__ = ["CIDRProblem", "Claims", "Ownership", "Rule", "owners"]
+__all__ = ["CIDRProblem", "Claims", "Ownership", "Rule", "adoptable", "owners"]

@@ -6,8 +6,11 @@ always give the same Plan.
 Ownership invariant (docs/architecture.md, "Ownership"): a route is in `replace` or `delete` only if
 the adapter marked it owned **and** its destination lies inside a cluster CIDR; `create` only targets
 destinations inside a cluster CIDR. A foreign route is never in any write list — when it collides with
-a desired route it is a `conflict`. Creates that would exceed a table's remaining quota are `blocked`,
-never attempted.
+a desired route it is a `conflict` — unless `ownership.adoptable` says another route controller made
+it for exactly that node block and instance: then it is adopted (`WriteRules.adopt`) or listed as
+`adoptable` with the node blocked. Creates that would exceed a table's remaining quota are `blocked`,
+never attempted. Under `RoutePolicy.UPSERT_ONLY` nothing is ever in `delete`: what `sync` would
+delete is `withheld`. A replace of a `contested` route is held back (`contested`), its node blocked.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from ipam import inside, overlaps
 from providers import InvalidProviderID, Network, Route, RouteState, Target
 from routectl.cluster import Node
-from routectl.engine.ownership import CIDRProblem, Ownership
+from routectl.engine.ownership import CIDRProblem, Ownership, adoptable
 
 
 class BlockReason(enum.StrEnum):
@@ -29,6 +32,35 @@ class BlockReason(enum.StrEnum):
     NO_TARGET = "no target"
     CONFLICT = "conflict"
     QUOTA = "quota"
+    ADOPTABLE = "adoptable"
+    CONTESTED = "contested"
+
+
+class RoutePolicy(enum.StrEnum):
+    """`--route-policy`: `sync` creates, replaces and deletes; `upsert-only` never deletes."""
+
+    SYNC = "sync"
+    UPSERT_ONLY = "upsert-only"
+
+
+ADOPT_FLAG = "--adopt-routes"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRules:
+    """What the planner may write, beyond ownership: the operator's choices and the routes the engine
+    holds back."""
+
+    adopt: bool = False
+    """Adopt adoptable routes (`--adopt-routes`); else list them and block their nodes."""
+    policy: RoutePolicy = RoutePolicy.SYNC
+    contested: frozenset[tuple[str, Network]] = frozenset()
+    """(table, destination) of owned routes not to rewrite now (`engine/contest.py`)."""
+
+    @classmethod
+    def chosen(cls, adopt: bool, policy: str) -> WriteRules:
+        """The rules of `--adopt-routes` and `--route-policy` (validated by the config)."""
+        return cls(adopt=adopt, policy=RoutePolicy(policy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,16 +185,31 @@ class Plan:
     rejected: tuple[CIDRProblem, ...] = ()
     """PodCIDRs of the planned nodes that they do not own (duplicate, overlapping, outside, wrong size,
     reserved): never routed to them."""
+    adopt: tuple[Change, ...] = ()
+    """Adoptions to write: `route` the desired owned route (its `cloud_id` the listed one's), `current`
+    the route another controller made."""
+    adoptable: tuple[Change, ...] = ()
+    """The same, found without `--adopt-routes`: reported, never written (`adoptable_routes`)."""
+    withheld: tuple[Change, ...] = ()
+    """Deletes `sync` would make that `upsert-only` does not."""
+    contested: tuple[Change, ...] = ()
+    """Replaces held back while their route is contested."""
 
     @property
     def writes(self) -> int:
-        return len(self.create) + len(self.replace) + len(self.delete)
+        return len(self.create) + len(self.replace) + len(self.delete) + len(self.adopt)
 
     @property
     def converged(self) -> bool:
         """Nothing to write, nothing blocked, no podCIDR rejected (pending routes still count as
         converging)."""
         return self.writes == 0 and not self.blocked and not self.rejected
+
+
+def adoptable_routes(the_plan: Plan) -> tuple[Change, ...]:
+    """Routes another controller made that routectl would adopt with `--adopt-routes`: listed by
+    `plan` and for checks such as `routectl doctor` (distinct from `conflicts`, which are foreign)."""
+    return the_plan.adoptable or the_plan.adopt
 
 
 def quota_scope(destination: Network, per_family: bool) -> int:
@@ -179,13 +226,16 @@ def plan(
     *,
     quotas: Mapping[str, int | None] | None = None,
     quota_per_family: bool = False,
+    rules: WriteRules = WriteRules(),
 ) -> Plan:
     """The whole plan for every node and every managed table (`listed_tables` keys are the tables).
 
     `quotas` is routes per table; with `quota_per_family` (AWS) IPv4 and IPv6 routes count apart."""
     ordered = sorted(nodes, key=lambda n: n.name)
     neighbours = Neighbours.of(ordered)
-    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family, instances=neighbours.instances)
+    planner = _Planner(
+        tuple(cluster_cidrs), quotas or {}, quota_per_family, rules=rules, instances=neighbours.instances
+    )
     return planner.run(ordered, listed_tables)
 
 
@@ -198,6 +248,7 @@ def plan_node(
     quota_per_family: bool = False,
     by_name: bool = True,
     neighbours: Neighbours = Neighbours(),
+    rules: WriteRules = WriteRules(),
 ) -> Plan:
     """One node's slice of `plan`: same rules, restricted to the routes that concern this node.
 
@@ -214,7 +265,9 @@ def plan_node(
         sliced[table], elsewhere[table] = mine, rest
         for route in routes:
             (mine if _concerns(node, route, by_name, neighbours.owners) else rest).append(route)
-    planner = _Planner(tuple(cluster_cidrs), quotas or {}, quota_per_family, elsewhere, neighbours.instances)
+    planner = _Planner(
+        tuple(cluster_cidrs), quotas or {}, quota_per_family, rules, elsewhere, neighbours.instances
+    )
     return planner.run([node], sliced)
 
 
@@ -242,6 +295,10 @@ class _Acc:
     blocked: list[Blocked] = field(default_factory=list)
     in_place: list[Change] = field(default_factory=list)
     rejected: list[CIDRProblem] = field(default_factory=list)
+    adopt: list[Change] = field(default_factory=list)
+    adoptable: list[Change] = field(default_factory=list)
+    withheld: list[Change] = field(default_factory=list)
+    contested: list[Change] = field(default_factory=list)
 
     def freeze(self) -> Plan:
         return Plan(
@@ -254,6 +311,10 @@ class _Acc:
             blocked=tuple(sorted(set(self.blocked), key=_blocked_key)),
             in_place=tuple(sorted(self.in_place, key=_key)),
             rejected=tuple(sorted(set(self.rejected), key=lambda p: (p.node, p.pod_cidr, p.rule.value))),
+            adopt=tuple(sorted(self.adopt, key=_key)),
+            adoptable=tuple(sorted(self.adoptable, key=_key)),
+            withheld=tuple(sorted(self.withheld, key=_key)),
+            contested=tuple(sorted(self.contested, key=_key)),
         )
 
 
@@ -277,10 +338,12 @@ class _Planner:
         cluster_cidrs: tuple[Network, ...],
         quotas: Mapping[str, int | None],
         per_family: bool,
+        rules: WriteRules,
         elsewhere: Mapping[str, Sequence[Route]] | None = None,
         instances: Mapping[Target, frozenset[str]] | None = None,
     ) -> None:
         self.cidrs = cluster_cidrs
+        self.rules = rules
         self.quotas = quotas
         self.per_family = per_family
         self.elsewhere = elsewhere or {}
@@ -329,7 +392,7 @@ class _Planner:
         acc: _Acc,
     ) -> None:
         by_dest = {r.destination: r for r in routes}
-        conflicted = self._conflicts(table, routes, wanted, acc)
+        settled = self._foreign(table, routes, wanted, acc)
         kept = Counter(self._scope(r.destination) for r in (*routes, *self.elsewhere.get(table, ())))
         creates: list[Change] = []
         for route in routes:
@@ -339,10 +402,14 @@ class _Planner:
                 continue
             if route.destination in protected and not self._elsewhere(route, protected[route.destination]):
                 continue  # kept for its owner while it has no target, unless it routes to another node
-            acc.delete.append(Change(table, route.destination, route.node, route))
+            doomed = Change(table, route.destination, route.node, route)
+            if self.rules.policy is RoutePolicy.UPSERT_ONLY:
+                acc.withheld.append(doomed)
+                continue
+            acc.delete.append(doomed)
             kept[self._scope(route.destination)] -= 1
         for dest, node in sorted(wanted.items(), key=lambda item: (item[1].name, str(item[0]))):
-            if dest in conflicted:
+            if dest in settled:
                 continue
             desired = Route(dest, node.target, owned=True, node=node.name, node_uid=node.uid)
             current = by_dest.get(dest)
@@ -351,8 +418,13 @@ class _Planner:
             elif current.target != node.target or current.state is RouteState.BLACKHOLE:
                 # The cloud's handle of the route being replaced: GCP names routes by node uid, so the
                 # old route of a reused CIDR has another name than the desired one.
-                replacing = replace(desired, cloud_id=current.cloud_id)
-                acc.replace.append(Change(table, dest, node.name, replacing, current))
+                replacing = Change(
+                    table, dest, node.name, replace(desired, cloud_id=current.cloud_id), current
+                )
+                if (table, dest) in self.rules.contested:
+                    self._hold(replacing, acc)
+                else:
+                    acc.replace.append(replacing)
             elif current.state is RouteState.ACTIVE:
                 acc.in_place.append(Change(table, dest, node.name, desired, current))
         self._within_quota(table, kept, creates, acc)
@@ -363,7 +435,7 @@ class _Planner:
             return False
         return bool(self.instances.get(route.target, frozenset()) - {owner})
 
-    def _conflicts(
+    def _foreign(
         self,
         table: str,
         routes: Sequence[Route],
@@ -371,23 +443,59 @@ class _Planner:
         acc: _Acc,
     ) -> set[Network]:
         """Foreign routes equal to or inside a desired destination, or overlapping it within the cluster
-        CIDRs. A broader foreign route that contains the cluster CIDR (default route, VPC-local route)
-        is not a conflict: the node's more specific route wins by longest-prefix match."""
-        hit: set[Network] = set()
+        CIDRs: adoptable ones (`ownership.adoptable`) are adopted, or listed with their node blocked;
+        the rest are conflicts. A broader foreign route that contains the cluster CIDR (default route,
+        VPC-local route) is not a conflict: the node's more specific route wins by longest-prefix
+        match. Returns the destinations settled here (conflicted or adopted), which get no other write."""
+        conflicted: set[Network] = set()
+        adoptions: dict[Network, Change] = {}
         if not wanted:
-            return hit
+            return conflicted
         for route in routes:
             if route.owned and inside(route.destination, self.cidrs):
                 continue
             for dest, node in self._overlapping(route.destination, wanted):
+                if adoptable(route, dest, node.target, self.cidrs):
+                    desired = Route(dest, node.target, owned=True, node=node.name, node_uid=node.uid)
+                    adopted = Change(table, dest, node.name, replace(desired, cloud_id=route.cloud_id), route)
+                    adoptions.setdefault(dest, adopted)
+                    continue
                 inside_dest = route.destination.subnet_of(dest)  # type: ignore[arg-type]
                 if inside_dest or inside(route.destination, self.cidrs):
                     acc.conflicts.append(RouteConflict(table, dest, node.name, route))
                     via = route.next_hop or "?"
                     detail = f"route conflict in {table}: {route.destination} via {via} is not ours"
                     acc.blocked.append(Blocked(node.name, BlockReason.CONFLICT, detail, table, dest))
-                    hit.add(dest)
-        return hit
+                    conflicted.add(dest)
+        for change in adoptions.values():
+            if change.destination not in conflicted:  # a foreign route beside it: not ours to settle
+                self._adopt(change, acc)
+        return conflicted | set(adoptions)
+
+    def _adopt(self, change: Change, acc: _Acc) -> None:
+        """Adopt the route, or without `--adopt-routes` list it and block its node naming the flag."""
+        if self.rules.adopt:
+            acc.adopt.append(change)
+            return
+        acc.adoptable.append(change)
+        via = change.current.next_hop if change.current else "?"
+        where = f"{change.destination} in {change.table}"
+        detail = f"{where} is routed by another route controller ({via}); {ADOPT_FLAG} adopts it"
+        blocked = Blocked(change.node, BlockReason.ADOPTABLE, detail, change.table, change.destination)
+        acc.blocked.append(blocked)
+
+    @staticmethod
+    def _hold(change: Change, acc: _Acc) -> None:
+        """A contested route: not rewritten during its backoff; its node is blocked naming it."""
+        via = change.current.next_hop if change.current else "?"
+        detail = (
+            f"route {change.destination} in {change.table} is contested: its target keeps being changed "
+            f"by something else (now {via}); not rewritten until the backoff ends"
+        )
+        acc.contested.append(change)
+        acc.blocked.append(
+            Blocked(change.node, BlockReason.CONTESTED, detail, change.table, change.destination)
+        )
 
     @staticmethod
     def _overlapping(
@@ -413,6 +521,7 @@ class _Planner:
 
 
 __all__ = [
+    "ADOPT_FLAG",
     "BlockReason",
     "Blocked",
     "Change",
@@ -420,6 +529,9 @@ __all__ = [
     "Neighbours",
     "Plan",
     "RouteConflict",
+    "RoutePolicy",
+    "WriteRules",
+    "adoptable_routes",
     "plan",
     "plan_node",
     "quota_scope",

@@ -13,6 +13,9 @@ Invariant: a node is settled as routed (`NetworkUnavailable=False`) only when no
 failed for it and each of its routes is *verified* in every managed table: in the view, owned, active,
 pointing at the node's instance. Otherwise it is settled as not routed with the cause, and the Event the
 cause deserves. In dry-run mode nothing is applied or settled: the plan is logged.
+
+Every plan takes the operator's write rules (`--adopt-routes`, `--route-policy`) and the routes
+`contest.py` holds back; every apply's replaces are counted there.
 """
 
 from __future__ import annotations
@@ -27,17 +30,31 @@ from dataclasses import dataclass, replace
 import ipam
 from providers import Outcome, ProviderError, Target
 from routectl.cluster import Node
+from routectl.engine.contest import Contests
 from routectl.engine.executor import Applied, Executor, Op
 from routectl.engine.nodestatus import NodeStatus
 from routectl.engine.ownership import Ownership, owners
-from routectl.engine.planner import Blocked, BlockReason, DesiredNode, Neighbours, Plan, plan, plan_node
+from routectl.engine.planner import (
+    Blocked,
+    BlockReason,
+    DesiredNode,
+    Neighbours,
+    Plan,
+    WriteRules,
+    plan,
+    plan_node,
+)
 from routectl.engine.routeview import Listed, RouteView
 from routectl.metrics import Metrics
 from routectl.reasons import Reason
 
 log = logging.getLogger("routectl.engine.reconciler")
 
-_BLOCK_EVENTS = {BlockReason.QUOTA: Reason.ROUTE_QUOTA_EXCEEDED, BlockReason.CONFLICT: Reason.ROUTE_CONFLICT}
+_BLOCK_EVENTS = {
+    BlockReason.QUOTA: Reason.ROUTE_QUOTA_EXCEEDED,
+    BlockReason.CONFLICT: Reason.ROUTE_CONFLICT,
+    BlockReason.CONTESTED: Reason.ROUTE_CONTESTED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +89,14 @@ class Reconciler:
         on_owner_change: Callable[[str], None] = lambda name: None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        write_rules: WriteRules | None = None,
+        contests: Contests | None = None,
     ) -> None:
         """`nodes` lists the current Nodes (the informer's cache); `target_for` is the provider's
         providerID parser; `pool_rules` decide which podCIDRs a node owns; `on_owner_change` is told
         the name of every other node whose owned blocks or rejected podCIDRs changed (the controller
-        queues it)."""
+        queues it); `write_rules` are the operator's adoption and delete policy; `contests` (by default
+        one on `clock`) decides which routes are held back."""
         self._view = view
         self._status = status
         self._executor = executor
@@ -88,6 +108,8 @@ class Reconciler:
         self._clock = clock
         self._rules = pool_rules
         self._on_owner_change = on_owner_change
+        self._write_rules = write_rules or WriteRules()
+        self._contests = contests or Contests(clock=clock)
         self._owners_lock = threading.Lock()
         self._owners_key: tuple[tuple[str, str, float, tuple[str, ...], str], ...] | None = None
         self._owners = _Owners(Ownership(), Neighbours())
@@ -113,6 +135,7 @@ class Reconciler:
                 listed,
                 self._view.cidrs,
                 neighbours=current.neighbours,
+                rules=self._plan_rules(),
                 **self._view.quota_rules(listed),
             )
             self._note_waiting(desired)
@@ -156,7 +179,7 @@ class Reconciler:
         ownership = self._ownership().ownership
         alive = {n.name for n in self._nodes() if n.uid == tombstone.uid}  # not gone after all
         held = {block for block, owner in ownership.owners.items() if owner not in alive}
-        removal = plan_node(tombstone, listed, self._view.cidrs, by_name=False)
+        removal = plan_node(tombstone, listed, self._view.cidrs, by_name=False, rules=self._plan_rules())
         return replace(removal, delete=tuple(c for c in removal.delete if c.destination not in held))
 
     def resync(self) -> bool:
@@ -172,13 +195,21 @@ class Reconciler:
             nodes = self._nodes()
             ownership = self._ownership().ownership
             desired = {n.name: self._desired(n, ownership) for n in nodes}
-            full = plan(desired.values(), listed, self._view.cidrs, **self._view.quota_rules(listed))
+            full = plan(
+                desired.values(),
+                listed,
+                self._view.cidrs,
+                rules=self._plan_rules(),
+                **self._view.quota_rules(listed),
+            )
             self._metrics.routes_desired.set(
                 sum(len(d.pod_cidrs) for d in desired.values() if not d.excluded and d.target) * len(listed)
             )
             conflicts = Counter(c.table for c in full.conflicts)
+            adoptable = Counter(c.table for c in (*full.adopt, *full.adoptable))
             for table in listed:
                 self._metrics.route_conflicts.labels(table).set(conflicts[table])
+                self._metrics.routes_adoptable.labels(table).set(adoptable[table])
             for wanted in desired.values():
                 self._note_waiting(wanted)
             applied = self._apply(full)
@@ -187,6 +218,12 @@ class Reconciler:
             return self._settle_all(nodes, desired, full, applied)
 
     # --- plan, apply, settle ---------------------------------------------------------------------
+
+    def _plan_rules(self) -> WriteRules:
+        """The operator's rules, with the routes held back right now."""
+        held = self._contests.held()
+        self._metrics.routes_contested.set(len(held))
+        return replace(self._write_rules, contested=held)
 
     def _desired(self, node: Node, ownership: Ownership) -> DesiredNode:
         return DesiredNode.of(node, self._target_for, self._exclude, ownership)
@@ -224,6 +261,14 @@ class Reconciler:
             return []
         applied = self._executor.apply(the_plan)
         self._view.record(applied)
+        for table, destination in sorted(self._contests.record(applied), key=str):
+            log.warning(
+                "route %s in %s is contested: held back from rewriting",
+                destination,
+                table,
+                extra={"table": table, "destination": str(destination)},
+            )
+        self._metrics.routes_contested.set(len(self._contests.held()))
         return applied
 
     def _note_waiting(self, desired: DesiredNode) -> None:
@@ -321,6 +366,7 @@ def _log_plan(the_plan: Plan) -> None:
     for op, changes in (
         ("create", the_plan.create),
         ("replace", the_plan.replace),
+        ("adopt", the_plan.adopt),
         ("delete", the_plan.delete),
     ):
         for change in changes:

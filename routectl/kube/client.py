@@ -330,6 +330,17 @@ class KubeCluster:
 
     # --- transport -------------------------------------------------------------------------------
 
+    def read(
+        self,
+        path_template: str,
+        *,
+        path: Mapping[str, str] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+    ) -> Json:
+        """One GET of any object or list, as the server's JSON (`routectl doctor` reads managedFields,
+        ConfigMaps and DaemonSets, which the Cluster port has no values for)."""
+        return self._request("GET", path_template, path=path, query=query)
+
     def _request(
         self,
         method: str,

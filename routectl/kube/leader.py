@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from routectl.cluster import Cluster, ClusterError, ConflictError, GoneError, Lease
+from routectl.cluster import Cluster, ClusterError, ConflictError, ForbiddenError, GoneError, Lease
 from routectl.config import LeaderElection
 from routectl.fence import LostLeadership
 from routectl.metrics import Metrics
@@ -251,12 +251,19 @@ class LeaderElector:
 
     def _pause(self, stop: threading.Event) -> None:
         """Wait until the next attempt is due: a jittered retry period (client-go's timer), or sooner
-        when the lease is free by what the watch has shown (released, or expired by our own clock)."""
-        jitter = 1 + self._rng.random() * JITTER_FACTOR
-        retry_at = self._clock() + self._settings.retry_period_s * jitter
+        when the lease is free by what the watch has shown (released, or expired by our own clock).
+        A record the failed attempt already found free does not count again (a lost race, an API
+        error): only a new change, its expiry still ahead, or the timer end the wait."""
+        started = self._clock()
+        retry_at = started + self._settings.retry_period_s * (1 + self._rng.random() * JITTER_FACTOR)
+        with self._state:
+            judged = self._observed
         while not stop.is_set():
             with self._state:
-                left = min(retry_at, self._free_at_locked()) - self._clock()
+                free_at = self._free_at_locked()
+                if self._observed is judged and free_at <= started:
+                    free_at = math.inf
+                left = min(retry_at, free_at) - self._clock()
             if left <= 0:
                 return
             self._changed.wait(min(left, STOP_POLL_S))
@@ -267,6 +274,7 @@ class LeaderElector:
         lease the moment it is seen. Failures fall back to the retry timer until the watch is back."""
         with self._state:
             since = self._observed.resource_version if self._observed is not None else ""
+        warned = False
         while not watching.is_set():
             try:
                 for current in self._cluster.watch_lease(
@@ -281,10 +289,16 @@ class LeaderElector:
             except GoneError:
                 since = ""  # start from the current state
             except ClusterError as err:
-                log.debug(
-                    "lease watch failed",
+                # Refused is the operator's to fix (a Role without `watch` on the lease): say so once;
+                # a dropped connection is routine.
+                denied = isinstance(err, ForbiddenError)
+                log.log(
+                    logging.WARNING if denied and not warned else logging.DEBUG,
+                    "lease watch failed%s",
+                    ": takeover waits for the retry timer (grant watch on the lease)" if denied else "",
                     extra={"lease": self._describe, "identity": self.identity, "error": str(err)},
                 )
+                warned = warned or denied
                 watching.wait(self._settings.retry_period_s)
 
     def _hold(self, stop: threading.Event) -> bool:

@@ -14,7 +14,7 @@ from providers import Route, RouteProvider
 from routectl.cluster import Cluster, list_all_nodes
 from routectl.config import Config
 from routectl.engine.ownership import owners
-from routectl.engine.planner import Change, DesiredNode, Plan, plan
+from routectl.engine.planner import ADOPT_FLAG, Change, DesiredNode, Plan, WriteRules, plan
 from routectl.engine.ratelimit import Pacer
 from routectl.engine.routeview import RouteView
 from routectl.metrics import Metrics
@@ -28,7 +28,8 @@ def compute(cfg: Config, cluster: Cluster, provider: RouteProvider) -> Plan:
     desired = [DesiredNode.of(n, provider.target_for, cfg.exclude_label, ownership) for n in nodes]
     view = RouteView(provider, Pacer(provider.limits), Metrics(), cfg.cluster_cidrs)
     listed = view.refresh()
-    return plan(desired, listed, view.cidrs, **view.quota_rules(listed))
+    rules = WriteRules.chosen(cfg.adopt_routes, cfg.route_policy)
+    return plan(desired, listed, view.cidrs, rules=rules, **view.quota_rules(listed))
 
 
 def _hop(route: Route | None) -> str:
@@ -49,6 +50,10 @@ def as_json(the_plan: Plan) -> dict[str, object]:
         "create": [change(c) for c in the_plan.create],
         "replace": [change(c) for c in the_plan.replace],
         "delete": [change(c) for c in the_plan.delete],
+        "adopt": [change(c) for c in the_plan.adopt],
+        "adoptable": [change(c) for c in the_plan.adoptable],
+        "withheld_deletes": [change(c) for c in the_plan.withheld],
+        "contested": [change(c) for c in the_plan.contested],
         "conflicts": [
             {
                 "table": c.table,
@@ -92,6 +97,13 @@ def _rows(the_plan: Plan) -> Iterator[tuple[str, str, str, str, str]]:
         for c in changes:
             via = _hop(c.route) if action != "replace" else f"{_hop(c.current)} -> {_hop(c.route)}"
             yield action, c.table, str(c.destination), c.node, via
+    for c in the_plan.adopt:
+        yield "adopt", c.table, str(c.destination), c.node, f"{_legacy(c)} becomes routectl's"
+    for c in the_plan.adoptable:
+        yield "ADOPTABLE", c.table, str(c.destination), c.node, f"{_legacy(c)}: {ADOPT_FLAG} adopts it"
+    for c in the_plan.withheld:
+        detail = f"via {_hop(c.route)}: sync would delete it; upsert-only keeps it"
+        yield "WITHHELD", c.table, str(c.destination), c.node, detail
     for conflict in the_plan.conflicts:
         yield (
             "CONFLICT",
@@ -103,6 +115,14 @@ def _rows(the_plan: Plan) -> Iterator[tuple[str, str, str, str, str]]:
     for b in the_plan.blocked:
         where = str(b.destination) if b.destination is not None else ""
         yield "BLOCKED", b.table, where, b.node, f"{b.reason.value}: {b.detail}"
+
+
+def _legacy(change: Change) -> str:
+    """An adoptable route as `plan` names it: its cloud id and next hop."""
+    current = change.current
+    if current is None:
+        return "?"
+    return f"{current.cloud_id or current.destination} via {_hop(current)}"
 
 
 def render_table(the_plan: Plan, out: TextIO) -> None:
@@ -120,7 +140,9 @@ def render_table(the_plan: Plan, out: TextIO) -> None:
         print(file=out)
     print(
         f"Plan: {len(the_plan.create)} to create, {len(the_plan.replace)} to replace, "
-        f"{len(the_plan.delete)} to delete; {len(the_plan.conflicts)} conflicts, "
+        f"{len(the_plan.delete)} to delete, {len(the_plan.adopt)} to adopt; "
+        f"{len(the_plan.adoptable)} adoptable, {len(the_plan.withheld)} deletes withheld, "
+        f"{len(the_plan.contested)} contested, {len(the_plan.conflicts)} conflicts, "
         f"{len(the_plan.blocked)} blocked, {len(the_plan.rejected)} podCIDRs rejected; "
         f"{len(the_plan.in_place)} routes already in place.",
         file=out,

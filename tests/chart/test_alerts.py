@@ -324,6 +324,20 @@ CASES = [
         {f'routectl_route_conflicts{{{A},table="rtb-1"}}': "0x20"},
         "12m",
     ),
+    # --- RoutectlRoutesContested (for 0m) ---
+    Case(
+        "RoutectlRoutesContested",
+        "a cloud-controller-manager keeps repointing a route",
+        {f"routectl_routes_contested{{{A}}}": "0 0 1x10"},
+        "3m",
+        [({}, "1 owned route(s) contested: something else keeps changing their target.")],
+    ),
+    quiet(
+        "RoutectlRoutesContested",
+        "no route contested",
+        {f"routectl_routes_contested{{{A}}}": "0x10"},
+        "5m",
+    ),
     # --- RoutectlPodCIDRConflicts (for 5m) ---
     Case(
         "RoutectlPodCIDRConflicts",

@@ -11,6 +11,7 @@ resource (with subresource), verb, object name — and compared with the rules t
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from kubernetes import client
 
 from routectl.access import Verdict
 from routectl.cluster import Cluster, Condition, Lease, Node
+from routectl.kube import doctor as kube_doctor
 from routectl.kube.authn import ACCESS_REVIEWS, TOKEN_REVIEWS, ApiServerGate
 from routectl.kube.client import KubeCluster
 
@@ -59,7 +61,8 @@ class _Recorder(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        self.server.seen.append(_access(self.command, url.path, parse_qs(url.query)))
+        if url.path.startswith(("/api/", "/apis/")):  # /version is public (system:public-info-viewer)
+            self.server.seen.append(_access(self.command, url.path, parse_qs(url.query)))
         status, body = _response(self.command, url.path, parse_qs(url.query))
         data = body.encode()
         self.send_response(status)
@@ -109,6 +112,16 @@ def _access(method: str, path: str, query: dict[str, list[str]]) -> Access:
 
 
 def _response(method: str, path: str, query: dict[str, list[str]]) -> tuple[int, str]:
+    if path == "/version":
+        return 200, json.dumps({"gitVersion": "v1.37.2"})
+    if path == kube_doctor.SELF_REVIEWS:
+        return 201, json.dumps({"status": {"allowed": True}})
+    if "/configmaps/" in path:
+        return 200, json.dumps(
+            {"data": {"net-conf.json": '{"Network": "10.244.0.0/16", "Backend": {"Type": "alloc"}}'}}
+        )
+    if "/daemonsets/" in path:
+        return 200, json.dumps({"spec": {"template": {"spec": {"containers": []}}}})
     if path == TOKEN_REVIEWS:
         return 201, json.dumps({"status": {"authenticated": True, "user": {"username": "prometheus"}}})
     if path == ACCESS_REVIEWS:
@@ -203,6 +216,7 @@ def test_chart_rbac_grants_exactly_the_requests_routectl_makes(
         call()
     if secure:  # routectl run builds the gate only for HTTPS metrics (cli._metrics_endpoint)
         assert ApiServerGate(cluster).admit("a-token", "get", "/metrics") is Verdict.ALLOWED
+    run_doctor(cluster, secure)
     used = set(seen)
     granted = _granted(helm, secure)
     assert used, "no request recorded"
@@ -210,6 +224,34 @@ def test_chart_rbac_grants_exactly_the_requests_routectl_makes(
     unused = sorted(g for g in granted if not any(u.allowed_by(g) for u in used))
     assert denied == [], f"routectl makes requests the chart does not grant: {denied}"
     assert unused == [], f"the chart grants what routectl never requests: {unused}"
+
+
+def run_doctor(cluster: KubeCluster, secure: bool) -> None:
+    """`routectl doctor` runs under the same ServiceAccount (kubectl exec): its reads need rules too."""
+    needs = kube_doctor.required_access(leader_election=(NAMESPACE, LEASE), secure_metrics=secure)
+    found = kube_doctor.diagnose(cluster, needs, [ipaddress.ip_network("10.244.0.0/16")], timeout_s=5)
+    assert {c.name for c in found.checks} >= {"rbac", "network", "backend", "network-unavailable"}
+
+
+def _as_rbac(need: kube_doctor.Access) -> Access:
+    return Access(
+        need.group, "/".join(p for p in (need.resource, need.subresource) if p), need.verb, need.name
+    )
+
+
+DOCTOR_OWN = {
+    Access("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+    Access("", "configmaps", "get", kube_doctor.FLANNEL_CONFIGMAP),
+    Access("apps", "daemonsets", "get", kube_doctor.FLANNEL_DAEMONSET),
+}
+"""What only `routectl doctor` requests: it asks about everything else."""
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["https-metrics", "loopback-metrics"])
+def test_doctor_asks_about_exactly_what_the_chart_grants_routectl_run(helm: Helm, secure: bool) -> None:
+    needs = kube_doctor.required_access(leader_election=(NAMESPACE, LEASE), secure_metrics=secure)
+    assert {_as_rbac(n) for n in needs} == _granted(helm, secure) - DOCTOR_OWN
+    assert _granted(helm, secure) >= DOCTOR_OWN
 
 
 def test_the_event_and_lease_paths_were_all_taken(recorded: tuple[KubeCluster, list[Access]]) -> None:

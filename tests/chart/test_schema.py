@@ -36,6 +36,8 @@ SCHEMA_ERROR = "values don't meet the specifications of the schema"
         ("ipam.nodeCIDRMaskSizeIPv4", 33, "at '/ipam/nodeCIDRMaskSizeIPv4': maximum"),
         ("ipam.excludeLabel", "no-value", "at '/ipam/excludeLabel'"),
         ("routes.concurrentNodeSyncs", 0, "at '/routes/concurrentNodeSyncs': minimum"),
+        ("routes.policy", "delete-all", "at '/routes/policy': value must be one of"),
+        ("routes.adoptRoutes", "yes", "at '/routes/adoptRoutes'"),
         ("clusterNmae", "typo", "additional properties 'clusterNmae' not allowed"),
     ],
 )

@@ -335,6 +335,30 @@ def test_lease_create_update_and_conflicts(kube: KubeCluster) -> None:
     assert read.renew_time == pytest.approx(whole_second + 2.123456, abs=1e-6)
 
 
+def test_a_lease_watch_streams_the_changes_of_that_lease_only(kube: KubeCluster) -> None:
+    name, other = a_name("lease"), a_name("lease")
+    created = kube.create_lease(Lease("default", name, holder="a", lease_duration_s=15), timeout_s=5)
+    seen: list[Lease] = []
+
+    def watch() -> None:
+        seen.extend(kube.watch_lease("default", name, created.resource_version, timeout_s=2))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(0.5)
+    kube.create_lease(Lease("default", other, holder="x", lease_duration_s=15), timeout_s=5)
+    released = kube.update_lease(
+        Lease("default", name, holder="", lease_duration_s=1, resource_version=created.resource_version),
+        timeout_s=5,
+    )
+    watcher.join(10)
+
+    assert not watcher.is_alive()
+    assert seen == [released]
+    # From "": the current state first, then changes (none here).
+    assert [x.holder for x in kube.watch_lease("default", name, "", timeout_s=1)] == [""]
+
+
 def test_a_service_account_without_rbac_is_forbidden(
     control_plane: ControlPlane, core: client.CoreV1Api, tmp_path: Path
 ) -> None:

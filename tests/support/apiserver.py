@@ -2,7 +2,8 @@
 
 `ControlPlane` is a context manager: entering starts etcd, then kube-apiserver (RBAC authorization, a
 ServiceAccount issuer, generated PKI, run-time ports) and waits for etcd's /health and the apiserver's
-/readyz; leaving stops both and removes the temp dir.
+/readyz; leaving stops both and removes the temp dir. `stop_apiserver` / `start_apiserver` make an API
+outage: kube-apiserver alone goes away and comes back at the same URL, etcd and its data untouched.
 Invariant: no process started here outlives the context (terminate, then kill; each child also gets
 SIGKILL from the kernel if the test process dies first), and nothing listens beyond 127.0.0.1.
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import yaml
 from kubernetes import client, dynamic
@@ -88,7 +90,7 @@ class _Process:
     def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
         self.name = name
         self.log_path = log_path
-        with log_path.open("wb") as log:
+        with log_path.open("ab") as log:  # a restarted process appends to its predecessor's log
             self._popen = subprocess.Popen(
                 dying_with_parent(argv),
                 stdin=subprocess.DEVNULL,
@@ -157,6 +159,23 @@ class ControlPlane:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver alone (an API outage); etcd keeps running with all the data."""
+        (apiserver,) = (p for p in self._processes if p.name == "kube-apiserver")
+        apiserver.stop()
+        self._processes.remove(apiserver)
+
+    @property
+    def apiserver_running(self) -> bool:
+        return any(p.name == "kube-apiserver" for p in self._processes)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on its former port (kubeconfigs and tokens stay valid: same
+        PKI, same signing key) and return once /readyz answers ok."""
+        port = urlsplit(self.url).port
+        apiserver = self._start_apiserver(self.workdir, self._require_pki(), port)
+        _wait_until(lambda: self._apiserver_get("/readyz") == "ok", apiserver)
+
     @property
     def workdir(self) -> Path:
         """The temp dir holding PKI, etcd data and logs; removed by `stop()`."""
@@ -192,8 +211,8 @@ class ControlPlane:
             argv.append("--unsafe-no-fsync")  # the data dies with the test; fsync only costs time
         return self._spawn("etcd", argv, workdir)
 
-    def _start_apiserver(self, workdir: Path, pki: Pki) -> _Process:
-        port = free_port()
+    def _start_apiserver(self, workdir: Path, pki: Pki, port: int | None = None) -> _Process:
+        port = port or free_port()
         self.url = f"https://127.0.0.1:{port}"
         argv = [
             str(self.binaries.kube_apiserver),

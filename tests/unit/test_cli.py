@@ -125,3 +125,24 @@ def test_a_provider_whose_sdk_is_not_installed_names_its_extra_in_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"install routectl[{provider}]" in err
+
+
+def test_doctor_takes_the_run_and_plan_settings_and_validates_them_first(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent")
+    assert main(["doctor", "--cluster-name=c", "--cluster-cidr=10.0.0.0/33", "--provider=aws"]) == EXIT_CONFIG
+    assert "10.0.0.0/33" in capsys.readouterr().err
+
+
+def test_doctor_against_an_unreachable_api_server_is_a_cross_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["doctor", *BASE, "--configure-cloud-routes=false", f"--kubeconfig={a_kubeconfig(tmp_path)}"]
+
+    assert main(argv) == 1
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("✗ kubernetes/api-reachable: ")
+    assert lines[1].startswith("! cloud/skipped: configure-cloud-routes=false")
+    assert lines[-1] == "broken: 0 passed, 1 failed, 1 warning(s)"

@@ -35,6 +35,8 @@ CASES: list[tuple[str, str, list[str], str, str]] = [
     ("reserved-cidr", "run", AWS, "10.0.0.1/16", "host bits"),
     ("allocate-node-cidrs", "run", AWS, "maybe", "true or false"),
     ("configure-cloud-routes", "run", AWS, "perhaps", "true or false"),
+    ("adopt-routes", "run", AWS, "gladly", "true or false"),
+    ("route-policy", "plan", AWS, "upsert", "upsert-only"),
     ("provider", "run", AWS, "nimbus", "installed"),
     ("region", "run", AWS, "us east 1", "region name"),
     ("vpc-id", "run", AWS, "my vpc", "resource id"),

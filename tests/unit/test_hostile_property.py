@@ -9,7 +9,8 @@ step, once the controller has worked off what is ready:
 - no route points at a node that does not own its block;
 - no route changes target twice while its block keeps the same owner;
 - nothing outside the cluster CIDRs, and nothing foreign, is touched;
-- every node marked `False/RouteCreated` owns all its podCIDRs and has its route in every table.
+- every node marked `False/RouteCreated` owns all its podCIDRs and has its route in every table;
+- under `--route-policy=upsert-only` nothing is ever deleted: every owned route once seen stays.
 
 Deterministic and replayable: the seed is fixed (ROUTECTL_PROPERTY_SEED overrides it) and a failure
 prints its `@reproduce_failure` blob.
@@ -66,15 +67,19 @@ class HostileCluster(RuleBasedStateMachine):
         self.untouchable = {t: self._untouchable(t) for t in TABLES}
         self.controller: Controller | None = None
         self.allocate = True
+        self.policy = "sync"
+        self.seen_routes: set[tuple[str, ipam.Network]] = set()
+        """(table, destination) of every owned route observed so far."""
         self.instances = 0
         self.history: dict[tuple[str, str], list[str]] = {}
         """(destination, owner uid) → the instances its route pointed at, each change appended."""
 
     # --- set-up and leader changes ------------------------------------------------------------------
 
-    @initialize(allocate=st.booleans())
-    def start(self, allocate: bool) -> None:
+    @initialize(allocate=st.booleans(), policy=st.sampled_from(["sync", "upsert-only"]))
+    def start(self, allocate: bool, policy: str) -> None:
         self.allocate = allocate
+        self.policy = policy
         self._lead()
 
     @rule()
@@ -90,6 +95,7 @@ class HostileCluster(RuleBasedStateMachine):
             "--leader-elect=false",
             f"--reserved-cidr={RESERVED}",
             f"--allocate-node-cidrs={str(self.allocate).lower()}",
+            f"--route-policy={self.policy}",
         )
         cfg = embedded_config("aws", [CLUSTER_CIDR], cluster_name="c1", extra=flags)
         self.controller = Controller(cfg, self.cluster, self.sim, Metrics())
@@ -185,6 +191,14 @@ class HostileCluster(RuleBasedStateMachine):
                         f"{table}: {block} -> {route.instance}"
                     )
 
+    @invariant()
+    def upsert_only_never_deletes(self) -> None:
+        if self.policy != "upsert-only":
+            return
+        assert self.sim.calls["delete_routes"] == 0
+        present = {(t, d) for t in TABLES for d in self._ours(t)}
+        assert self.seen_routes <= present, f"gone under upsert-only: {sorted(self.seen_routes - present)}"
+
     def teardown(self) -> None:
         if self.controller is not None and self.controller.reconciler is not None:
             self.controller.reconciler.close()
@@ -214,6 +228,7 @@ class HostileCluster(RuleBasedStateMachine):
         ownership = owners(nodes.values(), self._rules())
         for table in TABLES:
             for destination, route in self._ours(table).items():
+                self.seen_routes.add((table, destination))
                 owner = ownership.owners.get(destination)
                 if owner is None:
                     continue

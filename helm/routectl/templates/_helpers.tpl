@@ -144,6 +144,8 @@ kebab case and `providerSettings` by flag name, so a new provider setting needs 
   "route-reconciliation-period" $v.routes.reconciliationPeriod
   "concurrent-node-syncs" (int $v.routes.concurrentNodeSyncs)
   "dry-run" $v.routes.dryRun
+  "adopt-routes" $v.routes.adoptRoutes
+  "route-policy" $v.routes.policy
   "cloud-write-rate" $v.cloud.writeRate
   "cloud-write-burst" (int $v.cloud.writeBurst)
   "cloud-read-rate" $v.cloud.readRate

@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from providers.errors import InvalidProviderID
-from providers.model import CallObserver, Limits, Outcome, Route, RouteResult, Target, WriteGuard, no_guard
+from providers.model import (
+    CallObserver,
+    Limits,
+    Outcome,
+    Route,
+    RouteResult,
+    Target,
+    WriteGuard,
+    no_guard,
+    nothing_adoptable,
+)
 from providers.registry import CommonConfig, ProviderSpec
 from providers.settings import Setting
 
@@ -66,6 +76,9 @@ class MemcloudProvider:
 
     def delete_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
         return [self._write("DeleteRoute", route, keep=False) for route in routes]
+
+    def adopt_routes(self, table: str, routes: Sequence[Route]) -> list[RouteResult]:
+        return nothing_adoptable(self.name, routes)
 
     def target_for(self, provider_id: str) -> Target:
         instance = provider_id.removeprefix(PREFIX)

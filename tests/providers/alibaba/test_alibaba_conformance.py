@@ -15,7 +15,7 @@ from providers.model import Network, Route, RouteProvider, Target
 
 from .conftest import REGION, VPC
 
-WRITES = ("CreateRouteEntries", "DeleteRouteEntries")
+WRITES = ("CreateRouteEntries", "DeleteRouteEntries", "ModifyRouteEntry")
 MISSING = Target("i-gone", zone=REGION)
 
 SUPPORTS = Supports(
@@ -53,6 +53,12 @@ class AlibabaWorld:
         self.emulator.add_route(
             self.table, where, "i-foreign", name="someone-else", description="routectl cluster=other node=x"
         )
+        return lambda: next((e for e in self.emulator.routes(self.table) if e.destination == where), None)
+
+    def add_adoptable_route(self, destination: Network, target: Target) -> Probe:
+        """An entry as Alibaba's cloud-controller-manager leaves it: no routectl marks."""
+        where = str(destination)
+        self.emulator.add_route(self.table, where, target.instance, description="")
         return lambda: next((e for e in self.emulator.routes(self.table) if e.destination == where), None)
 
     def limit_routes(self, room: int) -> None:

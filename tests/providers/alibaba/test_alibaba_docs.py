@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import re
@@ -30,6 +31,11 @@ def test_ram_policy_lists_exactly_the_actions_the_adapter_calls(
     provider.create_routes(table, routes)
     provider.replace_routes(table, [a_route(1, instance="i-new")])
     provider.delete_routes(table, provider.list_routes(table))
+    emulator.add_route(table, "10.0.9.0/24", "i-000001")  # an unmarked entry, adopted in place
+    [adoptable] = [r for r in provider.list_routes(table) if r.adoptable]
+    provider.adopt_routes(
+        table, [dataclasses.replace(a_route(9, instance="i-000001"), cloud_id=adoptable.cloud_id)]
+    )
     provider.prepare_target(provider.target_for("cn-hangzhou.i-000001"))
 
     service = {"DescribeInstances": "ecs"}  # the one ECS read; every other action is the VPC API's

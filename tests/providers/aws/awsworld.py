@@ -7,6 +7,7 @@ adapter's (`provider._ec2`) or the test's own (`World.ec2`), never both.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import threading
 from collections import Counter
@@ -186,13 +187,14 @@ def fail(
     return injected
 
 
-def refuse_duplicate_ipv6_creates(provider: AwsProvider, world: World) -> None:
+def refuse_duplicate_ipv6_creates(provider: AwsProvider, world: World, *, ipv4: bool = False) -> None:
     """AWS answers RouteAlreadyExists for an IPv6 destination already in the table; moto overwrites
-    the route silently, which would hide the adapter's whole already-exists path for IPv6."""
+    the route silently, which would hide the adapter's whole already-exists path for IPv6. With
+    `ipv4`, IPv4 destinations too (moto overwrites even a table's local route)."""
 
     def handler(params: Any, **_: Any) -> Any:
         body = params["body"]
-        destination = body.get("DestinationIpv6CidrBlock")
+        destination = body.get("DestinationIpv6CidrBlock") or (ipv4 and body.get("DestinationCidrBlock"))
         if destination and destination in world.raw_routes(body["RouteTableId"]):
             return error_response("RouteAlreadyExists")
         return None
@@ -236,3 +238,38 @@ def recording_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
     calls = Calls()
     with hooking_new_clients(monkeypatch, calls.watch):
         yield calls
+
+
+ROUTE_WRITES = ("create_route", "replace_route", "delete_route")
+
+
+def honour_dry_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto answer DryRun on route writes as EC2 does: `DryRunOperation` once the caller is
+    authorized, and no change. moto 5 honours DryRun on ModifyInstanceAttribute but performs
+    CreateRoute, ReplaceRoute and DeleteRoute even with DryRun=True; its IAM check (when enforced)
+    runs before the action, so a denied caller still gets AccessDenied first, as on EC2."""
+    from moto.ec2.responses.route_tables import RouteTables
+
+    for action in ROUTE_WRITES:
+        original = getattr(RouteTables, action)
+
+        def dry(self: Any, _original: Callable[[Any], Any] = original) -> Any:
+            self.error_on_dryrun()
+            return _original(self)
+
+        monkeypatch.setattr(RouteTables, action, dry)
+
+
+def enforce_iam(monkeypatch: pytest.MonkeyPatch, actions: list[str]) -> dict[str, str]:
+    """Create an IAM user allowed exactly `actions` and turn moto's IAM enforcement on (every later
+    request is authorized): the user's credentials, for the environment."""
+    from moto import settings
+
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_user(UserName="routectl")
+    statement = {"Effect": "Allow", "Action": actions, "Resource": "*"}
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    iam.put_user_policy(UserName="routectl", PolicyName="routectl", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName="routectl")["AccessKey"]
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}

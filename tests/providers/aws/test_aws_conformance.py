@@ -16,6 +16,7 @@ from awsworld import (
     World,
     a_provider,
     fail,
+    honour_dry_run,
     refuse_duplicate_ipv6_creates,
 )
 
@@ -32,7 +33,9 @@ SUPPORTS = Supports(
     node_names=False,
     node_uids=False,
     retry_after=False,
+    adoption=False,
     why_not={
+        "adoption": "EC2 routes carry no marks: every instance route of the cluster is owned already",
         "node_names": "EC2 routes carry no name, tag or description: ownership is structural",
         "node_uids": "EC2 routes carry no name, tag or description: ownership is structural",
         "retry_after": "EC2 answers RequestLimitExceeded without a retry-after",
@@ -69,6 +72,9 @@ class AwsWorld:
         self.world.add_route(self.table, str(destination), VpcPeeringConnectionId=self.peering)
         return lambda: self.world.raw_routes(self.table).get(str(destination))
 
+    def add_adoptable_route(self, destination: Network, target: Target) -> Probe:
+        raise NotImplementedError("EC2 has no adoptable routes")
+
     def limit_routes(self, room: int) -> None:
         """EC2 counts each family apart; moto has no limit, so count the table as EC2 would."""
         routes = self.world.raw_routes(self.table).values()
@@ -100,7 +106,8 @@ class AwsWorld:
 
 
 @pytest.fixture
-def conformance_world(world: World) -> AwsWorld:
+def conformance_world(world: World, monkeypatch: pytest.MonkeyPatch) -> AwsWorld:
+    honour_dry_run(monkeypatch)  # EC2 answers DryRun on route writes; moto performs them
     first, second = world.instances(2)
     peer_vpc = world.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     peering = world.ec2.create_vpc_peering_connection(VpcId=world.vpc_id, PeerVpcId=peer_vpc)

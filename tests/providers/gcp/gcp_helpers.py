@@ -27,6 +27,7 @@ API_PERMISSIONS: dict[str, frozenset[str]] = {
     "globalOperations.get": frozenset({"compute.globalOperations.get"}),
     "instances.get": frozenset({"compute.instances.get"}),
     "networks.get": frozenset({"compute.networks.get"}),
+    "projects.get": frozenset({"compute.projects.get"}),
 }
 """Every compute API the adapter may call and the IAM permissions it needs (docs/gcp.md lists them)."""
 

@@ -66,6 +66,23 @@ class GcpWorld:
         )
         return lambda: next((r for r in self.emulator.routes(PROJECT) if r["name"] == name), None)
 
+    def add_adoptable_route(self, destination: Network, target: Target) -> Probe:
+        """A route as the Kubernetes GCE provider makes it for this cluster (gce_routes.go)."""
+        name = f"{CLUSTER[:26]}-legacy-" + "".join(c if c.isalnum() else "-" for c in str(destination))
+        hop = f"projects/{target.project}/zones/{target.zone}/instances/{target.instance}"
+        self.emulator.add_route(
+            PROJECT,
+            {
+                "name": name,
+                "description": "k8s-node-route",
+                "network": f"{BASE}projects/{PROJECT}/global/networks/{NETWORK}",
+                "destRange": str(destination),
+                "priority": 1000,
+                "nextHopInstance": BASE + hop,
+            },
+        )
+        return lambda: next((r for r in self.emulator.routes(PROJECT) if r["name"] == name), None)
+
     def limit_routes(self, room: int) -> None:
         """GCE's ROUTES quota counts every route of the project."""
         self.emulator.routes_quota = len(self.emulator.routes(PROJECT)) + room

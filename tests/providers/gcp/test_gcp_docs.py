@@ -7,6 +7,7 @@ drives every adapter path once and checks the documented custom role against tha
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import pathlib
 import re
 
@@ -14,7 +15,7 @@ from gcp_helpers import API_PERMISSIONS, NETWORK, PROJECT, ZONE, a_route, with_i
 
 from providers.emulators.gce import GceEmulator
 from providers.gcp import GcpProvider
-from providers.model import Target
+from providers.model import DiagnosisScope, Target
 
 DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "gcp.md"
 
@@ -39,6 +40,9 @@ def test_documented_role_covers_every_api_the_adapter_calls(
         NETWORK, [dataclasses.replace(a_route(0, instance="node-1"), cloud_id=listed.cloud_id)]
     )
     provider.delete_routes(NETWORK, [listed])
+    provider.diagnose(
+        DiagnosisScope((ipaddress.ip_network("10.0.0.0/16"),), (Target("node-0", ZONE, PROJECT),))
+    )
 
     called = set(emulator.calls())
     assert called == set(API_PERMISSIONS)

@@ -19,7 +19,9 @@ SUPPORTS = Supports(
     retry_after=False,
     refuses_foreign_deletes=False,
     settles_stale_writes=False,
+    adoption=False,
     why_not={
+        "adoption": "the sim models one route controller only: nothing is adoptable",
         "node_uids": "the sim stores a route's node name, not its uid",
         "retry_after": "the sim throttles like EC2, which never sends a retry-after",
         "refuses_foreign_deletes": "the sim lets any caller change any route and records it in "
@@ -53,6 +55,9 @@ class SimWorld:
     def add_foreign_route(self, destination: Network, *, blocking: Route | None = None) -> Probe:
         self.sim.add_route(self.table, destination, "i-other", owner="other-cluster", node="theirs")
         return lambda: self.sim.routes(self.table).get(destination)
+
+    def add_adoptable_route(self, destination: Network, target: Target) -> Probe:
+        raise NotImplementedError("the sim has no adoptable routes")
 
     def limit_routes(self, room: int) -> None:
         self.sim.set_quota(len(self.sim.routes(self.table)) + room)

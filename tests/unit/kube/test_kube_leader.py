@@ -6,6 +6,7 @@ Most tests drive `try_acquire_or_renew` step by step on a fake monotonic clock; 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from routectl.cluster import AmbiguousError, Lease
+from routectl.cluster import AmbiguousError, ForbiddenError, Lease
 from routectl.config import LeaderElection
 from routectl.demo.memcluster import MemoryCluster
 from routectl.fence import LostLeadership
@@ -537,7 +538,8 @@ def test_a_waiting_standby_takes_a_released_lease_at_once_not_at_its_next_retry(
 def test_a_waiting_standby_takes_an_abandoned_lease_a_lease_duration_after_its_last_change() -> None:
     cluster = MemoryCluster()
     a = LeaderElector(cluster, settings("a", **FAST), Metrics())
-    b = LeaderElector(cluster, settings("b", **SLOW_RETRY), Metrics())
+    b_lease_s = 3.0  # room for the test thread's renewal below, even on a loaded machine
+    b = LeaderElector(cluster, settings("b", lease=b_lease_s, renew=2.0, retry=60.0), Metrics())
     assert a.try_acquire_or_renew()  # then a vanishes without renewing or releasing
     stop, b_started = threading.Event(), threading.Event()
     taken_at: list[float] = []
@@ -552,7 +554,7 @@ def test_a_waiting_standby_takes_an_abandoned_lease_a_lease_duration_after_its_l
     stop.set()
     thread_b.join(5)
     assert errors_b == []
-    assert taken_at[0] >= renewed_at + FAST["lease"]
+    assert taken_at[0] >= renewed_at + b_lease_s
     with pytest.raises(LostLeadership):
         a.check()
 
@@ -581,3 +583,70 @@ def test_a_failing_lease_watch_falls_back_to_the_retry_timer() -> None:
     thread_b.join(5)
     assert errors_b == []
     assert cluster.calls["watch_lease"] >= 1
+
+
+def test_a_waiting_standby_stops_when_told_not_at_its_next_retry() -> None:
+    cluster = MemoryCluster()
+    assert a_candidate(cluster, "a", FakeClock()).try_acquire_or_renew()
+    b = LeaderElector(cluster, settings("b", lease=30.0, renew=20.0, retry=60.0), Metrics())
+    stop = threading.Event()
+    thread, errors = run_in_thread(b, stop, lambda: None, lambda: None)
+    time.sleep(0.3)  # b has tried once; a's lease is live for 30 s and b's retry timer is at 60 s
+
+    stop.set()
+    thread.join(5)
+
+    assert not thread.is_alive()
+    assert errors == []
+    assert lease(cluster).holder == "a"
+
+
+def test_a_standby_whose_takeover_of_a_released_lease_fails_retries_on_its_timer_not_in_a_loop() -> None:
+    def refused() -> None:
+        raise AmbiguousError("update_lease: connection refused")
+
+    cluster = MemoryCluster()
+    a = a_candidate(cluster, "a", FakeClock())
+    assert a.try_acquire_or_renew()
+    a.release()
+    for _ in range(1000):
+        cluster.inject("update_lease", refused)
+    b = LeaderElector(cluster, settings("b", **FAST), Metrics())
+    stop = threading.Event()
+    thread, errors = run_in_thread(b, stop, lambda: None, lambda: None)
+
+    time.sleep(1.0)  # five retry periods of 0.2 s, jittered: at most five attempts
+    stop.set()
+    thread.join(5)
+
+    attempts = cluster.calls["update_lease"] - 1  # the first was a's release
+    assert errors == []
+    assert 1 <= attempts <= 6
+
+
+def test_a_lease_watch_refused_by_rbac_is_one_warning_naming_the_grant(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def forbidden() -> None:
+        raise ForbiddenError("watch lease: forbidden")
+
+    cluster = MemoryCluster()
+    for _ in range(100):
+        cluster.inject("watch_lease", forbidden)
+    a = LeaderElector(cluster, settings("a", **FAST), Metrics())
+    assert a.try_acquire_or_renew()
+    b = LeaderElector(cluster, settings("b", **FAST), Metrics())
+    stop_b = threading.Event()
+    with caplog.at_level(logging.DEBUG, logger="routectl.kube.leader"):
+        thread_b, errors_b = run_in_thread(b, stop_b, lambda: None, lambda: None)
+        deadline = time.monotonic() + 10
+        while cluster.calls["watch_lease"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop_b.set()
+        thread_b.join(5)
+    assert errors_b == []
+    assert cluster.calls["watch_lease"] >= 3  # refused again and again, warned once
+    failed = [r for r in caplog.records if r.getMessage().startswith("lease watch failed")]
+    warnings = [r for r in failed if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "grant watch on the lease" in warnings[0].getMessage()

@@ -4,6 +4,7 @@ no executor and no thread pool."""
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import io
 from collections.abc import Iterator
 
@@ -11,8 +12,9 @@ import pytest
 
 from routectl.demo.harness import embedded_config
 from routectl.engine.executor import Executor
+from routectl.engine.planner import plan
 from routectl.ops.planreport import as_json, compute, render_table
-from tests.unit.builders import TABLE, World
+from tests.unit.builders import CLUSTER, TABLE, World, a_node, a_route
 
 CONFIG = embedded_config("aws", ["10.244.0.0/16"], cluster_name="sim", extra=("--region=sim",))
 
@@ -75,3 +77,35 @@ def test_a_duplicate_podcidr_has_its_own_section_in_table_and_json(world: World)
     assert "PodCIDRs not owned by their node" in text
     assert "n002  10.244.1.0/24  duplicate  n001" in text
     assert "1 podCIDRs rejected" in text
+
+
+def test_upsert_only_plan_shows_what_sync_would_delete(world: World) -> None:
+    world.add_node(1)
+    world.sim.add_route(TABLE, "10.244.9.0/24", "i-gone", owner=world.sim.cluster_name, node="gone")
+    upsert = embedded_config(
+        "aws", ["10.244.0.0/16"], cluster_name="sim", extra=("--region=sim", "--route-policy=upsert-only")
+    )
+
+    the_plan = compute(upsert, world.cluster, world.sim)
+    out = io.StringIO()
+    render_table(the_plan, out)
+
+    assert the_plan.delete == ()
+    assert [c["destination"] for c in as_json(the_plan)["withheld_deletes"]] == ["10.244.9.0/24"]  # type: ignore[attr-defined]
+    assert "WITHHELD" in out.getvalue()
+    assert "1 deletes withheld" in out.getvalue()
+    assert [str(c.destination) for c in compute(CONFIG, world.cluster, world.sim).delete] == ["10.244.9.0/24"]
+
+
+def test_adoptable_routes_are_listed_apart_from_conflicts_naming_the_flag() -> None:
+    legacy = dataclasses.replace(a_route("10.244.1.0/24", "i-a", owned=False), adoptable=True, cloud_id="k-1")
+    foreign = a_route("10.244.2.0/24", "i-x", owned=False)
+    nodes = [a_node("a", "10.244.1.0/24"), a_node("b", "10.244.2.0/24")]
+    the_plan = plan(nodes, {TABLE: [legacy, foreign]}, CLUSTER)
+    out = io.StringIO()
+    render_table(the_plan, out)
+
+    report = as_json(the_plan)
+    assert [c["destination"] for c in report["adoptable"]] == ["10.244.1.0/24"]  # type: ignore[attr-defined]
+    assert [c["destination"] for c in report["conflicts"]] == ["10.244.2.0/24"]  # type: ignore[attr-defined]
+    assert "ADOPTABLE  rtb-main  10.244.1.0/24  a     k-1 via i-a: --adopt-routes adopts it" in out.getvalue()
