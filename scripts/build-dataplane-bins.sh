@@ -43,6 +43,7 @@ need_command() { # COMMAND DEBIAN_PACKAGE WHY: install the package when the comm
     apt-get install -y -q "$2" >&2 || { echo "build-dataplane-bins.sh: apt-get install $2 failed" >&2; exit 1; }
 }
 need_command nft nftables "flanneld's nftables mode runs it inside each node namespace"
+need_command iptables iptables "flanneld clears its iptables rules at start, even in nftables mode, and exits without the binary"
 
 flannel_built() {
     [[ -x "$flannel_dir/flanneld" && -f "$flannel_dir/kube-flannel.yml" ]]
