@@ -34,11 +34,19 @@ NODE_WRITES = ("set_pod_cidrs", "set_network_unavailable", "record_event")
 LEASE_WRITES = ("create_lease", "update_lease")
 WINDOW_S = 10.0
 """How long calls are counted after ready."""
+DRAIN_CAP_S = 300.0
+"""How long the restart's node syncs may take to drain before the drain time is estimated instead."""
 
 
-def restart(nodes: int, table_count: int, timeout_s: float, window_s: float = WINDOW_S) -> dict[str, Any]:
+def restart(
+    nodes: int,
+    table_count: int,
+    timeout_s: float,
+    window_s: float = WINDOW_S,
+    drain_cap_s: float = DRAIN_CAP_S,
+) -> dict[str, Any]:
     """Build the converged world, start a controller over it, count what it does until ready +
-    `window_s`."""
+    `window_s`, then time the drain of the node syncs queued at start (at most `drain_cap_s`)."""
     sim, cluster = aws_like_cloud(tables(table_count)), new_cluster()
     add_nodes(cluster, sim, range(nodes), with_cidrs=True, routed=True, tables=sim.tables(), dual_stack=True)
     cfg = routectl_config(dual_stack=True)
@@ -56,6 +64,9 @@ def restart(nodes: int, table_count: int, timeout_s: float, window_s: float = WI
     synced -= len(controller.queue) + controller.queue.busy()
     cloud = Counter(sim.calls) - cloud_before
     kube = Counter(cluster.calls) - kube_before
+    drained = wait_until(lambda: len(controller.queue) + controller.queue.busy() == 0, drain_cap_s)
+    drain_s = time.monotonic() - started
+    syncs, sync_s = _node_syncs(metrics)
     stop.set()
     thread.join(timeout=60)
     del cloud["tables"]
@@ -63,6 +74,11 @@ def restart(nodes: int, table_count: int, timeout_s: float, window_s: float = WI
         "ready": ready,
         "ready_s": round(ready_s, 3),
         "node_syncs_in_window": synced,
+        "drained": drained,
+        "drain_s": round(drain_s, 3) if drained else None,
+        "node_syncs": syncs,
+        "node_sync_mean_ms": round(1000 * sync_s / syncs, 3) if syncs else None,
+        "drain_estimate_s": round(ready_s + nodes * sync_s / syncs, 1) if syncs else None,
         "cloud_calls": dict(sorted(cloud.items())),
         "cloud_writes": sum(cloud[api] for api in (*WRITES, "prepare_target")),
         "lists_per_table": round(cloud["list_routes"] / table_count, 2),
@@ -71,6 +87,14 @@ def restart(nodes: int, table_count: int, timeout_s: float, window_s: float = WI
         "kube_calls": dict(sorted(kube.items())),
         "throttled": sum(sim.throttled.values()),
     }
+
+
+def _node_syncs(metrics: Metrics) -> tuple[int, float]:
+    """How many per-node syncs ran and their total seconds (`routectl_reconcile_duration_seconds`)."""
+    labels = {"kind": "node"}
+    count = metrics.registry.get_sample_value("routectl_reconcile_duration_seconds_count", labels)
+    total = metrics.registry.get_sample_value("routectl_reconcile_duration_seconds_sum", labels)
+    return int(count or 0), float(total or 0.0)
 
 
 def run(quick: bool) -> dict[str, Any]:
