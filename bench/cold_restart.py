@@ -67,6 +67,7 @@ def restart(
     drained = wait_until(lambda: len(controller.queue) + controller.queue.busy() == 0, drain_cap_s)
     drain_s = time.monotonic() - started
     syncs, sync_s = _node_syncs(metrics)
+    per_s = syncs / max(1e-9, drain_s - ready_s)  # node syncs done per second once ready
     stop.set()
     thread.join(timeout=60)
     del cloud["tables"]
@@ -78,7 +79,8 @@ def restart(
         "drain_s": round(drain_s, 3) if drained else None,
         "node_syncs": syncs,
         "node_sync_mean_ms": round(1000 * sync_s / syncs, 3) if syncs else None,
-        "drain_estimate_s": round(ready_s + nodes * sync_s / syncs, 1) if syncs else None,
+        "node_syncs_per_s": round(per_s, 1),
+        "drain_estimate_s": round(drain_s if drained else ready_s + nodes / per_s, 1) if syncs else None,
         "cloud_calls": dict(sorted(cloud.items())),
         "cloud_writes": sum(cloud[api] for api in (*WRITES, "prepare_target")),
         "lists_per_table": round(cloud["list_routes"] / table_count, 2),
