@@ -62,13 +62,21 @@ def restart(
     ready = wait_until(lambda: metrics.registry.get_sample_value("routectl_converged") == 1, timeout_s)
     ready_s = time.monotonic() - started
     synced = len(controller.queue)
-    time.sleep(window_s)  # the node syncs queued at start run meanwhile; what they send is counted
+
+    def idle() -> bool:
+        """Every node synced once since start and nothing queued or running."""
+        queued = len(controller.queue) + controller.queue.busy()
+        return queued == 0 and _node_syncs(metrics)[0] >= nodes
+
+    drained = wait_until(idle, window_s)  # the node syncs queued at start run; what they send is counted
+    drain_s, (syncs, sync_s) = time.monotonic() - started, _node_syncs(metrics)
+    time.sleep(max(0.0, started + ready_s + window_s - time.monotonic()))
     synced -= len(controller.queue) + controller.queue.busy()
     cloud = Counter(sim.calls) - cloud_before
     kube = Counter(cluster.calls) - kube_before
-    drained = wait_until(lambda: len(controller.queue) + controller.queue.busy() == 0, drain_cap_s)
-    drain_s = time.monotonic() - started
-    syncs, sync_s = _node_syncs(metrics)
+    if not drained:
+        drained = wait_until(idle, drain_cap_s)
+        drain_s, (syncs, sync_s) = time.monotonic() - started, _node_syncs(metrics)
     per_s = syncs / max(1e-9, drain_s - ready_s)  # node syncs done per second once ready
     stop.set()
     thread.join(timeout=60)
