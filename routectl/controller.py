@@ -106,7 +106,8 @@ def route_reconciler(
     """The route side, wired: the one place the shared provider is told where its calls are counted
     (the cloud-API metrics) and what guards its writes (the fence); no constructor rewires it.
     `pool_rules` (node masks, reserved ranges; default: the cluster CIDRs with default masks) decide
-    which podCIDRs a node owns; `write_rules` are `--adopt-routes` and `--route-policy`."""
+    which podCIDRs a node owns; `write_rules` are `--adopt-routes` and `--route-policy`;
+    `nodes_generation` (the informer's) lets a node sync reuse ownership while `nodes` is unchanged."""
     provider.observe(metrics.cloud_calls(provider.name))
     provider.guard_writes(fence.check)
     pacer = Pacer(

@@ -23,7 +23,7 @@ _Key = tuple[int, int, int]
 
 class RouteIndex:
     def __init__(self, routes: Iterable[Route] = (), counted: Callable[[Route], bool] = bool) -> None:
-        """`counted` picks the routes `programmed` counts (the view's gauge)."""
+        """`counted` picks the routes `programmed` counts (the view's gauge; by default every one)."""
         self._counted = counted
         self._by_dest: dict[Network, Route] = {}
         self._keys: list[_Key] = []

@@ -2,7 +2,8 @@
 
 `refresh` lists every table once (through the pacer's read bucket) and replaces the view; between two
 refreshes the view is kept current by `record`, which folds in the outcomes of our own writes, so a
-node's sync needs no list of its own.
+node's sync needs no list of its own. Each table is held as a `RouteIndex`, so a node's sync takes its
+slice (`slices`) at the cost of its own routes.
 
 Invariant: a route is in the view only as a list showed it or as the cloud confirmed our write of it
 — the outcome succeeded, and the route is stored with the state, id and next hop the cloud answered
@@ -67,13 +68,6 @@ class RouteView:
                 self._metrics.route_table_quota.labels(table).set(quota)
             self._publish(table, index)
         return listed
-
-    def current(self) -> Listed:
-        """The view as lists per table; the first call (nothing listed yet) lists every table once."""
-        with self._lock:
-            if self._tables is not None:
-                return {t: list(index) for t, index in self._tables.items()}
-        return self.refresh()
 
     def slices(self, node: DesiredNode) -> dict[str, TableSlice]:
         """What a one-node plan needs of every table (`RouteIndex.slice`): the cost of the node's own
