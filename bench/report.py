@@ -152,7 +152,7 @@ def _shared(r: Mapping[str, Any]) -> list[Row]:
 
 def _restart(r: Mapping[str, Any]) -> list[Row]:
     n, t, goals = r["nodes"], r["tables"], r["goals"]
-    drained = r.get("drain_s") or f"≈{r.get('drain_estimate_s')}"
+    drained = str(r.get("drain_s") or f"≈{r.get('drain_estimate_s')}")
     return [
         (f"Cold restart, {n} dual-stack nodes x {t} tables: time to ready (s)", str(r["ready_s"]), "n/a",
          "", f"first full pass converged; {r['node_syncs_in_window']} node syncs in the next window"),
