@@ -152,9 +152,12 @@ def _shared(r: Mapping[str, Any]) -> list[Row]:
 
 def _restart(r: Mapping[str, Any]) -> list[Row]:
     n, t, goals = r["nodes"], r["tables"], r["goals"]
+    drained = str(r.get("drain_s") or f"≈{r.get('drain_estimate_s')}")
     return [
         (f"Cold restart, {n} dual-stack nodes x {t} tables: time to ready (s)", str(r["ready_s"]), "n/a",
          "", f"first full pass converged; {r['node_syncs_in_window']} node syncs in the next window"),
+        ("Cold restart: node syncs drained (s)", drained,
+         "n/a", "", f"{r.get('node_syncs_per_s')} node syncs/s, mean {r.get('node_sync_mean_ms')} ms each"),
         ("Cold restart: cloud calls", _calls(r["cloud_calls"]), "n/a",
          f"{goals['lists_per_table']} list per table, {goals['cloud_writes']} writes",
          f"{r['cloud_writes']} cloud writes (incl. prepare_target)"),

@@ -92,6 +92,7 @@ def route_reconciler(
     nodes: Callable[[], list[Node]],
     exclude_label: tuple[str, str],
     concurrency: int,
+    nodes_generation: Callable[[], int] | None = None,
     pool_rules: ipam.PoolConfig | None = None,
     on_owner_change: Callable[[str], None] = lambda name: None,
     dry_run: bool = False,
@@ -105,7 +106,8 @@ def route_reconciler(
     """The route side, wired: the one place the shared provider is told where its calls are counted
     (the cloud-API metrics) and what guards its writes (the fence); no constructor rewires it.
     `pool_rules` (node masks, reserved ranges; default: the cluster CIDRs with default masks) decide
-    which podCIDRs a node owns; `write_rules` are `--adopt-routes` and `--route-policy`."""
+    which podCIDRs a node owns; `write_rules` are `--adopt-routes` and `--route-policy`;
+    `nodes_generation` (the informer's) lets a node sync reuse ownership while `nodes` is unchanged."""
     provider.observe(metrics.cloud_calls(provider.name))
     provider.guard_writes(fence.check)
     pacer = Pacer(
@@ -117,6 +119,7 @@ def route_reconciler(
         Executor(provider, fence, metrics, pacer, concurrency=concurrency),
         metrics,
         nodes=nodes,
+        nodes_generation=nodes_generation,
         target_for=provider.target_for,
         exclude_label=exclude_label,
         pool_rules=pool_rules or ipam.validate(cluster_cidrs),
@@ -162,6 +165,7 @@ class Controller:
                 metrics,
                 cluster_cidrs=config.cluster_cidrs,
                 nodes=self.informer.nodes,
+                nodes_generation=self.informer.generation,
                 exclude_label=config.exclude_label,
                 concurrency=config.concurrent_node_syncs,
                 pool_rules=config.pool_rules(),

@@ -239,9 +239,21 @@ def plan(
     return planner.run(ordered, listed_tables)
 
 
+@dataclass(frozen=True, slots=True)
+class TableSlice:
+    """What a one-node plan needs of one table, from an index of it (`routeindex.RouteIndex`) instead
+    of every route: a superset of the routes that concern the node, and how many routes the whole
+    table holds per IP version (quota counts every route)."""
+
+    candidates: tuple[Route, ...]
+    """Every route overlapping one of the node's blocks or owned and naming the node (maybe more)."""
+    per_version: Mapping[int, int]
+    """IP version → routes of that version in the table."""
+
+
 def plan_node(
     node: DesiredNode,
-    listed_tables: Mapping[str, Sequence[Route]],
+    listed_tables: Mapping[str, Sequence[Route] | TableSlice],
     cluster_cidrs: Sequence[Network],
     *,
     quotas: Mapping[str, int | None] | None = None,
@@ -254,21 +266,41 @@ def plan_node(
 
     A route concerns the node if it overlaps one of its podCIDRs, or (with `by_name`) it is owned and
     names the node — with the same uid, where the route records one — and its destination is no block
-    a neighbour owns. Quota is what the rest of each table leaves. Owned routes of other nodes are
-    outside the slice, so they are never deleted by a per-node sync.
+    a neighbour owns. Quota is what the whole of each table leaves. Owned routes of other nodes are
+    outside the slice, so they are never deleted by a per-node sync. A table given as a `TableSlice`
+    is sliced from its candidates (the cost of the node's routes); given as routes, by a scan of all.
     """
     sliced: dict[str, list[Route]] = {}
-    elsewhere: dict[str, list[Route]] = {}
+    used: dict[str, Counter[int]] = {}
     for table, routes in listed_tables.items():
-        mine: list[Route] = []
-        rest: list[Route] = []
-        sliced[table], elsewhere[table] = mine, rest
-        for route in routes:
-            (mine if _concerns(node, route, by_name, neighbours.owners) else rest).append(route)
+        sliced[table] = concerning(node, routes, by_name, neighbours.owners)
+        used[table] = _used(routes, quota_per_family)
     planner = _Planner(
-        tuple(cluster_cidrs), quotas or {}, quota_per_family, rules, elsewhere, neighbours.instances
+        tuple(cluster_cidrs), quotas or {}, quota_per_family, rules, used, neighbours.instances
     )
     return planner.run([node], sliced)
+
+
+def concerning(
+    node: DesiredNode, routes: Sequence[Route] | TableSlice, by_name: bool, owners: Mapping[Network, str]
+) -> list[Route]:
+    """The routes of one table that concern `node` (`_concerns`), in their order."""
+    pool = routes.candidates if isinstance(routes, TableSlice) else routes
+    return [route for route in pool if _concerns(node, route, by_name, owners)]
+
+
+def _used(routes: Sequence[Route] | TableSlice, per_family: bool) -> Counter[int]:
+    """Every route of the table counted per quota scope (`quota_scope`)."""
+    if not isinstance(routes, TableSlice):
+        return Counter(quota_scope(r.destination, per_family) for r in routes)
+    return scope_counts(routes.per_version, per_family)
+
+
+def scope_counts(per_version: Mapping[int, int], per_family: bool) -> Counter[int]:
+    """Routes per IP version → routes per quota scope (`quota_scope`)."""
+    if per_family:
+        return Counter(per_version)
+    return Counter({0: sum(per_version.values())})
 
 
 def _concerns(node: DesiredNode, route: Route, by_name: bool, owners: Mapping[Network, str]) -> bool:
@@ -339,15 +371,16 @@ class _Planner:
         quotas: Mapping[str, int | None],
         per_family: bool,
         rules: WriteRules,
-        elsewhere: Mapping[str, Sequence[Route]] | None = None,
+        used: Mapping[str, Counter[int]] | None = None,
         instances: Mapping[Target, frozenset[str]] | None = None,
     ) -> None:
         self.cidrs = cluster_cidrs
         self.rules = rules
         self.quotas = quotas
         self.per_family = per_family
-        self.elsewhere = elsewhere or {}
-        """Routes of each table outside the slice being planned: they use quota all the same."""
+        self.used = used or {}
+        """Routes per quota scope of each whole table, when the routes planned are a slice of it:
+        the routes outside the slice use quota all the same."""
         self.instances = instances or {}
         """Target → the live nodes on it: a kept route of a node without a target must not point at
         another node's instance."""
@@ -393,7 +426,11 @@ class _Planner:
     ) -> None:
         by_dest = {r.destination: r for r in routes}
         settled = self._foreign(table, routes, wanted, acc)
-        kept = Counter(self._scope(r.destination) for r in (*routes, *self.elsewhere.get(table, ())))
+        kept = (
+            Counter(self.used[table])
+            if table in self.used
+            else Counter(self._scope(r.destination) for r in routes)
+        )
         creates: list[Change] = []
         for route in routes:
             if not (route.owned and inside(route.destination, self.cidrs)):
@@ -530,9 +567,12 @@ __all__ = [
     "Plan",
     "RouteConflict",
     "RoutePolicy",
+    "TableSlice",
     "WriteRules",
     "adoptable_routes",
+    "concerning",
     "plan",
     "plan_node",
     "quota_scope",
+    "scope_counts",
 ]

@@ -24,11 +24,11 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import ipam
-from providers import Outcome, ProviderError, Target
+from providers import Outcome, ProviderError, Route, Target
 from routectl.cluster import Node
 from routectl.engine.contest import Contests
 from routectl.engine.executor import Applied, Executor, Op
@@ -40,11 +40,12 @@ from routectl.engine.planner import (
     DesiredNode,
     Neighbours,
     Plan,
+    TableSlice,
     WriteRules,
     plan,
     plan_node,
 )
-from routectl.engine.routeview import Listed, RouteView
+from routectl.engine.routeview import RouteView
 from routectl.metrics import Metrics
 from routectl.reasons import Reason
 
@@ -91,12 +92,15 @@ class Reconciler:
         clock: Callable[[], float] = time.monotonic,
         write_rules: WriteRules | None = None,
         contests: Contests | None = None,
+        nodes_generation: Callable[[], int] | None = None,
     ) -> None:
         """`nodes` lists the current Nodes (the informer's cache); `target_for` is the provider's
         providerID parser; `pool_rules` decide which podCIDRs a node owns; `on_owner_change` is told
         the name of every other node whose owned blocks or rejected podCIDRs changed (the controller
         queues it); `write_rules` are the operator's adoption and delete policy; `contests` (by default
-        one on `clock`) decides which routes are held back."""
+        one on `clock`) decides which routes are held back. `nodes_generation` (the informer's) changes
+        whenever `nodes` may have: while it does not, a node sync reuses the last ownership without
+        reading the node set; without it every sync compares the whole node set."""
         self._view = view
         self._status = status
         self._executor = executor
@@ -111,7 +115,13 @@ class Reconciler:
         self._write_rules = write_rules or WriteRules()
         self._contests = contests or Contests(clock=clock)
         self._owners_lock = threading.Lock()
-        self._owners_key: tuple[tuple[str, str, float, tuple[str, ...], str], ...] | None = None
+        self._generation = nodes_generation
+        self._owners_gen: int | None = None
+        """`nodes_generation` when `_owners_key` was taken."""
+        self._owners_key: dict[str, _Claim] | None = None
+        """Each node's inputs of ownership, as the last computation saw them."""
+        self._owners_lent = ""
+        """The node the last computation took as synced rather than as cached, if they differed."""
         self._owners = _Owners(Ownership(), Neighbours())
 
     def close(self) -> None:
@@ -125,7 +135,7 @@ class Reconciler:
             current = self._ownership(node)
             desired = self._desired(node, current.ownership)
             try:
-                listed = self._view.current()
+                listed = self._view.slices(desired)
             except ProviderError as err:
                 self._metrics.reconcile_errors.labels("node").inc()
                 self._settle(node, desired, _Verdict(False, f"cloud error: {err}"))
@@ -149,7 +159,7 @@ class Reconciler:
         with self._timed("remove"):
             desired = DesiredNode.gone(node)
             try:
-                listed = self._view.current()
+                listed = self._view.slices(desired)
             except ProviderError as err:
                 self._metrics.reconcile_errors.labels("remove").inc()
                 log.warning("cannot remove routes of %s: %s", node.name, err, extra={"node": node.name})
@@ -172,7 +182,7 @@ class Reconciler:
                 self._status.forget(node.name)
             return gone
 
-    def _removal(self, tombstone: DesiredNode, listed: Listed) -> Plan:
+    def _removal(self, tombstone: DesiredNode, listed: Mapping[str, Sequence[Route] | TableSlice]) -> Plan:
         """The deletes for a gone node: only routes on its own podCIDRs (a re-created Node of the same
         name is another node), and never a block a live node owns now (reused, or passed on to the
         node that claimed it too): its owner's plan replaces that route instead."""
@@ -231,13 +241,21 @@ class Reconciler:
     def _ownership(self, syncing: Node | None = None) -> _Owners:
         """Ownership over the current node set — with `syncing` as given, when the cache still holds
         an older copy of that object (its podCIDRs just written). Recomputed only when the inputs of
-        ownership changed; then every other node whose share changed is handed to `on_owner_change`."""
+        ownership changed; then every other node whose share changed is handed to `on_owner_change`.
+        While the node set's generation stands and `syncing` is as last seen, nothing is read: O(1)."""
+        generation = self._generation() if self._generation is not None else None
+        with self._owners_lock:
+            if generation is not None and generation == self._owners_gen and self._unchanged(syncing):
+                return self._owners
         nodes = {n.name: n for n in self._nodes()}
         cached = nodes.get(syncing.name) if syncing is not None else None
+        lent = ""
         if syncing is not None and cached is not None and cached.uid == syncing.uid:
             nodes[syncing.name] = syncing
-        key = tuple((n.name, n.uid, n.created, n.pod_cidrs, n.provider_id) for n in nodes.values())
+            lent = syncing.name if _claim(cached) != _claim(syncing) else ""
+        key = {name: _claim(n) for name, n in nodes.items()}
         with self._owners_lock:
+            self._owners_gen, self._owners_lent = generation, lent
             if key == self._owners_key:
                 return self._owners
             first = self._owners_key is None
@@ -254,6 +272,17 @@ class Reconciler:
             if before.of(name) != ownership.of(name) or before.rejected(name) != ownership.rejected(name):
                 self._on_owner_change(name)
         return current
+
+    def _unchanged(self, syncing: Node | None) -> bool:
+        """`syncing` (if any) is as the last ownership computation saw it, and that computation took
+        no other node otherwise than the cache holds it."""
+        if self._owners_key is None:
+            return False
+        if syncing is None:
+            return not self._owners_lent
+        if self._owners_lent not in ("", syncing.name):
+            return False
+        return self._owners_key.get(syncing.name) == _claim(syncing)
 
     def _apply(self, the_plan: Plan) -> list[Applied]:
         if self._dry_run:
@@ -330,6 +359,14 @@ class Reconciler:
 
     def _timed(self, kind: str) -> _Timer:
         return _Timer(self._metrics, kind, self._clock)
+
+
+_Claim = tuple[str, float, tuple[str, ...], str]
+
+
+def _claim(node: Node) -> _Claim:
+    """A node's inputs of ownership besides its name: uid, creation time, podCIDRs, providerID."""
+    return (node.uid, node.created, node.pod_cidrs, node.provider_id)
 
 
 class _Timer:

@@ -58,6 +58,8 @@ class NodeInformer:
         self._lock = threading.Lock()
         self._cache: dict[str, Node] = {}
         self._resource_version = ""
+        self._generation = 0
+        """Bumped by every change of the cache (`generation`)."""
         self._random = random.Random()
         self.synced = threading.Event()
         """Set once the first full list is in the cache (readiness; the allocator waits for it)."""
@@ -69,6 +71,11 @@ class NodeInformer:
     def nodes(self) -> list[Node]:
         with self._lock:
             return sorted(self._cache.values(), key=lambda node: node.name)
+
+    def generation(self) -> int:
+        """A counter that changes whenever the cache does: while it stands, `nodes` is unchanged."""
+        with self._lock:
+            return self._generation
 
     @property
     def resource_version(self) -> str:
@@ -144,6 +151,7 @@ class NodeInformer:
             old = self._cache
             self._cache = fresh
             self._resource_version = resource_version
+            self._generation += 1
         changes: list[NodeChange] = []
         for name in sorted(old.keys() | fresh.keys()):
             before, after = old.get(name), fresh.get(name)
@@ -174,10 +182,12 @@ class NodeInformer:
                 if before is None:
                     return None
                 del self._cache[node.name]
+                self._generation += 1
                 return NodeChange("deleted", before, None)
             if before is not None and before.resource_version == node.resource_version:
                 return None
             self._cache[node.name] = node
+            self._generation += 1
             return NodeChange("added" if before is None else "updated", before, node)
 
     def _emit(self, changes: Iterable[NodeChange]) -> None:

@@ -116,6 +116,23 @@ def test_watch_delivers_add_update_and_delete_and_keeps_the_cache_current() -> N
         assert informer.get("n2") is None
 
 
+def test_generation_changes_with_every_change_of_the_cache_and_only_then() -> None:
+    cluster = a_cluster("n1", "n2")
+    recorder = Recorder()
+    with running(cluster, recorder) as informer:
+        assert informer.synced.wait(WAIT_S)
+        recorder.wait_for(2)
+        listed = informer.generation()
+        assert informer.generation() == listed  # nothing changed: it stands
+        cluster.update_node("n1", provider_id="aws:///z/other")
+        recorder.wait_for(3)
+        updated = informer.generation()
+        assert updated != listed
+        cluster.delete_node("n2")
+        recorder.wait_for(4)
+        assert informer.generation() not in (listed, updated)
+
+
 def test_relist_after_410_emits_exactly_the_missed_changes_including_deletes() -> None:
     cluster = a_cluster("keep", "change", "remove")
     fault, entered, release = blocking_fault()
