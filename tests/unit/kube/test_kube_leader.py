@@ -640,7 +640,7 @@ def test_a_lease_watch_refused_by_rbac_is_one_warning_naming_the_grant(
     with caplog.at_level(logging.DEBUG, logger="routectl.kube.leader"):
         thread_b, errors_b = run_in_thread(b, stop_b, lambda: None, lambda: None)
         deadline = time.monotonic() + 10
-        while cluster.calls["watch_lease"] < 3 and time.monotonic() < deadline:
+        while cluster.calls.get("watch_lease", 0) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         stop_b.set()
         thread_b.join(5)
