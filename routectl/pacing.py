@@ -18,9 +18,11 @@ seeded with the account's limits as if alone, must settle on shares of it with f
   (down to a floor) and empties this bucket; the reservations already queued at the old rate are void
   and taken again at the new one (`acquire`), so they do not all go out to be refused as well.
   Refusals of calls issued before that cut are one signal with it, not a cut each.
-- Then the rate climbs back toward the configured one, closing the same fraction of the shortfall every
-  second (time constant `recovery_s`): a client cut lower climbs faster, so clients drift toward equal
-  shares between refusals, and the cloud's bucket is run dry about once per `recovery_s`.
+- Then the rate climbs back toward the configured one by the same amount every second whatever the
+  rate (`configured / recovery_s` per second: from zero in `recovery_s`). Additive increase,
+  multiplicative decrease: the same climb for all and cuts proportional to the rate are what move
+  clients sharing one bucket toward equal shares (a cut narrows the gap, a climb keeps it), where a
+  climb proportional to the shortfall would keep the never-refused client at the whole rate.
 - Waits are jittered (`jitter`): a client paced exactly in phase with the cloud's refill would take
   every token as it appears and never be refused, while the others always would.
 The burst scales with the rate, so an idle client whose rate was cut does not come back with a burst the
@@ -30,7 +32,6 @@ cloud never had. `hold_off` keeps every token back for as long as the cloud aske
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -45,14 +46,14 @@ class TokenBucket:
         *,
         min_rate: float | None = None,
         decrease: float = 0.3,
-        recovery_s: float = 120.0,
+        recovery_s: float = 180.0,
         jitter: float = 0.0,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """`rate` tokens per second, at most `burst` banked; after a cut the shortfall below `rate`
-        shrinks by a factor e every `recovery_s`; `jitter`: every wait `reserve`/`acquire` hands out
+        """`rate` tokens per second, at most `burst` banked; after a cut the rate climbs back by
+        `rate / recovery_s` every second; `jitter`: every wait `reserve`/`acquire` hands out
         (none while tokens are banked) is lengthened by up to `jitter / rate` seconds, drawn from `rng`."""
         if rate <= 0 or burst < 1:
             raise ValueError(f"token bucket: rate {rate} and burst {burst} must be positive")
@@ -158,12 +159,11 @@ class TokenBucket:
         if elapsed == 0:
             return
         # Tokens accrue at the rate in force over the interval; then the rate climbs back toward the
-        # configured one, closing the same fraction of the shortfall per second whatever the rate.
+        # configured one by the same amount per second whatever the rate (additive increase).
         cap = max(1.0, self.burst * self._rate / self.configured_rate)
         self._tokens = min(cap, self._tokens + elapsed * self._rate)
-        shortfall = self.configured_rate - self._rate
-        if shortfall > 0:
-            self._rate = self.configured_rate - shortfall * math.exp(-elapsed / self._recovery_s)
+        climb = elapsed * self.configured_rate / self._recovery_s
+        self._rate = min(self.configured_rate, self._rate + climb)
 
 
 __all__ = ["TokenBucket"]

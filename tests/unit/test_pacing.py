@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import itertools
 import random
 import threading
 
@@ -62,17 +62,38 @@ def test_rate_never_falls_below_the_floor() -> None:
     assert bucket.rate == pytest.approx(1.0)
 
 
-def test_rate_climbs_back_closing_the_same_fraction_of_the_shortfall_whatever_the_rate() -> None:
-    bucket, clock = a_bucket(rate=10.0, burst=10, decrease=0.5, recovery_s=10.0)
+def test_rate_climbs_back_by_the_same_amount_per_second_whatever_the_rate() -> None:
+    bucket, clock = a_bucket(rate=10.0, burst=10, decrease=0.5, recovery_s=10.0)  # climbs 1/s
     bucket.throttled()
-    clock.sleep(10.0)
-    assert bucket.rate == pytest.approx(10.0 - 5.0 / math.e)
+    clock.sleep(2.0)
+    assert bucket.rate == pytest.approx(7.0)
     low, low_clock = a_bucket(rate=10.0, burst=10, decrease=0.1, recovery_s=10.0)
     low.throttled()
-    low_clock.sleep(10.0)
-    assert low.rate == pytest.approx(10.0 - 9.0 / math.e)  # cut deeper, climbed faster
+    low_clock.sleep(2.0)
+    assert low.rate == pytest.approx(3.0)  # cut deeper, the same climb: relatively faster
     clock.sleep(600.0)
     assert bucket.rate == pytest.approx(10.0)
+
+
+def test_cuts_narrow_the_gap_between_two_clients_and_climbs_keep_it() -> None:
+    """AIMD's fairness: a cut shrinks a client's rate by a factor, a climb adds the same to every
+    client, so each common cut shrinks the gap between two clients and nothing widens it."""
+    high, high_clock = a_bucket(rate=10.0, burst=10, decrease=0.5, recovery_s=100.0)
+    low, low_clock = a_bucket(rate=10.0, burst=10, decrease=0.5, recovery_s=100.0)
+    for _ in range(3):
+        low.throttled()
+    gaps = []
+    for _ in range(3):
+        for clock in (high_clock, low_clock):
+            clock.sleep(20.0)
+        gaps.append(high.rate - low.rate)
+        high.throttled()
+        low.throttled()
+        gaps.append(high.rate - low.rate)
+    assert gaps[0] == pytest.approx(10.0 - 1.25 - 2.0)  # the high one is capped at the configured rate
+    assert all(later <= earlier + 1e-9 for earlier, later in itertools.pairwise(gaps))
+    assert gaps[-1] == pytest.approx(gaps[-2] / 2)
+    assert gaps[-1] < gaps[0] / 4
 
 
 def test_burst_shrinks_with_the_rate_after_throttling() -> None:

@@ -85,20 +85,21 @@ def test_four_clients_share_one_account_near_its_limit_with_few_refusals() -> No
     runs = [share_one_account(4, 250, seed=seed) for seed in SEEDS]
     bound = (4 * 250 - ACCOUNT.burst) / ACCOUNT.rate
     for run in runs:
-        assert max(run.finish_s) <= 1.25 * bound
-        assert run.throttled <= 30  # ≤ 1.5 % of the calls of the bench (a read per write as well)
-        assert max(run.finish_s) <= 2.0 * min(run.finish_s)
+        assert max(run.finish_s) <= 1.15 * bound
+        assert run.throttled <= 20  # ≤ 1 % of the calls of the bench (a read per write as well)
+        assert max(run.finish_s) <= 1.6 * min(run.finish_s)
     # What the shared-account benchmark aims at (≤ 1.10 x bound, slowest ≤ 1.20 x fastest) is met on
-    # average for the time, not for fairness: with refusals this rare, who is refused is luck.
-    assert statistics.fmean(max(r.finish_s) for r in runs) <= 1.12 * bound
-    assert statistics.fmean(max(r.finish_s) / min(r.finish_s) for r in runs) <= 1.5
+    # average for the time, not for fairness: AIMD narrows the gaps at each refusal, and with refusals
+    # kept this rare (about 18 a run) a handful of cuts per client leave a spread of about 1.35.
+    assert statistics.fmean(max(r.finish_s) for r in runs) <= 1.09 * bound
+    assert statistics.fmean(max(r.finish_s) / min(r.finish_s) for r in runs) <= 1.4
 
 
 def test_two_clients_share_one_account_with_a_handful_of_refusals() -> None:
     runs = [share_one_account(2, 500, seed=seed) for seed in SEEDS]
     bound = (2 * 500 - ACCOUNT.burst) / ACCOUNT.rate
-    assert all(r.throttled <= 10 and max(r.finish_s) <= 1.4 * bound for r in runs)
-    assert statistics.fmean(max(r.finish_s) / min(r.finish_s) for r in runs) <= 1.4
+    assert all(r.throttled <= 8 and max(r.finish_s) <= 1.3 * bound for r in runs)
+    assert statistics.fmean(max(r.finish_s) / min(r.finish_s) for r in runs) <= 1.2
 
 
 def test_a_client_alone_at_the_accounts_limits_is_never_refused_and_meets_the_bound() -> None:
