@@ -41,6 +41,8 @@ EXIT_OK = 0
 EXIT_NOT_CONVERGED = 1
 EXIT_CONFIG = 2
 
+COMMANDS = ("run", "plan", "doctor", "demo", "version")
+
 REACH_ATTEMPTS = 3
 """`run --once` and `plan`: attempts to reach the API server before giving up (each bounded by the
 request timeout, one second apart)."""
@@ -49,7 +51,7 @@ request timeout, one second apart)."""
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="routectl", description=__doc__)
-    parser.add_argument("command", choices=("run", "plan", "doctor", "demo", "version"))
+    parser.add_argument("command", choices=COMMANDS)
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
         return EXIT_OK if args else EXIT_CONFIG
