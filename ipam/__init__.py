@@ -35,7 +35,7 @@ Errors (all ``IPAMError``):
   ``.existing``, ``.reserved``): the controller reports it as an Event.
 """
 
-from ipam.cidr import CIDRLike, Network, inside, network, overlaps, parse_cidr
+from ipam.cidr import CIDRLike, Network, Spans, inside, network, overlaps, parse_cidr
 from ipam.cidrset import CIDRSet
 from ipam.errors import (
     CIDRConflict,
@@ -67,6 +67,7 @@ __all__ = [
     "OverlappingCIDRs",
     "PoolConfig",
     "PoolExhausted",
+    "Spans",
     "inside",
     "network",
     "overlaps",

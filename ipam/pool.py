@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 
-from ipam.cidr import CIDRLike, Network, family, overlaps, parse_cidr
+from ipam.cidr import CIDRLike, Network, _span, family, overlaps, parse_cidr
 from ipam.cidrset import CIDRSet
 from ipam.errors import CIDROutsidePool, IPAMError, PoolExhausted
 from ipam.validation import PoolConfig, check_disjoint, validate
@@ -110,6 +110,26 @@ class CIDRPool:
             for cidr_set, net in reversed(done):
                 cidr_set.release(net)
             raise
+
+    def occupy_blocks(self, blocks: Iterable[Network]) -> None:
+        """``occupy(blocks)`` with the same outcome and errors, fast when every one is a free node
+        block (a new leader's thousands of podCIDRs): integer arithmetic and one sort per cluster
+        CIDR instead of a search per block. Anything else takes ``occupy``'s general path."""
+        nets = list(blocks)
+        sets = [(s, s.cidr.version, *_span(s.cidr), s.cidr.max_prefixlen - s.node_mask) for s in self._sets]
+        found: dict[int, list[int]] = {}
+        for net in nets:
+            address, version = int(net.network_address), net.version
+            hit = next((t for t in sets if t[1] == version and t[2] <= address < t[3]), None)
+            if hit is None or net.prefixlen != hit[0].node_mask:
+                return self.occupy(nets)
+            found.setdefault(sets.index(hit), []).append((address - hit[2]) >> hit[4])
+        runs = [(self._sets[i], self._sets[i].free_runs(indices)) for i, indices in found.items()]
+        if any(r is None for _, r in runs):
+            return self.occupy(nets)  # a conflict: let occupy word it
+        for cidr_set, set_runs in runs:
+            cidr_set.take_runs(set_runs or ())
+        return None
 
     def release(self, cidrs: CIDRLike | Iterable[CIDRLike]) -> int:
         """Release CIDRs (``CIDRSet.release`` semantics in every cluster CIDR); return blocks freed."""

@@ -291,8 +291,7 @@ class Allocator:
         held = self._claims.owned_blocks()
         held.update(b for pending in self._pending.values() for b in pending.blocks)
         held.update(b for blocks in self._retired.values() for b in blocks)
-        for block in held - self._taken:
-            self._pool.occupy(block)  # an owned block is one free node block of the pool
+        self._pool.occupy_blocks(held - self._taken)  # each held block is one free node block
         freed = self._taken - held
         if freed:
             self._pool.release(freed)
