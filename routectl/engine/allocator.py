@@ -261,10 +261,10 @@ class Allocator:
     def _put_locked(self, node: Node) -> bool:
         """Take `node`'s podCIDRs as its claims (a reservation for it ends: the node shows its own);
         False when they are recorded already."""
-        if self._claims.uid(node.name) == node.uid and self._claims.spec(node.name) == node.pod_cidrs:
+        known = self._claims.uid(node.name)
+        if known == node.uid and self._claims.spec(node.name) == node.pod_cidrs:
             return False
         self._pending.pop(node.name, None)
-        known = self._claims.uid(node.name)
         if known is not None and known != node.uid:
             self._retire_locked(node.name)
         self._claims.put(node)

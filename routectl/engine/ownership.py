@@ -195,7 +195,7 @@ class Claims:
         if claim is None:
             return ()
         found: list[CIDRProblem] = []
-        overlapping = dict(claim.overlapping)
+        overlapping = dict(claim.overlapping) if claim.alone else {}  # most nodes have no problem
         for problem in claim.alone:
             net = overlapping.get(problem.pod_cidr)
             other = self._first_overlap_locked(net, name) if net is not None else ""
