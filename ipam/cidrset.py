@@ -191,22 +191,15 @@ class CIDRSet:
     def free_runs(self, indices: Iterable[int]) -> list[tuple[int, int]] | None:
         """Block numbers (each inside the set) as sorted runs ``[lo, hi)`` when every one is free and
         none repeats; None otherwise. With ``take_runs``: ``occupy`` of many node blocks in one sort."""
-        runs: list[tuple[int, int]] = []
-        for index in sorted(indices):
-            if runs and index < runs[-1][1]:
-                return None  # listed twice
-            if runs and index == runs[-1][1]:
-                runs[-1] = (runs[-1][0], index + 1)
-            else:
-                runs.append((index, index + 1))
-        if any(self._taken.first_in(lo, hi) is not None for lo, hi in runs):
-            return None
-        return runs
+        ordered = sorted(indices)
+        if len(set(ordered)) != len(ordered):
+            return None  # listed twice
+        runs = [(index, index + 1) for index in ordered]
+        return runs if self._taken.disjoint(runs) else None
 
     def take_runs(self, runs: Iterable[tuple[int, int]]) -> None:
         """Occupy the whole blocks ``free_runs`` returned (each exactly one block: no owner to keep)."""
-        for lo, hi in runs:
-            self._taken.add(lo, hi)
+        self._taken.add_disjoint(runs)
 
     def release(self, cidr: CIDRLike) -> int:
         """Free what was occupied or allocated by prefixes inside ``cidr``; return blocks freed.
