@@ -7,9 +7,11 @@ Public API (docs/architecture.md, "ipam")::
     pool = CIDRPool(["10.0.0.0/16", "fd00::/48"], node_mask_v4=24, node_mask_v6=64,
                     reserved=["10.0.255.0/24"])
     nets = pool.allocate(); pool.occupy(nets); pool.release(nets); pool.add_cidr("10.1.0.0/16")
+    pool.occupy_blocks(blocks)  # ``occupy`` in one pass: a new leader's thousands of node blocks
 
 Values in: ``str`` or ``ipaddress`` networks; values out: ``ipaddress`` networks.
-``overlaps(a, b)`` and ``inside(net, cidrs)`` answer the same-family questions every layer asks.
+``overlaps(a, b)`` and ``inside(net, cidrs)`` answer the same-family questions every layer asks;
+``Spans(cidrs)`` answers them for many networks against the same fixed ones.
 
 Semantics:
 - ``allocate`` is round-robin like Kubernetes' cidrset: the first free block at or after a cursor,
