@@ -7,6 +7,7 @@ reserved ones) and the Events must reject exactly the podCIDRs it rejects, for t
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter
 from ipaddress import ip_network
@@ -111,3 +112,19 @@ def test_rebuild_occupies_and_rejects_exactly_what_the_reference_does(
             assert taken, f"{block} is held but nobody owns it"
         else:
             assert not taken, f"{block} is owned or reserved but was free"
+
+
+def test_rebuild_leaves_the_garbage_collector_as_it_found_it() -> None:
+    cluster = MemoryCluster()
+    cluster.add_node("a", pod_cidrs=("10.0.0.0/29",))
+    pool = CIDRPool(CIDRS, node_mask_v4=MASKS[4], node_mask_v6=MASKS[6], reserved=RESERVED)
+    allocator = Allocator(cluster, pool, Fence(), Metrics(), exclude_label=("x", "y"))
+    assert gc.isenabled()
+    allocator.rebuild(cluster.nodes().values())
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        allocator.rebuild(cluster.nodes().values())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
