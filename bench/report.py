@@ -227,7 +227,7 @@ def _ipam(r: Mapping[str, Any]) -> list[Row]:
         ("IPAM: allocate all 65,536 /24 of 10.0.0.0/8 (s)", str(alloc["seconds"]), "n/a", "",
          f"{alloc['per_allocation_us']} µs each, peak {alloc['peak_mib']} MiB"),
         ("IPAM: pool rebuild, 5,000 dual-stack nodes (s)", str(rebuild["seconds"]), "n/a", "",
-         f"peak {rebuild['peak_mib']} MiB"),
+         f"parse + one `occupy_blocks`; peak {rebuild['peak_mib']} MiB"),
     ]  # fmt: skip
 
 

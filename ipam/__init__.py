@@ -7,9 +7,11 @@ Public API (docs/architecture.md, "ipam")::
     pool = CIDRPool(["10.0.0.0/16", "fd00::/48"], node_mask_v4=24, node_mask_v6=64,
                     reserved=["10.0.255.0/24"])
     nets = pool.allocate(); pool.occupy(nets); pool.release(nets); pool.add_cidr("10.1.0.0/16")
+    pool.occupy_blocks(blocks)  # ``occupy`` in one pass: a new leader's thousands of node blocks
 
 Values in: ``str`` or ``ipaddress`` networks; values out: ``ipaddress`` networks.
-``overlaps(a, b)`` and ``inside(net, cidrs)`` answer the same-family questions every layer asks.
+``overlaps(a, b)`` and ``inside(net, cidrs)`` answer the same-family questions every layer asks;
+``Spans(cidrs)`` answers them for many networks against the same fixed ones.
 
 Semantics:
 - ``allocate`` is round-robin like Kubernetes' cidrset: the first free block at or after a cursor,
@@ -35,7 +37,7 @@ Errors (all ``IPAMError``):
   ``.existing``, ``.reserved``): the controller reports it as an Event.
 """
 
-from ipam.cidr import CIDRLike, Network, inside, network, overlaps, parse_cidr
+from ipam.cidr import CIDRLike, Network, Spans, inside, network, overlaps, parse_cidr
 from ipam.cidrset import CIDRSet
 from ipam.errors import (
     CIDRConflict,
@@ -67,6 +69,7 @@ __all__ = [
     "OverlappingCIDRs",
     "PoolConfig",
     "PoolExhausted",
+    "Spans",
     "inside",
     "network",
     "overlaps",

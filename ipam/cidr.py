@@ -116,10 +116,32 @@ def overlaps(a: Network, b: Network) -> bool:
 
 def inside(net: Network, cidrs: Iterable[Network]) -> bool:
     """``net`` lies within one of ``cidrs`` (same family)."""
-    first, end = _span(net)
-    for cidr in cidrs:
-        if cidr.version == net.version:
-            c_first, c_end = _span(cidr)
-            if c_first <= first and end <= c_end:
-                return True
-    return False
+    return Spans(cidrs).containing(net) is not None
+
+
+class Spans:
+    """Fixed networks kept as integer spans, for asking ``inside``/``overlaps`` of many networks
+    against the same ones (a new leader judges thousands of podCIDRs against the pool's rules)."""
+
+    __slots__ = ("_spans",)
+
+    def __init__(self, nets: Iterable[Network]) -> None:
+        self._spans = tuple((net.version, *_span(net), net) for net in nets)
+
+    def containing(self, net: Network) -> Network | None:
+        """The first network that contains ``net`` (same family), if any."""
+        version = net.version
+        first, end = _span(net)
+        for v, c_first, c_end, cidr in self._spans:
+            if v == version and c_first <= first and end <= c_end:
+                return cidr
+        return None
+
+    def overlapping(self, net: Network) -> Network | None:
+        """The first network that shares an address with ``net`` (same family), if any."""
+        version = net.version
+        first, end = _span(net)
+        for v, c_first, c_end, cidr in self._spans:
+            if v == version and first < c_end and c_first < end:
+                return cidr
+        return None

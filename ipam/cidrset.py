@@ -188,6 +188,19 @@ class CIDRSet:
         if net.prefixlen != self.node_mask:  # not exactly one block: remember the owner prefix
             self._claims.add(lo, hi, net)
 
+    def free_runs(self, indices: Iterable[int]) -> list[tuple[int, int]] | None:
+        """Block numbers (each inside the set) as sorted runs ``[lo, hi)`` when every one is free and
+        none repeats; None otherwise. With ``take_runs``: ``occupy`` of many node blocks in one sort."""
+        ordered = sorted(indices)
+        if len(set(ordered)) != len(ordered):
+            return None  # listed twice
+        runs = [(index, index + 1) for index in ordered]
+        return runs if self._taken.disjoint(runs) else None
+
+    def take_runs(self, runs: Iterable[tuple[int, int]]) -> None:
+        """Occupy the whole blocks ``free_runs`` returned (each exactly one block: no owner to keep)."""
+        self._taken.add_disjoint(runs)
+
     def release(self, cidr: CIDRLike) -> int:
         """Free what was occupied or allocated by prefixes inside ``cidr``; return blocks freed.
 

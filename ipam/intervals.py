@@ -9,6 +9,8 @@ memory grows with the number of separate runs, not with the size of the space.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from heapq import merge
 
 
 class IntervalSet:
@@ -71,6 +73,30 @@ class IntervalSet:
         if i >= 0 and self._ends[i] > point:
             return self._ends[i]
         return point
+
+    def disjoint(self, runs: Iterable[tuple[int, int]]) -> bool:
+        """No integer of the sorted, disjoint ``runs`` is covered (one merge pass, no search per run)."""
+        starts, ends, k, n = self._starts, self._ends, 0, len(self._starts)
+        for lo, hi in runs:
+            while k < n and ends[k] <= lo:
+                k += 1
+            if k < n and starts[k] < hi:
+                return False
+        return True
+
+    def add_disjoint(self, runs: Iterable[tuple[int, int]]) -> None:
+        """Cover the sorted ``runs``, none covered yet (``disjoint``): one merge pass over the set."""
+        starts: list[int] = []
+        ends: list[int] = []
+        added = 0
+        for lo, hi in merge(zip(self._starts, self._ends, strict=True), runs):
+            if ends and lo <= ends[-1]:  # touches the previous range
+                ends[-1] = max(ends[-1], hi)
+            else:
+                starts.append(lo)
+                ends.append(hi)
+            added += hi - lo
+        self._starts, self._ends, self._total = starts, ends, added
 
     def within(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """The covered parts of ``[lo, hi)``, as sorted ranges."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 
-from ipam.cidr import CIDRLike, Network, family, overlaps, parse_cidr
+from ipam.cidr import CIDRLike, Network, _span, family, overlaps, parse_cidr
 from ipam.cidrset import CIDRSet
 from ipam.errors import CIDROutsidePool, IPAMError, PoolExhausted
 from ipam.validation import PoolConfig, check_disjoint, validate
@@ -34,7 +34,7 @@ class CIDRUsage:
 class CIDRPool:
     """Node blocks from several cluster CIDRs, one block per family per node (IPv4 first)."""
 
-    __slots__ = ("_config", "_sets")
+    __slots__ = ("_bounds", "_config", "_sets")
 
     def __init__(
         self,
@@ -49,6 +49,8 @@ class CIDRPool:
             cidrs, node_mask_v4=node_mask_v4, node_mask_v6=node_mask_v6, reserved=reserved
         )
         self._sets: list[CIDRSet] = []
+        self._bounds: list[tuple[int, int, int, int]] = []
+        """Per set: (version, first address, end address, node mask), for ``occupy_blocks``."""
         for cidr in self._config.cidrs:
             self._add_set(cidr)
 
@@ -111,6 +113,29 @@ class CIDRPool:
                 cidr_set.release(net)
             raise
 
+    def occupy_blocks(self, blocks: Iterable[Network]) -> None:
+        """``occupy(blocks)`` with the same outcome and errors, fast when every one is a free node
+        block (a new leader's thousands of podCIDRs): integer arithmetic and one sort per cluster
+        CIDR instead of a search per block. Anything else takes ``occupy``'s general path."""
+        nets = list(blocks)
+        found: dict[int, list[int]] = {i: [] for i in range(len(self._sets))}
+        for net in nets:
+            address, version, bits = int(net.network_address), net.version, net.prefixlen
+            for i, (cidr_version, first, end, mask) in enumerate(self._bounds):
+                if cidr_version == version and first <= address < end:
+                    if bits != mask:
+                        return self.occupy(nets)  # not one node block
+                    found[i].append((address - first) >> (net.max_prefixlen - mask))
+                    break
+            else:
+                return self.occupy(nets)  # outside: let occupy word it
+        runs = [(self._sets[i], self._sets[i].free_runs(indices)) for i, indices in found.items() if indices]
+        if any(r is None for _, r in runs):
+            return self.occupy(nets)  # a conflict: let occupy word it
+        for cidr_set, set_runs in runs:
+            cidr_set.take_runs(set_runs or ())
+        return None
+
     def release(self, cidrs: CIDRLike | Iterable[CIDRLike]) -> int:
         """Release CIDRs (``CIDRSet.release`` semantics in every cluster CIDR); return blocks freed."""
         return sum(s.release(net) for net in _parse_all(cidrs) for s in self._sets_for(net))
@@ -135,6 +160,7 @@ class CIDRPool:
     def _add_set(self, cidr: Network) -> None:
         node_mask = self._config.node_mask(cidr.version)
         self._sets.append(CIDRSet(cidr, node_mask, reserved=self._config.reserved))
+        self._bounds.append((cidr.version, *_span(cidr), node_mask))
 
     def _sets_for(self, net: Network) -> list[CIDRSet]:
         return [s for s in self._sets if overlaps(s.cidr, net)]

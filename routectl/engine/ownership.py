@@ -102,6 +102,9 @@ class Claims:
 
     def __init__(self, rules: ipam.PoolConfig) -> None:
         self._rules = rules
+        self._cidrs = ipam.Spans(rules.cidrs)
+        self._reserved = ipam.Spans(rules.reserved)
+        """The rules' networks as integer spans: judged against once per podCIDR."""
         self._lock = threading.Lock()
         self._claims: dict[str, _Claim] = {}
         self._claimants: dict[Network, list[tuple[tuple[float, str], str]]] = {}
@@ -192,7 +195,7 @@ class Claims:
         if claim is None:
             return ()
         found: list[CIDRProblem] = []
-        overlapping = dict(claim.overlapping)
+        overlapping = dict(claim.overlapping) if claim.alone else {}  # most nodes have no problem
         for problem in claim.alone:
             net = overlapping.get(problem.pod_cidr)
             other = self._first_overlap_locked(net, name) if net is not None else ""
@@ -229,7 +232,7 @@ class Claims:
                 alone.append(CIDRProblem(node.name, text, Rule.MALFORMED, f"not a CIDR ({err})"))
                 continue
             mask = rules.node_mask(net.version)
-            if not ipam.inside(net, rules.cidrs):
+            if self._cidrs.containing(net) is None:
                 names = ", ".join(str(c) for c in rules.cidrs)
                 detail = f"not inside the cluster CIDRs ({names})"
                 alone.append(CIDRProblem(node.name, text, Rule.OUTSIDE, detail))
@@ -237,7 +240,7 @@ class Claims:
                 detail = f"a /{net.prefixlen}, but the IPv{net.version} node mask is /{mask}"
                 alone.append(CIDRProblem(node.name, text, Rule.WRONG_SIZE, detail))
             else:
-                reserved = next((r for r in rules.reserved if overlaps(r, net)), None)
+                reserved = self._reserved.overlapping(net)
                 if reserved is None and all(b != net for _, b in blocks):
                     blocks.append((text, net))
                     continue
