@@ -258,7 +258,7 @@ def summary() -> Path:
     host = read("machine")
     where = (
         f"Measured on {host['cpus']} CPUs ({host['cpu_model']}), Python {host['python']}, shared with "
-        f"other work: 1-minute load average {host['load_1min_min']:g}-{host['load_1min_max']:g} "
+        f"other work: 1-minute load average {host['load_1min_min']:.2f}-{host['load_1min_max']:.2f} "
         "during the run."
         if host
         else ""

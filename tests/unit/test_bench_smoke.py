@@ -153,4 +153,4 @@ def test_summary_names_the_machine_and_its_load(tmp_path: Path, monkeypatch: pyt
     report.write("machine", host)
     text = report.summary().read_text()
     assert f"Measured on {host['cpus']} CPUs" in text
-    assert "load average 0.5-3.25 during the run" in text
+    assert "load average 0.50-3.25 during the run" in text
