@@ -25,18 +25,19 @@ class RouteIndex:
     def __init__(self, routes: Iterable[Route] = (), counted: Callable[[Route], bool] = bool) -> None:
         """`counted` picks the routes `programmed` counts (the view's gauge; by default every one)."""
         self._counted = counted
-        self._by_dest: dict[Network, Route] = {}
-        self._keys: list[_Key] = []
+        self._by_dest: dict[Network, Route] = {r.destination: r for r in routes}
+        """The last route listed on a destination wins, as `put` would have it."""
+        self._nets: list[Network] = sorted(self._by_dest, key=_key)  # one sort, not an insert per route
+        self._keys: list[_Key] = [_key(d) for d in self._nets]
         """Every destination's key, sorted; `_nets` holds the destinations in the same order."""
-        self._nets: list[Network] = []
         self._lengths: Counter[tuple[int, int]] = Counter()
         """(version, prefix length) → destinations of that length."""
         self._naming: dict[str, set[Network]] = {}
         """Node name → destinations of owned routes naming it."""
         self.per_version: Counter[int] = Counter()
         self.programmed = 0
-        for route in routes:
-            self.put(route)
+        for route in self._by_dest.values():
+            self._count(route, 1)
 
     def __len__(self) -> int:
         return len(self._by_dest)
@@ -57,11 +58,7 @@ class RouteIndex:
         at = bisect.bisect_left(self._keys, key)
         self._keys.insert(at, key)
         self._nets.insert(at, dest)
-        self._lengths[(dest.version, dest.prefixlen)] += 1
-        if route.owned and route.node:
-            self._naming.setdefault(route.node, set()).add(dest)
-        self.per_version[dest.version] += 1
-        self.programmed += self._counted(route)
+        self._count(route, 1)
 
     def drop(self, destination: Network) -> None:
         route = self._by_dest.pop(destination, None)
@@ -69,14 +66,22 @@ class RouteIndex:
             return
         at = bisect.bisect_left(self._keys, _key(destination))
         del self._keys[at], self._nets[at]
-        self._lengths[(destination.version, destination.prefixlen)] -= 1
-        named = self._naming.get(route.node)
-        if named is not None:
-            named.discard(destination)
-            if not named:
-                del self._naming[route.node]
-        self.per_version[destination.version] -= 1
-        self.programmed -= self._counted(route)
+        self._count(route, -1)
+
+    def _count(self, route: Route, sign: int) -> None:
+        """Add (`sign` 1) or remove (-1) the route in every index but the sorted one."""
+        dest = route.destination
+        self._lengths[(dest.version, dest.prefixlen)] += sign
+        if route.owned and route.node:
+            named = self._naming.setdefault(route.node, set())
+            if sign > 0:
+                named.add(dest)
+            else:
+                named.discard(dest)
+                if not named:
+                    del self._naming[route.node]
+        self.per_version[dest.version] += sign
+        self.programmed += sign * self._counted(route)
 
     def slice(self, blocks: Sequence[Network], node: str) -> TableSlice:
         """Every route overlapping one of `blocks` or owned and naming `node`, in destination order."""
