@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers import Check, CheckStatus, Network
+from providers import Check, Network
+from providers.diagnosis import failed, passed, warned
 from routectl.cluster import ClusterError, ForbiddenError, NotFoundError
 from routectl.kube.client import COMPONENT, KubeCluster
 from routectl.reasons import CONDITION_TYPE
@@ -99,15 +100,15 @@ def diagnose(
     try:
         version = cluster.read("/version")
     except ClusterError as err:
-        return Findings([_fail(KUBE, "api-reachable", f"{err}", "check --kubeconfig / the pod's network")])
+        return Findings([failed(KUBE, "api-reachable", f"{err}", "check --kubeconfig / the pod's network")])
     found = f"API server {version.get('gitVersion', '?')}"
-    checks = [Check(KUBE, "api-reachable", CheckStatus.PASS, found)]
+    checks = [passed(KUBE, "api-reachable", found)]
     checks += access_checks(cluster, needs, timeout_s)
     try:
         nodes = _all_nodes(cluster)
     except ClusterError as err:
         checks.append(
-            _fail(KUBE, "nodes", f"cannot list Nodes: {err}", "grant list on nodes (the chart does)")
+            failed(KUBE, "nodes", f"cannot list Nodes: {err}", "grant list on nodes (the chart does)")
         )
         nodes = []
     else:
@@ -140,15 +141,13 @@ def access_checks(cluster: KubeCluster, needs: Sequence[Access], timeout_s: floa
             status = cluster.create_review(SELF_REVIEWS, _self_review(need), timeout_s).get("status") or {}
         except ClusterError as err:
             fix = "grant create on authorization.k8s.io/selfsubjectaccessreviews (the chart does)"
-            return [_warn(KUBE, "rbac", f"cannot ask the API server what is allowed: {err}", fix)]
+            return [warned(KUBE, "rbac", f"cannot ask the API server what is allowed: {err}", fix)]
         if not status.get("allowed"):
             denied.append((need, str(status.get("reason") or "no rule allows it")))
     if not denied:
-        return [
-            Check(KUBE, "rbac", CheckStatus.PASS, f"all {len(needs)} requests routectl makes are allowed")
-        ]
+        return [passed(KUBE, "rbac", f"all {len(needs)} requests routectl makes are allowed")]
     fix = "install the chart's RBAC (rbac.create=true) or grant it to routectl's ServiceAccount"
-    return [_fail(KUBE, f"rbac {need}", f"denied: {reason}", fix) for need, reason in denied]
+    return [failed(KUBE, f"rbac {need}", f"denied: {reason}", fix) for need, reason in denied]
 
 
 def _self_review(need: Access) -> Json:
@@ -174,7 +173,7 @@ def node_checks(nodes: Sequence[Json]) -> list[Check]:
     """providerIDs set; podCIDRs and NetworkUnavailable written by routectl alone."""
     missing = [_name(n) for n in nodes if not (n.get("spec") or {}).get("providerID")]
     checks = [
-        _fail(
+        failed(
             KUBE,
             "provider-ids",
             f"{_some(missing)} without spec.providerID",
@@ -182,7 +181,7 @@ def node_checks(nodes: Sequence[Json]) -> list[Check]:
             "or set --provider-id; routectl cannot route to a node it cannot place",
         )
         if missing
-        else Check(KUBE, "provider-ids", CheckStatus.PASS, f"all {len(nodes)} node(s) have a providerID")
+        else passed(KUBE, "provider-ids", f"all {len(nodes)} node(s) have a providerID")
     ]
     checks.append(
         _writers(
@@ -219,11 +218,11 @@ def _writers(
             if manager != COMPONENT and writes(entry.get("fieldsV1") or {}):
                 others.setdefault(manager, []).append(_name(node))
     if not others:
-        return Check(KUBE, name, CheckStatus.PASS, f"{what} written by routectl only (or by nobody yet)")
+        return passed(KUBE, name, f"{what} written by routectl only (or by nobody yet)")
     found = "; ".join(
         f"{manager!r} wrote {what} of {_some(names)}" for manager, names in sorted(others.items())
     )
-    return _fail(KUBE, name, found, fix)
+    return failed(KUBE, name, found, fix)
 
 
 def _writes_pod_cidr(fields: Mapping[str, Any]) -> bool:
@@ -252,7 +251,7 @@ def flannel_checks(cluster: KubeCluster, cluster_cidrs: Sequence[Network]) -> li
         return [*checks, _daemonset_check(cluster, namespace)]
     where = " or ".join(FLANNEL_NAMESPACES)
     return [
-        _warn(
+        warned(
             FLANNEL,
             "config",
             f"no ConfigMap {FLANNEL_CONFIGMAP} in {where}",
@@ -268,12 +267,12 @@ def net_conf_checks(namespace: str, configmap: Json, cluster_cidrs: Sequence[Net
         conf = json.loads(((configmap.get("data") or {}).get("net-conf.json")) or "")
         networks = {_network(conf[k]) for k in ("Network", "IPv6Network") if conf.get(k)}
     except (ValueError, TypeError, AttributeError) as err:
-        return [_fail(FLANNEL, "network", f"{where}: net-conf.json does not parse: {err}", "fix its JSON")]
+        return [failed(FLANNEL, "network", f"{where}: net-conf.json does not parse: {err}", "fix its JSON")]
     wanted = set(cluster_cidrs)
     network = (
-        Check(FLANNEL, "network", CheckStatus.PASS, f"{where} Network {_cidrs(networks)} = the cluster CIDRs")
+        passed(FLANNEL, "network", f"{where} Network {_cidrs(networks)} = the cluster CIDRs")
         if networks == wanted
-        else _fail(
+        else failed(
             FLANNEL,
             "network",
             f"{where} Network/IPv6Network {_cidrs(networks) or 'unset'} ≠ cluster CIDRs {_cidrs(wanted)}",
@@ -282,9 +281,9 @@ def net_conf_checks(namespace: str, configmap: Json, cluster_cidrs: Sequence[Net
     )
     backend = str((conf.get("Backend") or {}).get("Type") or "") if isinstance(conf, dict) else ""
     kind = (
-        Check(FLANNEL, "backend", CheckStatus.PASS, f"{where} Backend alloc")
+        passed(FLANNEL, "backend", f"{where} Backend alloc")
         if backend == "alloc"
-        else _fail(
+        else failed(
             FLANNEL,
             "backend",
             f"{where} Backend {backend or 'unset'!s} (routectl needs alloc)",
@@ -299,7 +298,7 @@ def _daemonset_check(cluster: KubeCluster, namespace: str) -> Check:
     try:
         daemonset = cluster.read(_DAEMONSET, path={"namespace": namespace, "name": FLANNEL_DAEMONSET})
     except NotFoundError:
-        return _warn(
+        return warned(
             FLANNEL, "network-unavailable", f"no {where}", f"check flanneld's --{FLANNEL_FLAG} by hand"
         )
     except ClusterError as err:
@@ -317,15 +316,15 @@ def network_unavailable_check(where: str, daemonset: Json) -> Check:
         if "flanneld" in " ".join(c.get("command") or []) + " ".join(c.get("args") or [])
     ]
     if not flanneld:
-        return _warn(FLANNEL, "network-unavailable", f"{where}: no container runs flanneld", "check by hand")
+        return warned(FLANNEL, "network-unavailable", f"{where}: no container runs flanneld", "check by hand")
     value = _setting(flanneld[0])
     fix = f"add --{FLANNEL_FLAG}=false to flanneld's args (else flannel sets NetworkUnavailable=False)"
     if value is None:
-        return _warn(FLANNEL, "network-unavailable", f"{where}: {FLANNEL_ENV} comes from a reference", fix)
+        return warned(FLANNEL, "network-unavailable", f"{where}: {FLANNEL_ENV} comes from a reference", fix)
     if value in _GO_FALSE:
         found = f"{where}: flanneld leaves NetworkUnavailable to routectl ({FLANNEL_FLAG}=false)"
-        return Check(FLANNEL, "network-unavailable", CheckStatus.PASS, found)
-    return _fail(
+        return passed(FLANNEL, "network-unavailable", found)
+    return failed(
         FLANNEL,
         "network-unavailable",
         f"{where}: flanneld sets NetworkUnavailable ({FLANNEL_FLAG}={value})",
@@ -355,7 +354,7 @@ def _unreadable(name: str, what: str, err: ClusterError) -> Check:
         if isinstance(err, ForbiddenError)
         else "retry; check the API server"
     )
-    return _warn(FLANNEL, name, f"cannot read {what}: {err}", fix)
+    return warned(FLANNEL, name, f"cannot read {what}: {err}", fix)
 
 
 def _network(text: object) -> Network:
@@ -374,11 +373,3 @@ def _some(names: Sequence[str]) -> str:
     shown = ", ".join(sorted(names)[:_SHOWN])
     more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
     return f"{len(names)} node(s) ({shown}{more})"
-
-
-def _fail(area: str, name: str, found: str, fix: str) -> Check:
-    return Check(area, name, CheckStatus.FAIL, found, fix)
-
-
-def _warn(area: str, name: str, found: str, fix: str) -> Check:
-    return Check(area, name, CheckStatus.WARN, found, fix)
