@@ -39,9 +39,6 @@ class RouteIndex:
         for route in self._by_dest.values():
             self._count(route, 1)
 
-    def __len__(self) -> int:
-        return len(self._by_dest)
-
     def __iter__(self) -> Iterator[Route]:
         return iter(self._by_dest.values())
 
